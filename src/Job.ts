@@ -1,0 +1,258 @@
+/**
+ * A job definition: a name, a trigger, a handler and its options, validated when it is made. A cron string is
+ * parsed here, never lazily, so a bad expression never reaches run time.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schedule from "effect/Schedule"
+import * as Cron from "./Cron.js"
+import { InvalidCron, InvalidJob, type JobError } from "./Errors.js"
+import { decodeDuration } from "./internal/duration.js"
+import type { RunContext } from "./Run.js"
+
+/**
+ * When a job fires.
+ *
+ * - `Cron`: on a cron expression in its time zone.
+ * - `FixedDelay`: `every` after the previous run ended (the first run `every` after the scheduler starts).
+ * - `FixedRate`: on a grid `anchor + k * every` from the first fire; a grid point missed is skipped, not queued.
+ * - `Schedule`: any effect `Schedule`, stepped with the wall-clock time of each fire.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Trigger =
+  | { readonly _tag: "Cron"; readonly cron: Cron.Cron }
+  | { readonly _tag: "FixedDelay"; readonly every: Duration.Duration }
+  | { readonly _tag: "FixedRate"; readonly every: Duration.Duration }
+  | { readonly _tag: "Schedule"; readonly schedule: Schedule.Schedule<unknown, unknown> }
+
+/**
+ * What to do when the job is still running at its next fire time.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OverlapPolicy = "skip" | "allow" | "replace"
+
+/**
+ * What to do with fires whose time passed while nobody ran them (after a stall, restart or leader change).
+ * `runOnce`: one catch-up run for the newest missed fire if it is within `misfireGrace`. `skip`: none.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MisfirePolicy = "skip" | "runOnce"
+
+/**
+ * Retries of `SystemError`s: `times` retries after the first attempt, waiting `delay * factor^(n-1)` (at most
+ * `maxDelay`) before retry n. All attempts together are bounded by the job's timeout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryPolicy {
+  readonly times: number
+  readonly delay: Duration.Duration
+  readonly factor: number
+  readonly maxDelay: Duration.Duration
+}
+
+/**
+ * A validated job definition. `R` is what the handler needs besides `RunContext`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Job<out R = never> {
+  readonly name: string
+  readonly trigger: Trigger
+  readonly handler: Effect.Effect<void, JobError, R | RunContext>
+  readonly enabled: boolean
+  readonly timeout: Duration.Duration
+  readonly overlap: OverlapPolicy
+  readonly lock: { readonly enabled: boolean; readonly ttl: Duration.Duration }
+  readonly retry: RetryPolicy
+  readonly misfire: MisfirePolicy
+  readonly misfireGrace: Duration.Duration
+}
+
+/**
+ * The options of `make`. Exactly one of `cron`, `every` or `schedule` gives the trigger.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobOptions<R> {
+  readonly name: string
+  readonly handler: Effect.Effect<void, JobError, R>
+  /** A cron expression, 6 fields (with seconds) or 5, or a macro such as `@daily`. */
+  readonly cron?: string | undefined
+  /** IANA zone of `cron`; default `UTC`. */
+  readonly timezone?: string | undefined
+  /** A fixed interval such as `"5 seconds"`; fixed delay unless `fixedRate` is true. */
+  readonly every?: Duration.DurationInput | undefined
+  readonly fixedRate?: boolean | undefined
+  /** Any effect schedule, as a trigger. */
+  readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Default true; a disabled job is registered (visible in status) but never fires on its trigger. */
+  readonly enabled?: boolean | undefined
+  /** Default 5 minutes. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Default `skip`. */
+  readonly overlap?: OverlapPolicy | undefined
+  /** Default enabled, with a TTL of the timeout plus `LOCK_TTL_MARGIN`. */
+  readonly lock?: { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined } | undefined
+  /** Default: no retry. */
+  readonly retry?: {
+    readonly times?: number | undefined
+    readonly delay?: Duration.DurationInput | undefined
+    readonly factor?: number | undefined
+    readonly maxDelay?: Duration.DurationInput | undefined
+  } | undefined
+  /** Default `runOnce`. */
+  readonly misfire?: MisfirePolicy | undefined
+  /** Default 1 minute. */
+  readonly misfireGrace?: Duration.DurationInput | undefined
+}
+
+/**
+ * Default timeout of a run.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const DEFAULT_TIMEOUT: Duration.Duration = Duration.minutes(5)
+
+/**
+ * Added to the timeout to make the default lock TTL: the lock must outlive the longest run plus the time to record
+ * it, so that it never expires under a run that is still inside its timeout even if renewals stall.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const LOCK_TTL_MARGIN: Duration.Duration = Duration.seconds(30)
+
+/**
+ * @since 0.1.0
+ * @category defaults
+ */
+export const DEFAULT_MISFIRE_GRACE: Duration.Duration = Duration.minutes(1)
+
+const NAME = /^[a-z0-9_.-]+$/
+
+const fail = (job: string, path: string, reason: string) => Either.left(new InvalidJob({ job, path, reason }))
+
+const duration = (job: string, path: string, input: unknown, allowZero = false) =>
+  Either.mapLeft(decodeDuration(input, { allowZero }), (reason) => new InvalidJob({ job, path, reason }))
+
+/**
+ * A trigger from a cron expression; the expression is parsed and validated now.
+ *
+ * @since 0.1.0
+ * @category triggers
+ */
+export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> =>
+  Either.map(Cron.parse(expression, { timezone }), (parsed) => ({ _tag: "Cron", cron: parsed }))
+
+/**
+ * Validate options into a job. Every invalid option is an `InvalidJob` naming its path; a bad cron is `InvalidCron`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <R>(
+  options: JobOptions<R>
+): Either.Either<Job<Exclude<R, RunContext>>, InvalidJob | InvalidCron> =>
+  Either.gen(function*() {
+    const name = options.name
+    if (typeof name !== "string" || !NAME.test(name)) {
+      return yield* fail(String(name), "name", "expected a name matching [a-z0-9_.-]+")
+    }
+    const given = [options.cron, options.every, options.schedule].filter((x) => x !== undefined).length
+    if (given !== 1) {
+      return yield* fail(name, "trigger", "expected exactly one of cron, every or schedule")
+    }
+    let trigger: Trigger
+    if (options.cron !== undefined) {
+      trigger = yield* cron(options.cron, options.timezone ?? "UTC")
+    } else if (options.every !== undefined) {
+      const every = yield* duration(name, "every", options.every)
+      trigger = options.fixedRate ? { _tag: "FixedRate", every } : { _tag: "FixedDelay", every }
+    } else {
+      if (!Schedule.isSchedule(options.schedule)) return yield* fail(name, "schedule", "expected an effect Schedule")
+      trigger = { _tag: "Schedule", schedule: options.schedule }
+    }
+    if (options.timezone !== undefined && options.cron === undefined) {
+      return yield* fail(name, "timezone", "a time zone applies to cron triggers only")
+    }
+    const timeout = options.timeout === undefined ? DEFAULT_TIMEOUT : yield* duration(name, "timeout", options.timeout)
+    const overlap = options.overlap ?? "skip"
+    if (!["skip", "allow", "replace"].includes(overlap)) {
+      return yield* fail(name, "overlap", `expected skip, allow or replace, got "${overlap}"`)
+    }
+    const lockTtl = options.lock?.ttl === undefined
+      ? Duration.sum(timeout, LOCK_TTL_MARGIN)
+      : yield* duration(name, "lock.ttl", options.lock.ttl)
+    const times = options.retry?.times ?? 0
+    if (!Number.isInteger(times) || times < 0) {
+      return yield* fail(name, "retry.times", `expected a whole number >= 0, got ${times}`)
+    }
+    const factor = options.retry?.factor ?? 2
+    if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
+      return yield* fail(name, "retry.factor", `expected a number >= 1, got ${factor}`)
+    }
+    const delay = yield* duration(name, "retry.delay", options.retry?.delay ?? "1 second", true)
+    const maxDelay = yield* duration(name, "retry.maxDelay", options.retry?.maxDelay ?? "1 minute", true)
+    const misfire = options.misfire ?? "runOnce"
+    if (misfire !== "skip" && misfire !== "runOnce") {
+      return yield* fail(name, "misfire", `expected skip or runOnce, got "${misfire}"`)
+    }
+    const misfireGrace = options.misfireGrace === undefined
+      ? DEFAULT_MISFIRE_GRACE
+      : yield* duration(name, "misfireGrace", options.misfireGrace, true)
+    return {
+      name,
+      trigger,
+      // The handler may require RunContext; the scheduler provides it, so it is removed from R.
+      handler: options.handler as Effect.Effect<void, JobError, Exclude<R, RunContext> | RunContext>,
+      enabled: options.enabled ?? true,
+      timeout,
+      overlap,
+      lock: { enabled: options.lock?.enabled ?? true, ttl: lockTtl },
+      retry: { times, delay, factor, maxDelay },
+      misfire,
+      misfireGrace
+    }
+  })
+
+/**
+ * Like `make`, but throws the typed error: for job sets written in code and checked by tests.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unsafeMake = <R>(options: JobOptions<R>): Job<Exclude<R, RunContext>> =>
+  Either.getOrThrowWith(make(options), (error) => error)
+
+/**
+ * A one-line description of the trigger, for status and logs.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describeTrigger = (trigger: Trigger): string => {
+  switch (trigger._tag) {
+    case "Cron":
+      return `cron "${trigger.cron.expression}" ${trigger.cron.timezone}`
+    case "FixedDelay":
+      return `every ${Duration.format(trigger.every)}`
+    case "FixedRate":
+      return `every ${Duration.format(trigger.every)} (fixed rate)`
+    case "Schedule":
+      return "schedule"
+  }
+}

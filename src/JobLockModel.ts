@@ -1,0 +1,100 @@
+/**
+ * The seed's `JobLockModel`: a per-job lock and a job status, with owner tokens so that only the owner can renew or
+ * release a lock. Redis keys (see `JobLockModel/Redis.ts`) are the seed's: `{prefix}:job:lock:{key}` and
+ * `{prefix}:job:status:{jobName}`, so Go and TypeScript services sharing a Redis exclude each other.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { StoreError } from "./Errors.js"
+import { MemoryState } from "./internal/memoryState.js"
+
+/**
+ * A lock held by this process: its key and the owner token written as its value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LockHandle {
+  readonly key: string
+  readonly token: string
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class JobLockModel extends Context.Tag("effect-job-scheduler/JobLockModel")<JobLockModel, {
+  /** Take `key` for `ttl` if nobody holds it; `None` when it is held (a normal outcome, not an error). */
+  readonly acquireLock: (key: string, ttl: Duration.DurationInput) => Effect.Effect<Option.Option<LockHandle>, StoreError>
+  /** Delete the lock only if we still own it; `false` when it was gone or taken by another owner. */
+  readonly releaseLock: (lock: LockHandle) => Effect.Effect<boolean, StoreError>
+  /** Extend the lock to `ttl` from now only if we still own it; `false` when it was gone or taken. */
+  readonly renewLock: (lock: LockHandle, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreError>
+  /** Write the job's status (the seed's `SetJobStatus`), kept for `ttl`. */
+  readonly setJobStatus: (jobName: string, status: string, ttl: Duration.DurationInput) => Effect.Effect<void, StoreError>
+  /** Read the job's status (the seed's `GetJobStatus`); `None` when unset or expired. */
+  readonly getJobStatus: (jobName: string) => Effect.Effect<Option.Option<string>, StoreError>
+}>() {}
+
+/**
+ * The lock as a scoped resource: acquired now, released (compare-and-delete) when the scope closes, whatever the
+ * exit. `None` when another owner holds it; nothing is released then.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withLock = (
+  key: string,
+  ttl: Duration.DurationInput
+): Effect.Effect<Option.Option<LockHandle>, StoreError, JobLockModel | Scope.Scope> =>
+  Effect.flatMap(JobLockModel, (model) =>
+    Effect.acquireRelease(model.acquireLock(key, ttl), (lock) =>
+      Option.match(lock, {
+        onNone: () => Effect.void,
+        // A failed release is logged, not raised: the lock expires by its TTL anyway.
+        onSome: (held) =>
+          model.releaseLock(held).pipe(
+            Effect.catchAll((error) => Effect.logWarning("lock release failed", error)),
+            Effect.asVoid
+          )
+      })))
+
+/**
+ * The in-memory model over a given state (shared with the memory `JobStore` when both come from
+ * `JobStore.layerMemory`). Expiry follows the effect `Clock`, so `TestClock` drives it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryFrom = (state: MemoryState): JobLockModel["Type"] => ({
+  acquireLock: (key, ttl) =>
+    Effect.map(Clock.currentTimeMillis, (now) => state.acquire(key, Duration.toMillis(ttl), now)),
+  releaseLock: (lock) => Effect.map(Clock.currentTimeMillis, (now) => state.release(lock, now)),
+  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  setJobStatus: (jobName, status, ttl) =>
+    Effect.map(Clock.currentTimeMillis, (now) => state.setStatus(jobName, status, Duration.toMillis(ttl), now)),
+  getJobStatus: (jobName) => Effect.map(Clock.currentTimeMillis, (now) => Option.fromNullable(state.getStatus(jobName, now)))
+})
+
+/**
+ * A fresh in-memory model.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<JobLockModel["Type"]> = Effect.sync(() => makeMemoryFrom(new MemoryState()))
+
+/**
+ * The embedded default: locks and statuses in this process only.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<JobLockModel> = Layer.effect(JobLockModel, makeMemory)

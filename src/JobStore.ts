@@ -1,0 +1,148 @@
+/**
+ * The cluster-wide state of the scheduler: slot claims, locks, fencing counters, last fire times, run records,
+ * statuses and pause flags. The run path touches it twice: `begin` (pause check + slot claim + lock + fence, one
+ * round trip on Redis) and `finish` (lock release + status + record, one round trip).
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type { StoreError } from "./Errors.js"
+import { MemoryState } from "./internal/memoryState.js"
+import * as JobLockModel from "./JobLockModel.js"
+import type { RunRecord, SkipReason } from "./Run.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BeginRequest {
+  readonly job: string
+  /** Epoch ms. For a scheduled run, the fire time; for a manual run, the trigger time. */
+  readonly fireTime: number
+  readonly runId: string
+  readonly nodeId: string
+  /**
+   * Claim the slot `(job, fireTime)` for `slotTtl` (key `{prefix}:job:tick:{job}:{fireTime}`). Manual runs do not
+   * claim a slot. A scheduled fire that claims its slot also raises the job's last fire time.
+   */
+  readonly slot: Option.Option<{ readonly ttl: Duration.Duration }>
+  /** Take the job's lock (key = `key`, usually the job name) for `ttl`; `None` when the job opts out. */
+  readonly lock: Option.Option<{ readonly key: string; readonly ttl: Duration.Duration }>
+  /** Status written while the run lasts (`running`), with the lock's TTL. */
+  readonly statusTtl: Duration.Duration
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type BeginResult =
+  | {
+    readonly _tag: "Started"
+    /** The fencing token: grows with every run of the job. */
+    readonly fence: number
+    readonly lock: Option.Option<JobLockModel.LockHandle>
+  }
+  | { readonly _tag: "Skipped"; readonly reason: Exclude<SkipReason, "overlap" | "misfired"> }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FinishRequest {
+  readonly record: RunRecord
+  /** Released with compare-and-delete; a lock already lost is not an error here. */
+  readonly lock: Option.Option<JobLockModel.LockHandle>
+  /** The job status written (the record's outcome) and how long it is kept. */
+  readonly statusTtl: Duration.Duration
+  /** How many records are kept per job. */
+  readonly maxRecords: number
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class JobStore extends Context.Tag("effect-job-scheduler/JobStore")<JobStore, {
+  /** Name of the backend, for logs and errors (`memory`, `redis`). */
+  readonly backend: string
+  /** In this order: paused? -> claim the slot -> take the lock -> next fence -> status `running`. */
+  readonly begin: (request: BeginRequest) => Effect.Effect<BeginResult, StoreError>
+  /** Extend our lock; `false` when it is gone or owned by another. */
+  readonly renewLock: (lock: JobLockModel.LockHandle, ttl: Duration.Duration) => Effect.Effect<boolean, StoreError>
+  /** Release the lock (if any), set the status to the outcome, append the record (capped). */
+  readonly finish: (request: FinishRequest) => Effect.Effect<void, StoreError>
+  /** The newest fire time claimed for the job by any node (misfire handling after a leader change). */
+  readonly lastFireTime: (job: string) => Effect.Effect<Option.Option<number>, StoreError>
+  /** The newest records of the job, newest first. */
+  readonly recentRuns: (job: string, limit: number) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+  /** Pause or resume the job cluster-wide. */
+  readonly setPaused: (job: string, paused: boolean) => Effect.Effect<void, StoreError>
+  /** Whether the job is paused cluster-wide. */
+  readonly isPaused: (job: string) => Effect.Effect<boolean, StoreError>
+}>() {}
+
+/**
+ * An in-memory store over a given state. Expiry follows the effect `Clock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryFrom = (state: MemoryState): JobStore["Type"] => ({
+  backend: "memory",
+  begin: (request) =>
+    Effect.map(Clock.currentTimeMillis, (now): BeginResult => {
+      if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
+      if (Option.isSome(request.slot)) {
+        const slotKey = `${request.job}:${request.fireTime}`
+        if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
+          return { _tag: "Skipped", reason: "slot_taken" }
+        }
+        state.noteFire(request.job, request.fireTime)
+      }
+      let lock = Option.none<JobLockModel.LockHandle>()
+      if (Option.isSome(request.lock)) {
+        const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now)
+        if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
+        lock = held
+      }
+      state.setStatus(request.job, "running", Duration.toMillis(request.statusTtl), now)
+      return { _tag: "Started", fence: state.nextFence(request.job), lock }
+    }),
+  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  finish: (request) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      if (Option.isSome(request.lock)) state.release(request.lock.value, now)
+      state.setStatus(request.record.job, request.record.outcome, Duration.toMillis(request.statusTtl), now)
+      state.addRecord(request.record, request.maxRecords)
+    }),
+  lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
+  recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
+  setPaused: (job, paused) =>
+    Effect.sync(() => {
+      if (paused) state.paused.add(job)
+      else state.paused.delete(job)
+    }),
+  isPaused: (job) => Effect.sync(() => state.paused.has(job))
+})
+
+/**
+ * The embedded default: one in-memory state behind both the `JobStore` and the `JobLockModel`, so that a lock taken
+ * through either excludes the other.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<JobStore | JobLockModel.JobLockModel> = Layer.effectContext(
+  Effect.sync(() => {
+    const state = new MemoryState()
+    return Context.make(JobStore, makeMemoryFrom(state)).pipe(
+      Context.add(JobLockModel.JobLockModel, JobLockModel.makeMemoryFrom(state))
+    )
+  })
+)

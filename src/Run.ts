@@ -1,0 +1,98 @@
+/**
+ * What one run of a job is: its context (given to the handler), its outcome and its record.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
+
+/**
+ * How a run ended.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Outcome = Schema.Literal(
+  "success",
+  "business_error",
+  "system_error",
+  "timeout",
+  "interrupted",
+  "lock_lost",
+  "leadership_lost",
+  "defect"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome = typeof Outcome.Type
+
+/**
+ * Why a fire did not start a run.
+ *
+ * - `lock_held`: another owner (another run, another node, a Go service on the same Redis) holds the job's lock.
+ * - `overlap`: the job is still running here and its overlap policy is `skip`.
+ * - `paused`: the job is paused cluster-wide.
+ * - `slot_taken`: another node already claimed this fire time.
+ * - `misfired`: the fire time passed while nobody ran it, and the misfire policy drops it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SkipReason = Schema.Literal("lock_held", "overlap", "paused", "slot_taken", "misfired")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SkipReason = typeof SkipReason.Type
+
+/**
+ * How a run was started: by its trigger, or by `Scheduler.trigger`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunKind = Schema.Literal("scheduled", "manual")
+
+/**
+ * One record per run, kept per job (capped) and readable from any node. Times are epoch milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
+  runId: Schema.String,
+  job: Schema.String,
+  kind: RunKind,
+  fireTime: Schema.Number,
+  startedAt: Schema.Number,
+  finishedAt: Schema.Number,
+  durationMs: Schema.Number,
+  node: Schema.String,
+  attempt: Schema.Number,
+  fence: Schema.Number,
+  outcome: Outcome,
+  error: Schema.optional(Schema.String)
+}) {}
+
+/**
+ * What the handler of a run can know about it. Provided by the scheduler to every handler.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class RunContext extends Context.Tag("effect-job-scheduler/RunContext")<RunContext, {
+  readonly job: string
+  /** The fire time this run is for (for a manual run, the time it was triggered). */
+  readonly fireTime: Date
+  readonly runId: string
+  /** 1 for the first attempt, 2 for the first retry, ... */
+  readonly attempt: number
+  readonly nodeId: string
+  /** Grows with every run of the job across the cluster: pass it to writes that must reject stale runs. */
+  readonly fence: number
+  readonly kind: typeof RunKind.Type
+}>() {}

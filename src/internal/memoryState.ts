@@ -1,0 +1,112 @@
+/**
+ * The state behind the in-memory `JobLockModel` and `JobStore`: plain maps, with expiry judged against the time
+ * passed in by the caller (the effect `Clock`), so `TestClock` drives it. Single-threaded JavaScript makes every
+ * method atomic, which is what the Redis scripts give the Redis backend.
+ *
+ * @internal
+ */
+import * as Option from "effect/Option"
+import type { LockHandle } from "../JobLockModel.js"
+import type { RunRecord } from "../Run.js"
+
+interface Expiring<A> {
+  readonly value: A
+  expiresAt: number
+}
+
+let tokenCounter = 0
+
+/** An owner token unique in this process; the Redis backend uses random tokens. */
+export const newToken = (): string => `${process.pid.toString(36)}.${Date.now().toString(36)}.${(++tokenCounter).toString(36)}`
+
+/** Sweep expired slot claims once this many have been written since the last sweep. */
+const SLOT_SWEEP_EVERY = 10_000
+
+export class MemoryState {
+  readonly locks = new Map<string, Expiring<string>>()
+  readonly statuses = new Map<string, Expiring<string>>()
+  readonly slots = new Map<string, number>()
+  readonly fences = new Map<string, number>()
+  readonly lastFires = new Map<string, number>()
+  readonly records = new Map<string, Array<RunRecord>>()
+  readonly paused = new Set<string>()
+  private slotWrites = 0
+
+  private live<A>(map: Map<string, Expiring<A>>, key: string, now: number): Expiring<A> | undefined {
+    const entry = map.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= now) {
+      map.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  acquire(key: string, ttlMs: number, now: number): Option.Option<LockHandle> {
+    return this.tryLock(key, ttlMs, now) ?? Option.none()
+  }
+
+  /** Take the lock if free; the handle wrapped in `Some`, or undefined when held. */
+  tryLock(key: string, ttlMs: number, now: number): Option.Option<LockHandle> | undefined {
+    if (this.live(this.locks, key, now) !== undefined) return undefined
+    const token = newToken()
+    this.locks.set(key, { value: token, expiresAt: now + ttlMs })
+    return Option.some({ key, token })
+  }
+
+  release(lock: LockHandle, now: number): boolean {
+    const entry = this.live(this.locks, lock.key, now)
+    if (entry === undefined || entry.value !== lock.token) return false
+    this.locks.delete(lock.key)
+    return true
+  }
+
+  renew(lock: LockHandle, ttlMs: number, now: number): boolean {
+    const entry = this.live(this.locks, lock.key, now)
+    if (entry === undefined || entry.value !== lock.token) return false
+    entry.expiresAt = now + ttlMs
+    return true
+  }
+
+  setStatus(job: string, status: string, ttlMs: number, now: number): void {
+    this.statuses.set(job, { value: status, expiresAt: now + ttlMs })
+  }
+
+  getStatus(job: string, now: number): string | undefined {
+    return this.live(this.statuses, job, now)?.value
+  }
+
+  /** Claim `slot` until `now + ttlMs`; false when someone holds it. */
+  claimSlot(slot: string, ttlMs: number, now: number): boolean {
+    const expiresAt = this.slots.get(slot)
+    if (expiresAt !== undefined && expiresAt > now) return false
+    this.slots.set(slot, now + ttlMs)
+    if (++this.slotWrites >= SLOT_SWEEP_EVERY) {
+      this.slotWrites = 0
+      for (const [key, at] of this.slots) if (at <= now) this.slots.delete(key)
+    }
+    return true
+  }
+
+  nextFence(job: string): number {
+    const fence = (this.fences.get(job) ?? 0) + 1
+    this.fences.set(job, fence)
+    return fence
+  }
+
+  noteFire(job: string, fireTime: number): void {
+    const last = this.lastFires.get(job)
+    if (last === undefined || fireTime > last) this.lastFires.set(job, fireTime)
+  }
+
+  /** Newest first, at most `cap` kept. */
+  addRecord(record: RunRecord, cap: number): void {
+    let list = this.records.get(record.job)
+    if (list === undefined) {
+      list = []
+      this.records.set(record.job, list)
+    }
+    list.unshift(record)
+    if (list.length > cap) list.length = cap
+  }
+}
