@@ -1,0 +1,362 @@
+/**
+ * The Redis client shared by the Redis backends (`JobLockModel/Redis.ts`, `JobStore/Redis.ts`): one ioredis
+ * connection as a scoped resource, every command bounded in time and failing with a typed `StoreError`, and the key
+ * layout of the whole scheduler in one place.
+ *
+ * @since 0.1.0
+ */
+import { createHash } from "node:crypto"
+import { Redis as IORedis } from "ioredis"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import { StoreError } from "./Errors.js"
+
+/**
+ * The ioredis client class, re-exported so that callers need no direct ioredis import for types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Client = IORedis
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClientService {
+  /** The underlying ioredis client. Call it through `run`, which bounds the time and types the error. */
+  readonly client: Client
+  /** The seed's `c.Redis.Key`: every key of the scheduler starts with `{keyPrefix}:job:`. */
+  readonly keyPrefix: string
+  /** The bound on one command (ioredis `commandTimeout`, and the `Effect.timeout` around every call). */
+  readonly commandTimeout: Duration.Duration
+  /**
+   * Run one client call as an effect: a rejected promise or a call that outlives the bound becomes a
+   * `StoreError { backend: "redis", operation }`.
+   */
+  readonly run: <A>(operation: string, f: (client: Client) => Promise<A>) => Effect.Effect<A, StoreError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class RedisClient extends Context.Tag("effect-job-scheduler/RedisClient")<RedisClient, RedisClientService>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisOptions {
+  /**
+   * `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` for TLS. Pass a `Redacted` when the URL holds a
+   * password: it is never logged either way (logs show the URL with the password masked).
+   */
+  readonly url: Redacted.Redacted<string> | string
+  /** The seed's `c.Redis.Key`, e.g. `user`: keys are `user:job:lock:{key}`, ... */
+  readonly keyPrefix: string
+  /** Bound on every command. Default 2 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** Bound on the first connection (until the server answers the ready check). Default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Default bound on one command. A Redis round trip is ~20 us hot and well under 1 ms after idle (DESIGN.md 12), so
+ * 2 s only trips on a server that is down, frozen or saturated, while staying far below lock TTLs (renewals must
+ * fail fast enough to still matter).
+ */
+const DEFAULT_COMMAND_TIMEOUT = Duration.seconds(2)
+
+/** Default bound on start-up: room for a Redis that starts a moment after us (compose, systemd ordering). */
+const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(5)
+
+/**
+ * Extra time the `Effect.timeout` around a call gives ioredis' own `commandTimeout`, so that ioredis' error (more
+ * precise: "Command timed out", "Connection is closed") normally wins and ours only catches its gaps.
+ */
+const TIMEOUT_SLACK = Duration.millis(100)
+
+/**
+ * Reconnect delay after the n-th failed attempt: 100 ms, 200 ms, 400 ms, 800 ms, then every 1 s for ever. The
+ * client never gives up (a restarted Redis is picked up within about a second), and a dead one costs one connect
+ * attempt per second.
+ */
+export const reconnectDelayMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
+
+/**
+ * Redis I/O deadlines are wall-clock deadlines: a `TestClock` in the caller's context must not stop them from
+ * firing (a test on `TestClock` that talks to a real Redis would otherwise hang on a frozen server).
+ */
+const liveClock = Clock.make()
+
+/**
+ * The URL with its password masked, for logs and error messages.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describeUrl = (url: Redacted.Redacted<string> | string): string => {
+  const raw = Redacted.isRedacted(url) ? Redacted.value(url) : url
+  try {
+    const parsed = new URL(raw)
+    if (parsed.password !== "") parsed.password = "***"
+    return parsed.toString()
+  } catch {
+    // Not a URL (ioredis also accepts `host:port`); anything after an `@` could be a secret, so drop it.
+    return raw.includes("@") ? "redis (unparsable url)" : raw
+  }
+}
+
+const messageOf = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+
+/**
+ * Build the service over an already created ioredis client (used by `layer`; also handy to wrap a client for a
+ * test or a script).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromClient = (
+  client: Client,
+  options: { readonly keyPrefix: string; readonly commandTimeout?: Duration.DurationInput | undefined }
+): RedisClientService => {
+  const commandTimeout = Duration.decode(options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT)
+  const bound = Duration.sum(commandTimeout, TIMEOUT_SLACK)
+  return {
+    client,
+    keyPrefix: options.keyPrefix,
+    commandTimeout,
+    run: (operation, f) =>
+      Effect.tryPromise({
+        try: () => f(client),
+        catch: (cause) => new StoreError({ backend: "redis", operation, reason: messageOf(cause), cause })
+      }).pipe(
+        Effect.timeoutFail({
+          duration: bound,
+          onTimeout: () =>
+            new StoreError({
+              backend: "redis",
+              operation,
+              reason: `no reply within ${Duration.format(bound)}`
+            })
+        }),
+        Effect.withClock(liveClock)
+      )
+  }
+}
+
+/**
+ * Connect and wait until the server answers, bounded by `connectTimeout`; on failure the client is disconnected
+ * (it would otherwise keep reconnecting in the background).
+ */
+const acquire = (options: RedisOptions): Effect.Effect<RedisClientService, StoreError> =>
+  Effect.gen(function*() {
+    const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
+    const where = describeUrl(options.url)
+    const commandTimeout = Duration.decode(options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT)
+    const connectTimeout = Duration.decode(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT)
+    const runtime = yield* Effect.runtime<never>()
+    const log = (effect: Effect.Effect<void>) =>
+      Runtime.runFork(runtime)(Effect.annotateLogs(effect, { redis: where }))
+
+    const client = yield* Effect.try({
+      try: () =>
+        new IORedis(url, {
+          lazyConnect: true,
+          // A down Redis fails a command at once instead of queueing it until the server is back.
+          enableOfflineQueue: false,
+          commandTimeout: Duration.toMillis(commandTimeout),
+          connectTimeout: Duration.toMillis(connectTimeout),
+          // Commands in flight when the connection drops fail at once (0 reconnect attempts kept for them)...
+          maxRetriesPerRequest: 0,
+          // ...and are never re-sent after a reconnect: a `begin` whose caller already saw a StoreError must not
+          // claim a slot and take a lock later, owned by nobody.
+          autoResendUnfulfilledCommands: false,
+          retryStrategy: reconnectDelayMillis
+        }),
+      catch: (cause) =>
+        new StoreError({ backend: "redis", operation: "connect", reason: `invalid url ${where}: ${messageOf(cause)}` })
+    })
+
+    // Connection state changes are logged once per outage, not once per reconnect attempt.
+    let lastError = "no answer"
+    let lost = false
+    let ready = false
+    client.on("error", (error: unknown) => {
+      lastError = messageOf(error)
+      if (ready && !lost) {
+        lost = true
+        log(Effect.logWarning("redis connection lost", { error: lastError }))
+      }
+    })
+    client.on("ready", () => {
+      if (lost) {
+        lost = false
+        log(Effect.logInfo("redis reconnected"))
+      }
+      ready = true
+    })
+
+    yield* Effect.async<void>((resume) => {
+      if (client.status === "ready") return resume(Effect.void)
+      const onReady = () => resume(Effect.void)
+      client.once("ready", onReady)
+      // The first attempt may fail (server not up yet); the retry strategy keeps trying until the deadline.
+      client.connect().catch(() => undefined)
+      return Effect.sync(() => client.removeListener("ready", onReady))
+    }).pipe(
+      Effect.timeoutFail({
+        duration: connectTimeout,
+        onTimeout: () =>
+          new StoreError({
+            backend: "redis",
+            operation: "connect",
+            reason: `${where} not ready within ${Duration.format(connectTimeout)}: ${lastError}`
+          })
+      }),
+      Effect.withClock(liveClock),
+      Effect.tapError(() => Effect.sync(() => client.disconnect()))
+    )
+    yield* Effect.logDebug("redis connected").pipe(Effect.annotateLogs({ redis: where }))
+    return fromClient(client, { keyPrefix: options.keyPrefix, commandTimeout })
+  })
+
+/** `QUIT` (lets the server finish our replies), bounded; then drop the socket whatever happened. */
+const release = (service: RedisClientService): Effect.Effect<void> =>
+  Effect.tryPromise(() => service.client.quit()).pipe(
+    Effect.timeout(service.commandTimeout),
+    Effect.withClock(liveClock),
+    Effect.ignore,
+    Effect.ensuring(Effect.sync(() => service.client.disconnect()))
+  )
+
+/**
+ * The client as a scoped resource: connected when the layer is built (failing with a `StoreError` if Redis does not
+ * answer within `connectTimeout`), closed with `QUIT` when the layer's scope closes. After start-up the client
+ * reconnects by itself for ever (see `reconnectDelayMillis`); while it is disconnected every command fails at once.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: RedisOptions): Layer.Layer<RedisClient, StoreError> =>
+  Layer.scoped(RedisClient, make(options))
+
+/**
+ * The scoped constructor behind `layer`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: RedisOptions): Effect.Effect<RedisClientService, StoreError, Scope.Scope> =>
+  Effect.acquireRelease(acquire(options), release)
+
+/**
+ * Run one client call through the `RedisClient` in context (see `RedisClientService.run`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const run = <A>(
+  operation: string,
+  f: (client: Client) => Promise<A>
+): Effect.Effect<A, StoreError, RedisClient> => Effect.flatMap(RedisClient, (redis) => redis.run(operation, f))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Every key the scheduler writes, under the seed's prefix. `lock` and `status` are the seed's `JobLockModel` keys
+ * (shared with Go services using `xredis`); the others are this project's.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const keys = (prefix: string) => ({
+  /** The seed's lock key: value = owner token, expiry = lock TTL. */
+  lock: (key: string) => `${prefix}:job:lock:${key}`,
+  /** The seed's status key: value = status string, expiry = status TTL. */
+  status: (jobName: string) => `${prefix}:job:status:${jobName}`,
+  /** Slot claim for one fire time (epoch ms): at most one run per `(job, fireTime)` cluster-wide. */
+  tick: (job: string, fireTime: number) => `${prefix}:job:tick:${job}:${fireTime}`,
+  /** Newest claimed fire time (epoch ms), for misfire handling after a leader change. No expiry. */
+  last: (job: string) => `${prefix}:job:last:${job}`,
+  /** Fencing counter (INCR per started run). No expiry. */
+  fence: (job: string) => `${prefix}:job:fence:${job}`,
+  /** Run records, newest first (LPUSH + LTRIM), JSON of `RunRecord`. */
+  runs: (job: string) => `${prefix}:job:runs:${job}`,
+  /** Present while the job is paused cluster-wide. */
+  paused: (job: string) => `${prefix}:job:paused:${job}`
+})
+
+/**
+ * Longest TTL written, standing for "no expiry" when a caller passes an infinite duration (100 years, well inside
+ * the range Redis accepts for `PX`).
+ */
+const MAX_TTL_MILLIS = 100 * 365 * 24 * 60 * 60 * 1000
+
+/**
+ * A TTL as the integer milliseconds `PX` expects: at least 1 (Redis rejects `PX 0`), rounded up so that a lock never
+ * lives shorter than asked, and infinite mapped to `MAX_TTL_MILLIS`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const ttlMillis = (ttl: Duration.DurationInput): number => {
+  const duration = Duration.decode(ttl)
+  if (!Duration.isFinite(duration)) return MAX_TTL_MILLIS
+  return Math.min(MAX_TTL_MILLIS, Math.max(1, Math.ceil(Duration.toMillis(duration))))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lua scripts
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A Lua script run with `EVALSHA` (one round trip), falling back to `EVAL` when the server does not know it yet
+ * (first use, or after a restart or `SCRIPT FLUSH`).
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
+export interface Script {
+  readonly name: string
+  readonly lua: string
+  readonly sha1: string
+}
+
+/**
+ * @since 0.1.0
+ * @category scripts
+ */
+export const script = (name: string, lua: string): Script => ({
+  name,
+  lua,
+  sha1: createHash("sha1").update(lua).digest("hex")
+})
+
+/**
+ * Run a script with its keys (declared as `KEYS`, as Redis requires) and arguments.
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
+export const evalScript = (
+  client: Client,
+  script: Script,
+  keys: ReadonlyArray<string>,
+  args: ReadonlyArray<string | number>
+): Promise<unknown> =>
+  client.evalsha(script.sha1, keys.length, ...keys, ...args).catch((error: unknown) =>
+    messageOf(error).startsWith("NOSCRIPT")
+      ? client.eval(script.lua, keys.length, ...keys, ...args)
+      : Promise.reject(error)
+  )
