@@ -1,0 +1,373 @@
+/**
+ * One contract for every `JobStore` backend (memory, Redis), each providing the `JobStore` and the `JobLockModel` over
+ * one shared state. Expiry is driven by `TestClock` for memory and by real (short) TTLs for Redis.
+ */
+import { assert, describe, expect, it, layer } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import type { StoreError } from "../src/Errors.js"
+import * as JobLockModel from "../src/JobLockModel.js"
+import * as JobStore from "../src/JobStore.js"
+import * as JobStoreRedis from "../src/JobStore/Redis.js"
+import * as Redis from "../src/Redis.js"
+import { type Outcome, RunRecord } from "../src/Run.js"
+import { TestRedis, uniquePrefix } from "./harness/redis.js"
+
+/** A TTL short enough to lapse inside a test, long enough that no command pair in a test takes that long. */
+const SHORT = Duration.millis(600)
+/** Comfortably past `SHORT` (Redis expires keys to the millisecond; the margin absorbs a loaded machine). */
+const PAST_SHORT = Duration.millis(1500)
+/** A TTL no test outlives. */
+const LONG = Duration.seconds(30)
+
+/** A fixed epoch-ms fire time, so fire times in tests read as offsets. */
+const T0 = Date.UTC(2026, 0, 1)
+
+type Services = JobStore.JobStore | JobLockModel.JobLockModel
+
+interface Backend {
+  /** Register one test whose body gets a fresh store (an empty state or a fresh key prefix). */
+  readonly test: (name: string, body: () => Effect.Effect<void, StoreError, Services | Scope.Scope>) => void
+  /** Let time pass for TTLs: `TestClock.adjust` for memory, a real sleep for Redis. */
+  readonly advance: (duration: Duration.DurationInput) => Effect.Effect<void>
+}
+
+let runCounter = 0
+
+const request = (
+  fireTime: number,
+  options: {
+    readonly job?: string
+    readonly slot?: Duration.Duration | undefined
+    readonly lock?: Duration.Duration | undefined
+    readonly nodeId?: string
+  } = {}
+): JobStore.BeginRequest => ({
+  job: options.job ?? "sync_user",
+  fireTime,
+  runId: `run-${++runCounter}`,
+  nodeId: options.nodeId ?? "node-1",
+  slot: "slot" in options && options.slot === undefined ? Option.none() : Option.some({ ttl: options.slot ?? LONG }),
+  lock: "lock" in options && options.lock === undefined
+    ? Option.none()
+    : Option.some({ key: options.job ?? "sync_user", ttl: options.lock ?? LONG }),
+  statusTtl: LONG
+})
+
+/** A manual run: no slot claimed. */
+const manual = (fireTime: number, job = "sync_user") => request(fireTime, { job, slot: undefined })
+
+const record = (job: string, fireTime: number, outcome: Outcome = "success", fence = 1) =>
+  new RunRecord({
+    runId: `run-${++runCounter}`,
+    job,
+    kind: "scheduled",
+    fireTime,
+    startedAt: fireTime + 3,
+    finishedAt: fireTime + 50,
+    durationMs: 47,
+    node: "node-1",
+    attempt: 1,
+    fence,
+    outcome,
+    ...(outcome === "success" ? {} : { error: `failed with ${outcome}` })
+  })
+
+const started = (result: JobStore.BeginResult) => {
+  if (result._tag !== "Started") throw new Error(`expected Started, got Skipped(${result.reason})`)
+  return result
+}
+
+const skipped = (result: JobStore.BeginResult) => result._tag === "Skipped" ? result.reason : "started"
+
+const contract = ({ advance, test }: Backend) => {
+  test("begin starts a run: fence 1, our lock, status running", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const run = started(yield* store.begin(request(T0)))
+      assert.strictEqual(run.fence, 1)
+      assert.strictEqual(Option.getOrThrow(run.lock).key, "sync_user")
+      assert.deepStrictEqual(yield* model.getJobStatus("sync_user"), Option.some("running"))
+      // The lock is the JobLockModel's lock: nobody else can take it.
+      assert.isTrue(Option.isNone(yield* model.acquireLock("sync_user", LONG)))
+    }))
+
+  test("fences grow by 1 per started run, across scheduled and manual runs; skips do not consume one", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const fences: Array<number> = []
+      fences.push(started(yield* store.begin(request(T0, { lock: undefined }))).fence)
+      assert.strictEqual(skipped(yield* store.begin(request(T0, { lock: undefined }))), "slot_taken")
+      fences.push(started(yield* store.begin(manual(T0 + 500))).fence)
+      fences.push(started(yield* store.begin(request(T0 + 1000, { lock: undefined }))).fence)
+      assert.deepStrictEqual(fences, [1, 2, 3])
+      // Fences are per job.
+      assert.strictEqual(started(yield* store.begin(request(T0, { job: "archive_user" }))).fence, 1)
+    }))
+
+  test("a manual run claims no slot and a run without lock holds none", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const run = started(yield* store.begin({ ...manual(T0), lock: Option.none() }))
+      assert.isTrue(Option.isNone(run.lock))
+      assert.isTrue(Option.isSome(yield* model.acquireLock("sync_user", LONG)))
+      // The same instant as a scheduled fire is still free.
+      assert.strictEqual(skipped(yield* store.begin(request(T0, { lock: undefined }))), "started")
+    }))
+
+  test("a paused job is skipped with paused before its slot is claimed, and runs again after resume", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      yield* store.setPaused("sync_user", true)
+      assert.strictEqual(skipped(yield* store.begin(request(T0))), "paused")
+      assert.strictEqual(skipped(yield* store.begin(manual(T0 + 1))), "paused")
+      yield* store.setPaused("sync_user", false)
+      // The paused attempt claimed nothing: the same fire time runs now.
+      assert.strictEqual(started(yield* store.begin(request(T0))).fence, 1)
+    }))
+
+  test("pause state is per job and readable back", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      assert.isFalse(yield* store.isPaused("sync_user"))
+      yield* store.setPaused("sync_user", true)
+      yield* store.setPaused("sync_user", true)
+      assert.isTrue(yield* store.isPaused("sync_user"))
+      assert.isFalse(yield* store.isPaused("archive_user"))
+      assert.strictEqual(skipped(yield* store.begin(request(T0, { job: "archive_user" }))), "started")
+      yield* store.setPaused("sync_user", false)
+      assert.isFalse(yield* store.isPaused("sync_user"))
+      yield* store.setPaused("sync_user", false)
+      assert.isFalse(yield* store.isPaused("sync_user"))
+    }))
+
+  test("a claimed slot is skipped with slot_taken before the lock is tried", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      started(yield* store.begin(request(T0, { nodeId: "node-1" })))
+      // The lock is held too, but the slot answers first.
+      assert.strictEqual(skipped(yield* store.begin(request(T0, { nodeId: "node-2" }))), "slot_taken")
+    }))
+
+  test("lock_held keeps the slot claimed: the fire time is not run later by anyone", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const other = Option.getOrThrow(yield* model.acquireLock("sync_user", LONG))
+      assert.strictEqual(skipped(yield* store.begin(request(T0))), "lock_held")
+      assert.isTrue(yield* model.releaseLock(other))
+      assert.strictEqual(skipped(yield* store.begin(request(T0))), "slot_taken")
+      // A later fire time is free and gets the next fence (the lock_held skip consumed none).
+      assert.strictEqual(started(yield* store.begin(request(T0 + 1000))).fence, 1)
+    }))
+
+  test("a slot claim lapses after its TTL", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      started(yield* store.begin(request(T0, { slot: SHORT, lock: undefined })))
+      assert.strictEqual(skipped(yield* store.begin(request(T0, { lock: undefined }))), "slot_taken")
+      yield* advance(PAST_SHORT)
+      assert.strictEqual(started(yield* store.begin(request(T0, { lock: undefined }))).fence, 2)
+    }))
+
+  test("lastFireTime is the newest claimed fire time, untouched by manual runs, paused and taken fires", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      assert.isTrue(Option.isNone(yield* store.lastFireTime("sync_user")))
+      started(yield* store.begin(request(T0 + 2000, { lock: undefined })))
+      assert.deepStrictEqual(yield* store.lastFireTime("sync_user"), Option.some(T0 + 2000))
+      // An older fire claimed late does not move it back.
+      started(yield* store.begin(request(T0 + 1000, { lock: undefined })))
+      assert.deepStrictEqual(yield* store.lastFireTime("sync_user"), Option.some(T0 + 2000))
+      // Manual runs are not fires.
+      started(yield* store.begin({ ...manual(T0 + 9000), lock: Option.none() }))
+      assert.deepStrictEqual(yield* store.lastFireTime("sync_user"), Option.some(T0 + 2000))
+      // A paused fire claims nothing.
+      yield* store.setPaused("sync_user", true)
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 3000))), "paused")
+      yield* store.setPaused("sync_user", false)
+      assert.deepStrictEqual(yield* store.lastFireTime("sync_user"), Option.some(T0 + 2000))
+      // A fire skipped for lock_held was claimed, so it counts.
+      const other = Option.getOrThrow(yield* model.acquireLock("sync_user", LONG))
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 4000))), "lock_held")
+      assert.deepStrictEqual(yield* store.lastFireTime("sync_user"), Option.some(T0 + 4000))
+      yield* model.releaseLock(other)
+      assert.isTrue(Option.isNone(yield* store.lastFireTime("archive_user")))
+    }))
+
+  test("finish releases our lock, writes the outcome as status and appends the record", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const run = started(yield* store.begin(request(T0)))
+      const done = record("sync_user", T0, "business_error", run.fence)
+      yield* store.finish({ record: done, lock: run.lock, statusTtl: LONG, maxRecords: 10 })
+      assert.deepStrictEqual(yield* model.getJobStatus("sync_user"), Option.some("business_error"))
+      expect(yield* store.recentRuns("sync_user", 10)).toEqual([done])
+      assert.isTrue(Option.isSome(yield* model.acquireLock("sync_user", LONG)))
+    }))
+
+  test("finish does not release a lock another owner took after ours lapsed, and still records the run", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const run = started(yield* store.begin(request(T0, { lock: SHORT })))
+      yield* advance(PAST_SHORT)
+      const other = Option.getOrThrow(yield* model.acquireLock("sync_user", LONG))
+      assert.isFalse(yield* store.renewLock(Option.getOrThrow(run.lock), LONG))
+      const done = record("sync_user", T0, "lock_lost", run.fence)
+      yield* store.finish({ record: done, lock: run.lock, statusTtl: LONG, maxRecords: 10 })
+      assert.isTrue(Option.isNone(yield* model.acquireLock("sync_user", LONG)))
+      assert.isTrue(yield* model.releaseLock(other))
+      expect(yield* store.recentRuns("sync_user", 10)).toEqual([done])
+      assert.deepStrictEqual(yield* model.getJobStatus("sync_user"), Option.some("lock_lost"))
+    }))
+
+  test("renewLock extends our lock past its first TTL", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const run = started(yield* store.begin(request(T0, { lock: SHORT })))
+      assert.isTrue(yield* store.renewLock(Option.getOrThrow(run.lock), LONG))
+      yield* advance(PAST_SHORT)
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 1000))), "lock_held")
+    }))
+
+  test("a finished status expires after its TTL", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const run = started(yield* store.begin(request(T0)))
+      yield* store.finish({ record: record("sync_user", T0), lock: run.lock, statusTtl: SHORT, maxRecords: 10 })
+      assert.deepStrictEqual(yield* model.getJobStatus("sync_user"), Option.some("success"))
+      yield* advance(PAST_SHORT)
+      assert.isTrue(Option.isNone(yield* model.getJobStatus("sync_user")))
+    }))
+
+  test("recentRuns is newest first, capped at maxRecords, limited by its argument, and per job", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const records = [1, 2, 3, 4, 5].map((i) => record("sync_user", T0 + i * 1000))
+      for (const done of records) {
+        yield* store.finish({ record: done, lock: Option.none(), statusTtl: LONG, maxRecords: 3 })
+      }
+      const other = record("archive_user", T0)
+      yield* store.finish({ record: other, lock: Option.none(), statusTtl: LONG, maxRecords: 3 })
+      expect(yield* store.recentRuns("sync_user", 10)).toEqual([records[4], records[3], records[2]])
+      expect(yield* store.recentRuns("sync_user", 2)).toEqual([records[4], records[3]])
+      expect(yield* store.recentRuns("sync_user", 0)).toEqual([])
+      expect(yield* store.recentRuns("archive_user", 10)).toEqual([other])
+      expect(yield* store.recentRuns("nobody", 10)).toEqual([])
+    }))
+
+  test("a record round-trips every field, including an optional error", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const failed = new RunRecord({
+        runId: "r-1",
+        job: "sync_user",
+        kind: "manual",
+        fireTime: T0,
+        startedAt: T0 + 1,
+        finishedAt: T0 + 1001,
+        durationMs: 1000,
+        node: "node-7",
+        attempt: 3,
+        fence: 42,
+        outcome: "system_error",
+        error: "SystemError: db down"
+      })
+      yield* store.finish({ record: failed, lock: Option.none(), statusTtl: LONG, maxRecords: 5 })
+      const [read] = yield* store.recentRuns("sync_user", 1)
+      assert.instanceOf(read, RunRecord)
+      expect(read).toEqual(failed)
+    }))
+}
+
+describe("JobStore contract: memory", () => {
+  contract({
+    test: (name, body) => it.scoped(name, () => Effect.provide(body(), JobStore.layerMemory)),
+    advance: (duration) => TestClock.adjust(duration)
+  })
+})
+
+/** The Redis store (and lock model, and the raw client) over a fresh connection and a prefix no other test uses. */
+const redisStore = (url: string, keyPrefix: string) =>
+  JobStoreRedis.layerRedis.pipe(Layer.provideMerge(Redis.layer({ url, keyPrefix })))
+
+layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30) })(
+  "JobStore contract: redis",
+  (it) => {
+    contract({
+      test: (name, body) =>
+        it.scoped(name, () =>
+          Effect.flatMap(TestRedis, (server) => Effect.provide(body(), redisStore(server.url, uniquePrefix())))),
+      advance: (duration) => Effect.sleep(duration)
+    })
+
+    it.scoped("begin writes the documented keys: tick, last, lock, fence, status", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const prefix = uniquePrefix("user")
+        const context = yield* Layer.build(redisStore(server.url, prefix))
+        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
+        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const run = started(yield* store.begin(request(T0, { nodeId: "node-9" })))
+        const get = (key: string) => Effect.promise(() => client.get(`${prefix}:job:${key}`))
+        expect(yield* get(`tick:sync_user:${T0}`)).toBe("node-9")
+        expect(yield* get("last:sync_user")).toBe(String(T0))
+        expect(yield* get("lock:sync_user")).toBe(Option.getOrThrow(run.lock).token)
+        expect(yield* get("fence:sync_user")).toBe("1")
+        expect(yield* get("status:sync_user")).toBe("running")
+        const tickTtl = yield* Effect.promise(() => client.pttl(`${prefix}:job:tick:sync_user:${T0}`))
+        assert.isTrue(tickTtl > 0 && tickTtl <= Duration.toMillis(LONG), `tick TTL ${tickTtl}`)
+        yield* store.setPaused("sync_user", true)
+        expect(yield* Effect.promise(() => client.exists(`${prefix}:job:paused:sync_user`))).toBe(1)
+        yield* store.finish({ record: record("sync_user", T0), lock: run.lock, statusTtl: LONG, maxRecords: 5 })
+        expect(yield* Effect.promise(() => client.llen(`${prefix}:job:runs:sync_user`))).toBe(1)
+        expect(yield* get("lock:sync_user")).toBeNull()
+      }))
+
+    it.scoped("recentRuns skips a corrupt entry with a warning instead of failing", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const prefix = uniquePrefix()
+        const context = yield* Layer.build(redisStore(server.url, prefix))
+        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
+        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const good = record("sync_user", T0)
+        yield* store.finish({ record: good, lock: Option.none(), statusTtl: LONG, maxRecords: 5 })
+        yield* Effect.promise(() => client.lpush(`${prefix}:job:runs:sync_user`, "{not json", "{\"runId\":1}"))
+        expect(yield* store.recentRuns("sync_user", 10)).toEqual([good])
+      }))
+
+    it.scoped("begin and finish are one Redis command each (one round trip per step)", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const context = yield* Layer.build(redisStore(server.url, uniquePrefix()))
+        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
+        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        // Warm up: the first use of each script loads it (EVALSHA -> NOSCRIPT -> EVAL).
+        const warm = started(yield* store.begin(request(T0)))
+        yield* store.finish({ record: record("sync_user", T0), lock: warm.lock, statusTtl: LONG, maxRecords: 5 })
+
+        const sent: Array<string> = []
+        const original = client.sendCommand.bind(client)
+        client.sendCommand = (command, stream) => {
+          sent.push(command.name)
+          return original(command, stream)
+        }
+        const run = started(yield* store.begin(request(T0 + 1000)))
+        assert.deepStrictEqual(sent, ["evalsha"])
+        yield* store.finish({ record: record("sync_user", T0 + 1000), lock: run.lock, statusTtl: LONG, maxRecords: 5 })
+        assert.deepStrictEqual(sent, ["evalsha", "evalsha"])
+        client.sendCommand = original
+      }))
+  }
+)
