@@ -1,0 +1,44 @@
+/**
+ * One layer with every model of the service (the seed's `ServiceContext` models): the `UserModel` on SQLite, and the
+ * `JobLockModel` (with the scheduler's `JobStore` on the same backend) from `xredis`.
+ *
+ * @since 0.1.0
+ */
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type { StoreError } from "../../Errors.js"
+import type { JobLockModel } from "../../JobLockModel.js"
+import type { JobStore } from "../../JobStore.js"
+import type { RepositoryError } from "../Errors.js"
+import * as UserModel from "./UserModel.js"
+import * as xredis from "./xredis.js"
+
+/**
+ * Every model the service's handlers, logic and servers use.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Models = UserModel.UserModel | JobLockModel | JobStore | xredis.StoreHealth
+
+/**
+ * The models for the given settings: SQLite at `sqlite` (created and seeded on first start), Redis when `redis` is
+ * set, else memory.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (settings: {
+  readonly sqlite: string
+  readonly redis: Option.Option<xredis.RedisSettings>
+}): Layer.Layer<Models, RepositoryError | StoreError> =>
+  Layer.merge(UserModel.layerSqlite({ filename: settings.sqlite }), xredis.layer(settings.redis))
+
+/**
+ * Memory models for tests: the given users, in-memory locks, statuses and records.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (users: Iterable<UserModel.User> = []): Layer.Layer<Models> =>
+  Layer.merge(UserModel.layerMemory(users), xredis.layerMemory)

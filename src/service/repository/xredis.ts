@@ -1,0 +1,89 @@
+/**
+ * Where the seed keeps its Redis wrapper (`xredis`): the `JobLockModel` the job logic uses, and the scheduler's
+ * `JobStore`, both on Redis when `redis` is configured, else in memory. The two always share one backend (one Redis
+ * client, or one memory state), so a lock taken through either excludes the other.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import type { StoreError } from "../../Errors.js"
+import * as JobLockModel from "../../JobLockModel.js"
+import * as JobStore from "../../JobStore.js"
+import * as JobStoreRedis from "../../JobStore/Redis.js"
+import * as Redis from "../../Redis.js"
+
+/**
+ * The seed's `JobLockModel` and its scoped lock, re-exported for the service's logic.
+ *
+ * @since 0.1.0
+ * @category re-exports
+ */
+export { JobLockModel, withLock } from "../../JobLockModel.js"
+
+/**
+ * Whether the lock/status store answers: a Redis `PING` (bounded, typed), or nothing to check in memory.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class StoreHealth extends Context.Tag("effect-job-scheduler/service/StoreHealth")<StoreHealth, {
+  readonly backend: string
+  readonly check: Effect.Effect<void, StoreError>
+}>() {}
+
+/**
+ * The Redis settings of the service config.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisSettings {
+  readonly url: Redacted.Redacted<string>
+  readonly keyPrefix: string
+}
+
+/**
+ * The in-memory store (embedded default): locks, statuses and run records in this process only.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<JobStore.JobStore | JobLockModel.JobLockModel | StoreHealth> = Layer.merge(
+  JobStore.layerMemory,
+  Layer.succeed(StoreHealth, { backend: "memory", check: Effect.void })
+)
+
+/**
+ * The Redis store: one connection (bounded connect, typed errors), the seed's keys under `keyPrefix`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis = (
+  settings: RedisSettings
+): Layer.Layer<JobStore.JobStore | JobLockModel.JobLockModel | StoreHealth, StoreError> =>
+  Layer.merge(
+    JobStoreRedis.layerRedis,
+    Layer.effect(
+      StoreHealth,
+      Effect.map(Redis.RedisClient, (redis) => ({
+        backend: "redis",
+        check: Effect.asVoid(redis.run("ping", (client) => client.ping()))
+      }))
+    )
+  ).pipe(Layer.provide(Redis.layer({ url: settings.url, keyPrefix: settings.keyPrefix })))
+
+/**
+ * Redis when configured, else memory.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  redis: Option.Option<RedisSettings>
+): Layer.Layer<JobStore.JobStore | JobLockModel.JobLockModel | StoreHealth, StoreError> =>
+  Option.match(redis, { onNone: () => layerMemory, onSome: layerRedis })
