@@ -48,7 +48,7 @@ export type BeginResult =
     readonly fence: number
     readonly lock: Option.Option<JobLockModel.LockHandle>
   }
-  | { readonly _tag: "Skipped"; readonly reason: Exclude<SkipReason, "overlap" | "misfired"> }
+  | { readonly _tag: "Skipped"; readonly reason: Exclude<SkipReason, "overlap" | "misfired" | "store_error"> }
 
 /**
  * @since 0.1.0

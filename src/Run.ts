@@ -37,11 +37,12 @@ export type Outcome = typeof Outcome.Type
  * - `paused`: the job is paused cluster-wide.
  * - `slot_taken`: another node already claimed this fire time.
  * - `misfired`: the fire time passed while nobody ran it, and the misfire policy drops it.
+ * - `store_error`: the store (Redis) did not answer when the run was to begin.
  *
  * @since 0.1.0
  * @category models
  */
-export const SkipReason = Schema.Literal("lock_held", "overlap", "paused", "slot_taken", "misfired")
+export const SkipReason = Schema.Literal("lock_held", "overlap", "paused", "slot_taken", "misfired", "store_error")
 
 /**
  * @since 0.1.0

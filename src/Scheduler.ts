@@ -3,12 +3,37 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as DurationM from "effect/Duration"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
-import type * as Option from "effect/Option"
-import type { StoreError, UnknownJob } from "./Errors.js"
-import type { RunRecord, SkipReason } from "./Run.js"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberHandle from "effect/FiberHandle"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as Intervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Cron from "./Cron.js"
+import { DuplicateJob, type JobError, JobTimeout, LockLost, type StoreError, UnknownJob } from "./Errors.js"
+import { MinHeap } from "./internal/heap.js"
+import * as Job from "./Job.js"
+import type { JobLockModel, LockHandle } from "./JobLockModel.js"
+import { type BeginResult, JobStore } from "./JobStore.js"
+import * as JobStoreM from "./JobStore.js"
+import { LeaderElection } from "./LeaderElection.js"
+import * as LeaderElectionM from "./LeaderElection.js"
+import * as Metrics from "./Metrics.js"
+import { type Outcome, RunContext, type RunKind, RunRecord, type SkipReason } from "./Run.js"
 
 /**
  * @since 0.1.0
@@ -77,3 +102,669 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
   /** The newest run records of the job (from the store: every node's runs), newest first. */
   readonly runs: (name: string, limit?: number) => Effect.Effect<ReadonlyArray<RunRecord>, UnknownJob | StoreError>
 }>() {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Implementation
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The scheduler's default shutdown grace.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const DEFAULT_SHUTDOWN_GRACE: Duration.Duration = DurationM.seconds(30)
+
+/**
+ * The longest single timer wait. Effect's default clock arms no timer for waits above 2^31-1 ms (the sleep never
+ * wakes), and a wall-clock step (NTP) is only noticed when the loop wakes: one minute bounds both.
+ */
+const MAX_WAIT_MS = 60_000
+
+/**
+ * Slot claims outlive the misfire window by this much, so that a late node (a stale leader, a second instance)
+ * still finds the slot taken.
+ */
+const SLOT_TTL_MARGIN_MS = 10 * 60_000
+
+/** A job whose requirements (besides RunContext) are already provided from the layer's context. */
+type AnyJob = Job.Job<never>
+
+interface Running {
+  readonly runId: string
+  readonly kind: typeof RunKind.Type
+  fiber: Fiber.RuntimeFiber<void, never> | undefined
+  /** Why the scheduler interrupted this run, when it did. */
+  reason: "leadership_lost" | "replaced" | "shutdown" | undefined
+}
+
+interface JobState {
+  readonly job: AnyJob
+  readonly tags: {
+    readonly runs: Map<Outcome, Metric.Metric.Counter<number>>
+    readonly skips: Map<SkipReason, Metric.Metric.Counter<number>>
+    readonly duration: Metric.Metric.Histogram<number>
+    readonly lateness: Metric.Metric.Histogram<number>
+    readonly renewals: Metric.Metric.Counter<number>
+    readonly losses: Metric.Metric.Counter<number>
+  }
+  /** Bumped whenever the planned fire changes; heap entries of older generations are stale. */
+  generation: number
+  nextFire: number | undefined
+  scheduleState: unknown
+  readonly running: Set<Running>
+  lastRun: Option.Option<RunRecord>
+  runs: number
+  success: number
+  failures: number
+  skips: number
+}
+
+const newRunId = (): string => crypto.randomUUID()
+
+const outcomeOf = (exit: Exit.Exit<void, unknown>, running: Running): { outcome: Outcome; error?: string } => {
+  if (Exit.isSuccess(exit)) return { outcome: "success" }
+  const cause = exit.cause
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value as { readonly _tag?: string; readonly message?: string; readonly code?: string }
+    const text = error.code === undefined ? String(error.message ?? error) : `${error.code}: ${error.message}`
+    switch (error._tag) {
+      case "JobTimeout":
+        return { outcome: "timeout", error: "run exceeded its timeout" }
+      case "LockLost":
+        return { outcome: "lock_lost", error: "lock lost while running" }
+      case "BusinessError":
+        return { outcome: "business_error", error: text }
+      default:
+        return { outcome: "system_error", error: text }
+    }
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect)) {
+    const value = defect.value
+    return { outcome: "defect", error: value instanceof Error ? value.message : String(value) }
+  }
+  return running.reason === "leadership_lost"
+    ? { outcome: "leadership_lost", error: "this node stopped leading" }
+    : { outcome: "interrupted", error: running.reason === "replaced" ? "replaced by a newer run" : "interrupted" }
+}
+
+const levelOf = (outcome: Outcome): LogLevel.LogLevel => {
+  switch (outcome) {
+    case "success":
+    case "business_error":
+    case "interrupted":
+      return LogLevel.Info
+    case "timeout":
+    case "lock_lost":
+    case "leadership_lost":
+      return LogLevel.Warning
+    case "system_error":
+    case "defect":
+      return LogLevel.Error
+  }
+}
+
+/**
+ * Build a scheduler for `jobs` in the current scope. It fires while `LeaderElection` says this node leads; when the
+ * scope closes it stops firing, lets running jobs finish within `shutdownGrace`, then interrupts them.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <R>(
+  jobs: Iterable<Job.Job<R>>,
+  options: SchedulerOptions = {}
+): Effect.Effect<Scheduler["Type"], DuplicateJob, R | JobStore | LeaderElection | Scope.Scope> =>
+  Effect.gen(function*() {
+    const store = yield* JobStore
+    const election = yield* LeaderElection
+    const context = yield* Effect.context<R>()
+    const nodeId = election.nodeId
+    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? DEFAULT_SHUTDOWN_GRACE)
+    const misfireThresholdMs = DurationM.toMillis(options.misfireThreshold ?? "1 second")
+    const maxRecords = options.maxRecords ?? 100
+    const statusTtl = DurationM.decode(options.statusTtl ?? "1 day")
+
+    const states = new Map<string, JobState>()
+    for (const job of jobs) {
+      if (states.has(job.name)) return yield* new DuplicateJob({ job: job.name })
+      const tag = <M extends Metric.Metric<any, any, any>>(metric: M): M => Metric.tagged(metric, "job", job.name) as M
+      // Exclude<R | RunContext, R> does not reduce for a generic R; providing `context` removes exactly R.
+      const handler = Effect.provide(job.handler, context) as Effect.Effect<void, JobError, RunContext>
+      states.set(job.name, {
+        job: { ...job, handler },
+        tags: {
+          runs: new Map(),
+          skips: new Map(),
+          duration: tag(Metrics.runDuration),
+          lateness: tag(Metrics.lateness),
+          renewals: tag(Metrics.lockRenewals),
+          losses: tag(Metrics.lockLosses)
+        },
+        generation: 0,
+        nextFire: undefined,
+        scheduleState: undefined,
+        running: new Set(),
+        lastRun: Option.none(),
+        runs: 0,
+        success: 0,
+        failures: 0,
+        skips: 0
+      })
+    }
+
+    const runCounter = (state: JobState, outcome: Outcome) => {
+      let counter = state.tags.runs.get(outcome)
+      if (counter === undefined) {
+        counter = Metrics.runs.pipe(Metric.tagged("job", state.job.name), Metric.tagged("outcome", outcome))
+        state.tags.runs.set(outcome, counter)
+      }
+      return counter
+    }
+    const skipCounter = (state: JobState, reason: SkipReason) => {
+      let counter = state.tags.skips.get(reason)
+      if (counter === undefined) {
+        counter = Metrics.skips.pipe(Metric.tagged("job", state.job.name), Metric.tagged("reason", reason))
+        state.tags.skips.set(reason, counter)
+      }
+      return counter
+    }
+
+    const runs = yield* FiberSet.make<void, never>()
+    let shuttingDown = false
+    let leading = false
+
+    // -------------------------------------------------------------------------------------------------------------
+    // The timer: one heap over all planned fires, one fiber waiting for its top.
+    // -------------------------------------------------------------------------------------------------------------
+    const heap = new MinHeap<JobState>()
+    let wake: Deferred.Deferred<void> | undefined
+    const signal = () => {
+      if (wake !== undefined) Deferred.unsafeDone(wake, Exit.void)
+    }
+    const plan = (state: JobState, time: number | undefined) => {
+      state.generation++
+      state.nextFire = time
+      if (time === undefined || !leading) return
+      const top = heap.peek()
+      heap.push({ time, generation: state.generation, value: state })
+      if (top === undefined || time < top.time) signal()
+    }
+
+    const logSkip = (state: JobState, fireTime: number, reason: SkipReason, extra?: Record<string, unknown>) => {
+      state.skips++
+      return Effect.logInfo("job skipped").pipe(
+        Effect.annotateLogs({
+          job: state.job.name,
+          fire_time: new Date(fireTime).toISOString(),
+          node: nodeId,
+          reason,
+          ...extra
+        }),
+        Effect.zipRight(Metric.increment(skipCounter(state, reason)))
+      )
+    }
+
+    // -------------------------------------------------------------------------------------------------------------
+    // One run: begin (pause, slot, lock, fence) -> handler under timeout, retry and lock renewal -> finish (release,
+    // status, record) -> one log line.
+    // -------------------------------------------------------------------------------------------------------------
+    const execute = (
+      state: JobState,
+      running: Running,
+      fireTime: number,
+      started: Extract<BeginResult, { _tag: "Started" }>,
+      startedAt: number,
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    ): Effect.Effect<void> => {
+      const job = state.job
+      let attempt = 0
+      const attemptOnce = Effect.suspend(() => {
+        attempt++
+        return Effect.provideService(job.handler, RunContext, {
+          job: job.name,
+          fireTime: new Date(fireTime),
+          runId: running.runId,
+          attempt,
+          nodeId,
+          fence: started.fence,
+          kind: running.kind
+        })
+      })
+      const retried = job.retry.times === 0 ? attemptOnce : attemptOnce.pipe(
+        Effect.retry({
+          times: job.retry.times,
+          schedule: Schedule.exponential(job.retry.delay, job.retry.factor).pipe(
+            Schedule.modifyDelay((delay) => DurationM.min(delay, job.retry.maxDelay))
+          ),
+          while: (error) => error._tag === "SystemError"
+        })
+      )
+      const timed = retried.pipe(
+        Effect.timeoutFail({
+          duration: job.timeout,
+          onTimeout: () => new JobTimeout({ job: job.name, timeoutMs: DurationM.toMillis(job.timeout) })
+        })
+      )
+      const guarded: Effect.Effect<void, JobError | JobTimeout | LockLost> = Option.match(started.lock, {
+        onNone: () => timed,
+        onSome: (lock) => Effect.raceFirst(timed, renewLoop(state, lock))
+      })
+      // Only the handler is interruptible; recording the outcome and releasing the lock always happen.
+      return restore(guarded).pipe(
+        Effect.onExit((exit) =>
+          Effect.gen(function*() {
+            const finishedAt = yield* Clock.currentTimeMillis
+            const { error, outcome } = outcomeOf(exit, running)
+            const record = new RunRecord({
+              runId: running.runId,
+              job: job.name,
+              kind: running.kind,
+              fireTime,
+              startedAt,
+              finishedAt,
+              durationMs: finishedAt - startedAt,
+              node: nodeId,
+              attempt,
+              fence: started.fence,
+              outcome,
+              ...(error === undefined ? {} : { error })
+            })
+            state.lastRun = Option.some(record)
+            state.runs++
+            if (outcome === "success") state.success++
+            else if (outcome !== "business_error") state.failures++
+            yield* store.finish({ record, lock: started.lock, statusTtl, maxRecords }).pipe(
+              Effect.timeout("10 seconds"),
+              Effect.catchAllCause((cause) =>
+                Effect.logError("run record not saved", cause).pipe(Effect.annotateLogs({ job: job.name }))
+              )
+            )
+            yield* Metric.increment(runCounter(state, outcome))
+            yield* Metric.update(state.tags.duration, record.durationMs / 1000)
+            const annotations = {
+              job: job.name,
+              fire_time: new Date(fireTime).toISOString(),
+              run_id: running.runId,
+              node: nodeId,
+              fence: started.fence,
+              outcome,
+              duration_ms: record.durationMs,
+              lateness_ms: startedAt - fireTime,
+              attempt,
+              kind: running.kind,
+              ...(error === undefined ? {} : { error })
+            }
+            const logCause = outcome === "defect" ? (Exit.isFailure(exit) ? exit.cause : Cause.empty) : Cause.empty
+            yield* Effect.logWithLevel(levelOf(outcome), "job finished", logCause).pipe(Effect.annotateLogs(annotations))
+          })
+        ),
+        Effect.catchAllCause(() => Effect.void),
+        Effect.withSpan("job.run", {
+          attributes: { job: job.name, fire_time: fireTime, run_id: running.runId, node: nodeId, fence: started.fence }
+        })
+      )
+    }
+
+    /**
+     * Renew the lock every third of its TTL while the run lasts. A renewal that finds the lock gone or taken fails
+     * the run with `LockLost`; a store that does not answer is retried until the TTL has certainly run out since the
+     * last confirmed renewal, and then the lock counts as lost too (someone else may hold it by now).
+     */
+    const renewLoop = (state: JobState, lock: LockHandle): Effect.Effect<never, LockLost> => {
+      const ttl = state.job.lock.ttl
+      const ttlMs = DurationM.toMillis(ttl)
+      const every = Math.max(1, Math.floor(ttlMs / 3))
+      const lost = new LockLost({ job: state.job.name, key: lock.key })
+      return Effect.gen(function*() {
+        let confirmedAt = yield* Clock.currentTimeMillis
+        for (;;) {
+          yield* Effect.sleep(every)
+          const sentAt = yield* Clock.currentTimeMillis
+          const renewed = yield* store.renewLock(lock, ttl).pipe(
+            Effect.timeout(every),
+            Effect.catchAllCause((cause) =>
+              Effect.as(
+                Effect.logWarning("lock renewal failed", cause).pipe(Effect.annotateLogs({ job: state.job.name })),
+                undefined
+              )
+            )
+          )
+          if (renewed === false) {
+            yield* Metric.increment(state.tags.losses)
+            return yield* lost
+          }
+          if (renewed === true) {
+            confirmedAt = sentAt
+            yield* Metric.increment(state.tags.renewals)
+          } else if ((yield* Clock.currentTimeMillis) - confirmedAt >= ttlMs) {
+            yield* Metric.increment(state.tags.losses)
+            return yield* lost
+          }
+        }
+      })
+    }
+
+    /**
+     * Launch one run in its own fiber: (for `replace`, wait for the runs it replaces) -> begin -> body -> finish. The
+     * run counts as running from launch, so a fire during its `begin` sees the overlap. `begin` and the finalizer that
+     * releases what it took are in one uninterruptible region, so no lock can leak between them.
+     */
+    const launch = (
+      state: JobState,
+      fireTime: number,
+      kind: typeof RunKind.Type,
+      replaced: ReadonlyArray<Fiber.RuntimeFiber<void, never>> = []
+    ): Effect.Effect<Deferred.Deferred<TriggerResult, StoreError>> =>
+      Effect.gen(function*() {
+        const job = state.job
+        const result = yield* Deferred.make<TriggerResult, StoreError>()
+        const running: Running = { runId: newRunId(), kind, fiber: undefined, reason: undefined }
+        state.running.add(running)
+        const lockTtl = job.lock.ttl
+        const request = {
+          job: job.name,
+          fireTime,
+          runId: running.runId,
+          nodeId,
+          slot: kind === "scheduled"
+            ? Option.some({
+              ttl: DurationM.millis(Math.max(DurationM.toMillis(job.misfireGrace), misfireThresholdMs) + SLOT_TTL_MARGIN_MS)
+            })
+            : Option.none(),
+          lock: job.lock.enabled ? Option.some({ key: job.name, ttl: lockTtl }) : Option.none(),
+          statusTtl: job.lock.enabled ? lockTtl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
+        }
+        const body = Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            if (replaced.length > 0) yield* Fiber.interruptAll(replaced)
+            const begun = yield* Effect.exit(store.begin(request))
+            yield* Deferred.done(
+              result,
+              Exit.map(begun, (r): TriggerResult =>
+                r._tag === "Started" ? { _tag: "Started", runId: running.runId, fence: r.fence } : r)
+            )
+            if (Exit.isFailure(begun)) {
+              const reason = Cause.squash(begun.cause)
+              return yield* logSkip(state, fireTime, "store_error", { error: String((reason as Error)?.message ?? reason) })
+            }
+            const started = begun.value
+            if (started._tag === "Skipped") return yield* logSkip(state, fireTime, started.reason)
+            const startedAt = yield* Clock.currentTimeMillis
+            yield* Metric.update(state.tags.lateness, Math.max(0, startedAt - fireTime) / 1000)
+            return yield* execute(state, running, fireTime, started, startedAt, restore)
+          })
+        ).pipe(
+          Effect.ensuring(Effect.suspend(() => {
+            state.running.delete(running)
+            return afterRun(state)
+          }))
+        )
+        running.fiber = yield* FiberSet.run(runs, body)
+        return result
+      })
+
+    /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
+    const afterRun = (state: JobState) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          if (state.job.trigger._tag === "FixedDelay" && leading && state.running.size === 0 && !shuttingDown) {
+            plan(state, now + DurationM.toMillis(state.job.trigger.every))
+          }
+        }))
+
+    /** A planned fire is due: apply overlap and misfire rules, plan the next fire, and start the run. */
+    const fire = (state: JobState, planned: number, now: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const job = state.job
+        const trigger = job.trigger
+        // Newest fire time <= now: fires older than it are superseded (never N catch-up runs).
+        let newest = planned
+        let missed = 0
+        const window = Math.max(DurationM.toMillis(job.misfireGrace), misfireThresholdMs)
+        if (trigger._tag === "Cron") {
+          let candidate = Cron.next(trigger.cron, Math.max(planned, now - window - 1))
+          while (candidate <= now) {
+            newest = candidate
+            missed++
+            candidate = Cron.next(trigger.cron, candidate)
+          }
+          plan(state, Cron.next(trigger.cron, now))
+        } else if (trigger._tag === "FixedRate") {
+          const every = DurationM.toMillis(trigger.every)
+          const steps = Math.floor((now - planned) / every)
+          newest = planned + steps * every
+          missed = steps
+          plan(state, newest + every)
+        } else if (trigger._tag === "Schedule") {
+          const [nextState, , decision] = yield* trigger.schedule.step(now, undefined, state.scheduleState)
+          state.scheduleState = nextState
+          plan(state, ScheduleDecision.isDone(decision) ? undefined : Math.max(now + 1, Intervals.start(decision.intervals)))
+        }
+        // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
+        const lateness = now - newest
+        if (missed > 0) {
+          yield* Effect.logInfo("missed fires").pipe(
+            Effect.annotateLogs({ job: job.name, node: nodeId, missed, newest_fire: new Date(newest).toISOString() })
+          )
+        }
+        const onTime = lateness <= misfireThresholdMs
+        const catchUp = !onTime && job.misfire === "runOnce" && lateness <= DurationM.toMillis(job.misfireGrace)
+        if (!onTime && !catchUp) {
+          yield* logSkip(state, newest, "misfired", { lateness_ms: lateness })
+          return yield* afterRun(state)
+        }
+        const replaced: Array<Fiber.RuntimeFiber<void, never>> = []
+        if (state.running.size > 0) {
+          if (job.overlap === "skip") {
+            yield* logSkip(state, newest, "overlap")
+            return yield* afterRun(state)
+          }
+          if (job.overlap === "replace") {
+            for (const running of state.running) {
+              running.reason = "replaced"
+              if (running.fiber !== undefined) replaced.push(running.fiber)
+            }
+          }
+        }
+        // Leadership is checked at the last moment: a node that woke from a freeze must not start anything.
+        if (!(yield* election.isLeader)) {
+          return yield* Effect.logDebug("fire dropped: not leading").pipe(Effect.annotateLogs({ job: job.name }))
+        }
+        yield* launch(state, newest, "scheduled", replaced)
+      })
+
+    /** The first planned fire of a job when this node starts leading: from the last fire recorded by any node. */
+    const firstFire = (state: JobState, now: number): Effect.Effect<number | undefined> =>
+      Effect.gen(function*() {
+        const trigger = state.job.trigger
+        const last = yield* store.lastFireTime(state.job.name).pipe(
+          Effect.timeout("10 seconds"),
+          Effect.catchAllCause((cause) =>
+            Effect.as(
+              Effect.logWarning("last fire time unavailable; planning from now", cause).pipe(
+                Effect.annotateLogs({ job: state.job.name })
+              ),
+              Option.none<number>()
+            )
+          )
+        )
+        switch (trigger._tag) {
+          case "Cron":
+            return Cron.next(trigger.cron, Option.getOrElse(last, () => now))
+          case "FixedDelay":
+          case "FixedRate":
+            return Option.getOrElse(last, () => now) + DurationM.toMillis(trigger.every)
+          case "Schedule": {
+            state.scheduleState = trigger.schedule.initial
+            const [nextState, , decision] = yield* trigger.schedule.step(now, undefined, state.scheduleState)
+            state.scheduleState = nextState
+            return ScheduleDecision.isDone(decision) ? undefined : Math.max(now, Intervals.start(decision.intervals))
+          }
+        }
+      })
+
+    const timerLoop = Effect.gen(function*() {
+      for (;;) {
+        const now = yield* Clock.currentTimeMillis
+        for (let top = heap.peek(); top !== undefined && top.time <= now; top = heap.peek()) {
+          heap.pop()
+          const state = top.value
+          if (top.generation !== state.generation) continue
+          state.nextFire = undefined
+          yield* fire(state, top.time, now)
+        }
+        const top = heap.peek()
+        const gate = yield* Deferred.make<void>()
+        wake = gate
+        if (top === undefined) {
+          yield* Deferred.await(gate)
+        } else {
+          // Never wake before the fire time: the loop re-reads the clock and waits again if a timer woke early.
+          yield* Effect.raceFirst(Effect.sleep(Math.min(Math.max(1, top.time - now), MAX_WAIT_MS)), Deferred.await(gate))
+        }
+        wake = undefined
+      }
+    })
+
+    const lead = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const enabled = Array.from(states.values()).filter((state) => state.job.enabled)
+      const firsts = yield* Effect.forEach(enabled, (state) => firstFire(state, now), { concurrency: 64 })
+      enabled.forEach((state, i) => plan(state, firsts[i]))
+      return yield* timerLoop
+    })
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Leadership: fire only while leading; on losing it, interrupt every running job.
+    // -------------------------------------------------------------------------------------------------------------
+    const leaderFiber = yield* FiberHandle.make<never, never>()
+    const becomeLeader = Effect.gen(function*() {
+      if (leading || shuttingDown) return
+      leading = true
+      yield* Metric.set(Metrics.leader, 1)
+      yield* Effect.logInfo("leading: firing jobs").pipe(Effect.annotateLogs({ node: nodeId }))
+      yield* FiberHandle.run(leaderFiber, lead)
+    })
+    const stopFiring = Effect.gen(function*() {
+      leading = false
+      yield* FiberHandle.clear(leaderFiber)
+      heap.clear()
+      for (const state of states.values()) {
+        state.generation++
+        state.nextFire = undefined
+      }
+    })
+    const loseLeadership = Effect.gen(function*() {
+      if (!leading) return
+      yield* stopFiring
+      yield* Metric.set(Metrics.leader, 0)
+      yield* Effect.logWarning("not leading: stopped firing, interrupting running jobs").pipe(
+        Effect.annotateLogs({ node: nodeId })
+      )
+      const fibers: Array<Fiber.RuntimeFiber<void, never>> = []
+      for (const state of states.values()) {
+        for (const running of state.running) {
+          running.reason = "leadership_lost"
+          if (running.fiber !== undefined) fibers.push(running.fiber)
+        }
+      }
+      yield* Fiber.interruptAll(fibers)
+    })
+    yield* Metric.set(Metrics.leader, 0)
+    yield* election.changes.pipe(
+      Stream.runForEach((leadership) => (leadership._tag === "Leader" ? becomeLeader : loseLeadership)),
+      Effect.catchAllCause((cause) => Effect.logError("leadership stream failed", cause)),
+      Effect.forkScoped
+    )
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Shutdown (added last, so it runs first when the scope closes): stop firing, drain within the grace, interrupt.
+    // -------------------------------------------------------------------------------------------------------------
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        shuttingDown = true
+        yield* stopFiring
+        const pending = Array.from(states.values()).flatMap((state) => Array.from(state.running))
+        if (pending.length === 0) return
+        yield* Effect.logInfo("shutting down: waiting for running jobs").pipe(
+          Effect.annotateLogs({ node: nodeId, running: pending.length, grace_ms: DurationM.toMillis(shutdownGrace) })
+        )
+        const fibers = pending.flatMap((running) => (running.fiber === undefined ? [] : [running.fiber]))
+        const drained = yield* Fiber.awaitAll(fibers).pipe(Effect.timeout(shutdownGrace), Effect.option)
+        if (Option.isNone(drained)) {
+          for (const running of pending) running.reason = "shutdown"
+          yield* Effect.logWarning("shutdown grace over: interrupting running jobs").pipe(
+            Effect.annotateLogs({ node: nodeId })
+          )
+          yield* Fiber.interruptAll(fibers)
+        }
+      })
+    )
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Control
+    // -------------------------------------------------------------------------------------------------------------
+    const lookup = (name: string) => {
+      const state = states.get(name)
+      return state === undefined ? Effect.fail(new UnknownJob({ job: name })) : Effect.succeed(state)
+    }
+    const statusOf = (state: JobState) =>
+      Effect.map(store.isPaused(state.job.name), (paused): JobStatus => ({
+        name: state.job.name,
+        trigger: Job.describeTrigger(state.job.trigger),
+        enabled: state.job.enabled,
+        paused,
+        nextFire: state.nextFire === undefined ? Option.none() : Option.some(new Date(state.nextFire)),
+        running: state.running.size,
+        lastRun: state.lastRun,
+        counters: { runs: state.runs, success: state.success, failures: state.failures, skips: state.skips }
+      }))
+
+    return {
+      nodeId,
+      jobs: Array.from(states.keys()),
+      status: Effect.forEach(states.values(), statusOf),
+      jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
+      trigger: (name) =>
+        Effect.flatMap(lookup(name), (state) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(launch(state, now, "manual"), Deferred.await))),
+      pause: (name) =>
+        Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
+          Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))
+        ),
+      resume: (name) =>
+        Effect.flatMap(lookup(name), () => store.setPaused(name, false)).pipe(
+          Effect.tap(() => Effect.logInfo("job resumed").pipe(Effect.annotateLogs({ job: name, node: nodeId })))
+        ),
+      runs: (name, limit = maxRecords) => Effect.flatMap(lookup(name), () => store.recentRuns(name, limit))
+    } satisfies Scheduler["Type"]
+  })
+
+/**
+ * The scheduler as a layer over its backends (`JobStore`, `LeaderElection`) and the handlers' requirements.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R>(
+  jobs: Iterable<Job.Job<R>>,
+  options?: SchedulerOptions
+): Layer.Layer<Scheduler, DuplicateJob, R | JobStore | LeaderElection> => Layer.scoped(Scheduler, make(jobs, options))
+
+/**
+ * The scheduler on the embedded defaults: in-memory store and locks, single-node leadership.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = <R>(
+  jobs: Iterable<Job.Job<R>>,
+  options?: SchedulerOptions & { readonly nodeId?: string | undefined }
+): Layer.Layer<Scheduler | JobStore | JobLockModel, DuplicateJob, R> =>
+  layer(jobs, options).pipe(
+    Layer.provide(LeaderElectionM.layerSingleNode(options?.nodeId)),
+    Layer.provideMerge(JobStoreM.layerMemory)
+  )

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs a TypeScript entry point: bundles it with esbuild (dependencies stay external, resolved from node_modules)
+// into .tmp/run/ and imports the bundle in this process, so signals and exit codes are the program's own.
+//
+// Why not tsx: under tsx's loader hooks (4.19 and 4.23 tried here, Node 20) effect's runtime spins a core and
+// timers stop firing after the first fiber ends; a plain node process running the bundled code behaves.
+//
+// Usage: node scripts/run.mjs <entry.ts> [args...]
+import { build } from "esbuild"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+
+const [entry, ...args] = process.argv.slice(2)
+if (entry === undefined) {
+  process.stderr.write("usage: node scripts/run.mjs <entry.ts> [args...]\n")
+  process.exit(2)
+}
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
+const outfile = path.join(root, ".tmp", "run", path.basename(entry).replace(/\.ts$/, "") + `-${process.pid}.mjs`)
+await build({
+  entryPoints: [path.resolve(entry)],
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  packages: "external",
+  sourcemap: "inline",
+  outfile,
+  logLevel: "error"
+})
+process.argv = [process.argv[0], path.resolve(entry), ...args]
+await import(pathToFileURL(outfile).href)

@@ -1,0 +1,61 @@
+/**
+ * A binary min-heap of fire entries ordered by time: the one timer of the scheduler waits for its top. Entries are
+ * never removed from the middle; a job that is rescheduled bumps its generation and stale entries are dropped
+ * when they reach the top.
+ *
+ * @internal
+ */
+export interface HeapEntry<A> {
+  readonly time: number
+  readonly generation: number
+  readonly value: A
+}
+
+export class MinHeap<A> {
+  private readonly items: Array<HeapEntry<A>> = []
+
+  get size(): number {
+    return this.items.length
+  }
+
+  peek(): HeapEntry<A> | undefined {
+    return this.items[0]
+  }
+
+  push(entry: HeapEntry<A>): void {
+    const items = this.items
+    items.push(entry)
+    let i = items.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (items[parent]!.time <= entry.time) break
+      items[i] = items[parent]!
+      i = parent
+    }
+    items[i] = entry
+  }
+
+  pop(): HeapEntry<A> | undefined {
+    const items = this.items
+    const top = items[0]
+    const last = items.pop()
+    if (top === undefined || last === undefined || items.length === 0) return top
+    let i = 0
+    const n = items.length
+    for (;;) {
+      const left = 2 * i + 1
+      if (left >= n) break
+      const right = left + 1
+      const child = right < n && items[right]!.time < items[left]!.time ? right : left
+      if (items[child]!.time >= last.time) break
+      items[i] = items[child]!
+      i = child
+    }
+    items[i] = last
+    return top
+  }
+
+  clear(): void {
+    this.items.length = 0
+  }
+}
