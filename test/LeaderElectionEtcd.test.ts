@@ -155,4 +155,160 @@ describe("LeaderElection.layerEtcd", () => {
         )
       }
     }))
+
+  it.scopedLive("a resigning leader hands over to a follower within about a round trip, with a higher term", () =>
+    Effect.gen(function*() {
+      const etcd = yield* startEtcd()
+      const { nodes } = yield* startNodes(etcd, 3)
+      const old = yield* assertStableLeader(nodes, "200 millis")
+      const oldState = lastState(old)
+      const others = nodes.filter((n) => n !== old)
+      const t0 = performance.now()
+      yield* old.close
+      const tookOver = yield* waitFor(
+        "a follower to report Leader",
+        "5 seconds",
+        Effect.sync(() => others.some((n) => n.states.some((s) => s.at >= t0 && s.state._tag === "Leader")))
+      )
+      const handoverMs = Math.min(
+        ...others.flatMap((n) => n.states.filter((s) => s.at >= t0 && s.state._tag === "Leader").map((s) => s.at))
+      ) - t0
+      yield* Effect.log(`graceful handover: ${handoverMs.toFixed(1)} ms (close -> changes says Leader)`)
+      // ~3-15 ms on loopback; the bound leaves room for a loaded machine, far below a TTL (2 s).
+      assert.isBelow(tookOver - t0, 500)
+      const next = yield* assertStableLeader(others, "200 millis")
+      const nextState = lastState(next)
+      assert.isTrue(oldState._tag === "Leader" && nextState._tag === "Leader" && nextState.term > oldState.term)
+      assert.isFalse(yield* old.election.isLeader)
+    }))
+
+  it.scopedLive("a lease revoked behind the leader's back: it steps down, campaigns again, never two leaders", () =>
+    Effect.gen(function*() {
+      const etcd = yield* startEtcd()
+      const admin = yield* adminClient(etcd)
+      const { electionKey, nodes } = yield* startNodes(etcd, 3)
+      const old = yield* assertStableLeader(nodes, "200 millis")
+      const sampler = yield* sampleLeaders(nodes)
+      const before = yield* electionKeys(admin, electionKey)
+      const oldKey = before.find((k) => k.nodeId === old.nodeId)!
+      const t0 = performance.now()
+      // The lease is lost as if it had expired on the server: etcd deletes the key, the node is not told directly.
+      yield* Effect.promise(() => admin.leaseClient.leaseRevoke({ ID: oldKey.lease }))
+      yield* waitFor("the old leader to step down", "2 seconds", Effect.map(old.election.isLeader, (b) => !b))
+      const steppedDownMs = performance.now() - t0
+      yield* waitFor(
+        "the old leader to campaign again with a new lease",
+        "5 seconds",
+        Effect.map(
+          electionKeys(admin, electionKey),
+          (keys) => keys.some((k) => k.nodeId === old.nodeId && k.lease !== oldKey.lease)
+        )
+      )
+      yield* assertStableLeader(nodes, "500 millis")
+      yield* sampler.stop
+      yield* Effect.log(`stepped down ${steppedDownMs.toFixed(1)} ms after the revoke; ${sampler.seen.samples} samples`)
+      assert.isAbove(sampler.seen.samples, 100)
+      assert.strictEqual(sampler.seen.max, 1)
+      // The old leader's key was the lowest; the next in line leads now.
+      assert.notStrictEqual((yield* waitForOneLeader(nodes)).nodeId, old.nodeId)
+    }))
+
+  it.scopedLive("etcd frozen (SIGSTOP) past the TTL: the leader fences itself within the TTL; one leader after SIGCONT", () =>
+    Effect.gen(function*() {
+      const etcd = yield* startEtcd()
+      const { nodes } = yield* startNodes(etcd, 3, "2 seconds")
+      const old = yield* assertStableLeader(nodes, "200 millis")
+      const sampler = yield* sampleLeaders(nodes)
+      const t0 = performance.now()
+      yield* etcd.pause()
+      // A frozen etcd sends nothing: only the node's own deadline can make it stop.
+      const fencedAt = yield* waitFor("the leader to fence itself", "2 seconds", Effect.map(old.election.isLeader, (b) => !b))
+      yield* Effect.log(`leader fenced itself ${(fencedAt - t0).toFixed(0)} ms after etcd froze (TTL 2 s)`)
+      assert.isBelow(fencedAt - t0, 2000)
+      // ...and its changes stream says so too, from the fence fiber.
+      yield* waitFor("a Follower state after the freeze", "1 second", Effect.sync(() => lastState(old)._tag === "Follower"))
+      yield* Effect.sleep(Duration.millis(Math.max(0, 3000 - (performance.now() - t0))))
+      assert.deepStrictEqual(yield* leaders(nodes), [])
+      yield* etcd.resume()
+      const t1 = performance.now()
+      yield* waitForOneLeader(nodes)
+      yield* Effect.log(`one leader ${(performance.now() - t1).toFixed(0)} ms after SIGCONT`)
+      yield* assertStableLeader(nodes, "1 second")
+      yield* sampler.stop
+      assert.strictEqual(sampler.seen.max, 1)
+    }))
+
+  it.scopedLive("etcd killed past the TTL and restarted: old leases are revoked on reconnect, exactly one leader", () =>
+    Effect.gen(function*() {
+      const etcd = yield* startEtcd()
+      const admin = yield* adminClient(etcd)
+      // TTL 4 s: the outage (4 s) outlasts every deadline (TTL - 0.8 s margin), and the restored leases would keep
+      // the old keys for another 4 s after the restart if nobody revoked them.
+      const { electionKey, nodes } = yield* startNodes(etcd, 3, "4 seconds")
+      yield* assertStableLeader(nodes, "200 millis")
+      const before = yield* electionKeys(admin, electionKey)
+      assert.strictEqual(before.length, 3)
+      const sampler = yield* sampleLeaders(nodes)
+      yield* etcd.kill()
+      yield* Effect.sleep("4 seconds")
+      assert.deepStrictEqual(yield* leaders(nodes), [])
+      yield* etcd.restart()
+      const t1 = performance.now()
+      yield* waitFor(
+        "the old leases to be revoked",
+        "3500 millis",
+        Effect.map(electionKeys(admin, electionKey), (keys) => !keys.some((k) => before.some((b) => b.lease === k.lease)))
+      )
+      yield* Effect.log(`old keys gone ${(performance.now() - t1).toFixed(0)} ms after the restart`)
+      yield* waitForOneLeader(nodes)
+      yield* Effect.log(`one leader ${(performance.now() - t1).toFixed(0)} ms after the restart`)
+      yield* assertStableLeader(nodes, "1 second")
+      yield* sampler.stop
+      assert.strictEqual(sampler.seen.max, 1)
+    }))
+
+  it.scopedLive("etcd restarted within the deadline: the lease survives, the same leader keeps its term", () =>
+    Effect.gen(function*() {
+      const etcd = yield* startEtcd()
+      const { nodes } = yield* startNodes(etcd, 2, "4 seconds")
+      const old = yield* assertStableLeader(nodes, "200 millis")
+      const term = lastState(old)
+      yield* etcd.restart()
+      // Renewals resume before the deadline (3.2 s after the last acknowledged one): nothing changes.
+      yield* Effect.sleep("2 seconds")
+      const still = yield* assertStableLeader(nodes, "1 second")
+      assert.strictEqual(still.nodeId, old.nodeId)
+      assert.deepStrictEqual(lastState(still), term)
+    }))
+
+  it.scopedLive("a lease TTL below 2 seconds is rejected with a clear error", () =>
+    Effect.gen(function*() {
+      const layer = EtcdElection.layerEtcd({ nodeId: "n", leaseTtl: "1500 millis" }).pipe(
+        // Nothing connects: the options are checked first.
+        Layer.provide(EtcdClient.layer({ endpoints: ["http://127.0.0.1:9"] }))
+      )
+      const exit = yield* Effect.exit(Layer.build(layer))
+      assert.isTrue(Exit.isFailure(exit))
+      const defect = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.dieOption(exit.cause)) : undefined
+      assert.instanceOf(defect, ElectionError)
+      assert.include((defect as ElectionError).message, "leaseTtl must be at least 2 seconds, got 1s 500ms")
+    }))
+
+  it("resolveOptions: defaults, whole-second rounding, margin bounds", () => {
+    const resolved = EtcdElection.resolveOptions({ nodeId: "n" })
+    assert.isTrue(Either.isRight(resolved))
+    if (Either.isRight(resolved)) {
+      assert.strictEqual(resolved.right.electionKey, "user/scheduler")
+      assert.strictEqual(resolved.right.ttlSeconds, 10)
+      assert.strictEqual(Duration.toMillis(resolved.right.margin), 2000)
+    }
+    const short = EtcdElection.resolveOptions({ nodeId: "n", leaseTtl: "2500 millis" })
+    assert.isTrue(Either.isRight(short) && short.right.ttlSeconds === 3)
+    const two = EtcdElection.resolveOptions({ nodeId: "n", leaseTtl: "2 seconds" })
+    assert.isTrue(Either.isRight(two) && Duration.toMillis(two.right.margin) === 500)
+    assert.isTrue(Either.isLeft(EtcdElection.resolveOptions({ nodeId: "n", leaseTtl: "1 second" })))
+    assert.isTrue(Either.isLeft(EtcdElection.resolveOptions({ nodeId: "n", leaseTtl: "4 seconds", margin: "3 seconds" })))
+    assert.isTrue(Either.isLeft(EtcdElection.resolveOptions({ nodeId: "n", margin: 0 })))
+    assert.isTrue(Either.isLeft(EtcdElection.resolveOptions({ nodeId: "" })))
+  })
 })

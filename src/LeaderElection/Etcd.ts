@@ -234,6 +234,7 @@ export const make = (
             state.deadline = Math.max(state.deadline, sentAt + renewedMs - marginMs)
             wait = keepaliveInterval
           } else if (isLeaseInvalid(result.left)) {
+            yield* stepDown(session)
             return "lease lost" as const
           } else {
             yield* Effect.logDebug("lease keepalive failed", result.left.message)
@@ -248,9 +249,8 @@ export const make = (
         while (true) {
           const remaining = state.deadline - now()
           if (remaining <= 0) {
-            // Synchronously, before anything else runs: `isLeader` already answers false, this makes it stick.
-            if (state.session === session) state.session = 0
-            state.leading = false
+            // `isLeader` already answers false; publish at once, before the session's other fibers are torn down.
+            yield* stepDown(session)
             return "deadline passed" as const
           }
           yield* Effect.sleep(Duration.millis(remaining))
@@ -276,10 +276,12 @@ export const make = (
           return { watcher, wake, status }
         }),
         ({ watcher }) =>
-          etcd.call("watch cancel", () => watcher.cancel()).pipe(
-            Effect.ignore,
-            Effect.zipRight(Effect.sync(() => watcher.removeAllListeners("data").removeAllListeners("connected")))
-          )
+          Effect.sync(() => {
+            watcher.removeAllListeners("data").removeAllListeners("connected").removeAllListeners("disconnected")
+            // Not awaited: on a frozen etcd the cancel waits for an answer, and the session must end (and step down)
+            // now. The promise settles when etcd answers or the client closes; the "error" listener stays on.
+            watcher.cancel().catch(() => undefined)
+          })
       ).pipe(
         Effect.tap(({ status, wake, watcher }) =>
           // Wait for the watch to be established, so that the first range below cannot miss a change.
@@ -317,8 +319,7 @@ export const make = (
           const mine = range.kvs.find((kv) => kv.key.toString() === key)
           const first = range.kvs[0]
           if (mine === undefined || first === undefined) {
-            if (state.session === session) state.session = 0
-            state.leading = false
+            yield* stepDown(session)
             return "lease lost" as const
           }
           if (first === mine) {
@@ -362,7 +363,7 @@ export const make = (
 
     const campaignForever = Effect.gen(function*() {
       let failures = 0
-      while (true) {
+      while (!state.stopped) {
         const session = ++sessions
         const campaigned = { value: false }
         const sentAt = now()
@@ -371,6 +372,7 @@ export const make = (
         currentLease = lease
         const end = yield* Effect.either(runSession(session, lease, sentAt, campaigned))
         yield* stepDown(session)
+        if (state.stopped) break
         if (Either.isLeft(end)) {
           yield* Effect.logWarning("election session failed", end.left.message)
         } else {
@@ -409,13 +411,14 @@ export const make = (
       )
     })
 
-    // The finalizer is added before the fork, so it runs after the campaign fiber is interrupted (finalizers run in
-    // reverse order): nothing can grant a new lease while we resign.
-    yield* Effect.addFinalizer(() => resign)
     yield* Effect.forkScoped(campaignForever.pipe(Effect.catchAllCause((cause) =>
       // Not expected (every failure above is retried); if it happens the node stays a follower, loudly.
       Effect.logError("election loop died", cause)
     )))
+    // Added after the fork, so it runs before the campaign fiber is interrupted (finalizers run in reverse order):
+    // the revoke goes out first, without waiting for the session's fibers to be torn down, and `state.stopped`
+    // keeps the campaign loop from taking a new lease meanwhile.
+    yield* Effect.addFinalizer(() => resign)
 
     return LeaderElection.of({
       nodeId,

@@ -201,7 +201,7 @@ const READY_TIMEOUT = Duration.seconds(10)
 /** Attempts at a fresh port when the one picked was taken between `freePort` and the server's bind. */
 const START_ATTEMPTS = 5
 
-/** One PING over a raw socket: true when the server answers `+PONG` within 250 ms. */
+/** One PING over a raw socket: true when the server answers within 250 ms. */
 const ping = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port })
@@ -215,7 +215,8 @@ const ping = (port: number): Promise<boolean> =>
     socket.once("connect", () => socket.write("PING\r\n"))
     socket.on("data", (chunk) => {
       answer += chunk.toString("utf8")
-      if (answer.includes("\r\n")) done(answer.startsWith("+PONG"))
+      // A server started with `--requirepass` answers NOAUTH: it is up all the same.
+      if (answer.includes("\r\n")) done(answer.startsWith("+PONG") || answer.startsWith("-NOAUTH"))
     })
   })
 
@@ -247,12 +248,15 @@ export interface RedisServer {
 
 /**
  * Start a `redis-server` on a free 127.0.0.1 port with persistence off and a fresh working directory; it is killed
- * and its directory removed when the scope closes.
+ * and its directory removed when the scope closes. `extraArgs` are appended to the command line (e.g.
+ * `["--requirepass", "secret"]`), and kept on restart.
  *
  * @since 0.1.0
  * @category harness
  */
-export const startRedis = (): Effect.Effect<RedisServer, never, Scope.Scope> =>
+export const startRedis = (
+  options: { readonly extraArgs?: ReadonlyArray<string> } = {}
+): Effect.Effect<RedisServer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const bin = yield* findExecutable("redis-server", REDIS_INSTALL_HINT)
     const dir = yield* Effect.acquireRelease(
@@ -271,7 +275,8 @@ export const startRedis = (): Effect.Effect<RedisServer, never, Scope.Scope> =>
       "--dir",
       dir,
       "--loglevel",
-      "warning"
+      "warning",
+      ...(options.extraArgs ?? [])
     ]
 
     /** Spawn on `port` and wait for PING; `undefined` when the process died first (port taken). */
