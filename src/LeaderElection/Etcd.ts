@@ -221,7 +221,7 @@ export const make = (
       )
 
     /** Renews the lease every interval, moving the deadline; ends the session when etcd says the lease is gone. */
-    const keepaliveLoop = (lease: Lease): Effect.Effect<SessionEnd> =>
+    const keepaliveLoop = (session: number, lease: Lease): Effect.Effect<SessionEnd> =>
       Effect.gen(function*() {
         let wait: Duration.Duration = keepaliveInterval
         while (true) {
@@ -358,7 +358,7 @@ export const make = (
           "campaign",
           (client) => client.if(key, "Create", "==", 0).then(client.put(key).value(nodeId).lease(id)).commit()
         )
-        return yield* Effect.raceAll([keepaliveLoop(lease), fenceLoop(session), observeLoop(session, key, campaigned)])
+        return yield* Effect.raceAll([keepaliveLoop(session, lease), fenceLoop(session), observeLoop(session, key, campaigned)])
       })
 
     const campaignForever = Effect.gen(function*() {
