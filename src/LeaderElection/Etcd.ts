@@ -33,7 +33,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { EtcdLeaseInvalidError } from "etcd3"
-import type { Etcd3, Lease, Watcher } from "etcd3"
+import type { Etcd3, IWatchResponse, Lease, Watcher } from "etcd3"
 import { performance } from "node:perf_hooks"
 import { EtcdClient } from "../Etcd.js"
 import { ElectionError } from "../Errors.js"
@@ -146,6 +146,9 @@ const sameLeadership = (a: Leadership, b: Leadership): boolean =>
     ? b._tag === "Leader" && a.term === b.term
     : b._tag === "Follower" && Option.getEquivalence((x: string, y: string) => x === y)(a.leader, b.leader)
 
+/** What the election watcher tells the observer. */
+type WatchMessage = { readonly _tag: "events"; readonly response: IWatchResponse } | { readonly _tag: "resync" }
+
 /** Why a session (one lease) ended. */
 type SessionEnd = "lease lost" | "deadline passed"
 
@@ -257,23 +260,31 @@ export const make = (
         }
       })
 
-    /** A prefix watcher whose every event, reconnection or error wakes the observer through `wake`. */
+    /**
+     * A prefix watcher feeding `inbox`: its change events, and a `resync` whenever it (re)connects, disconnects or
+     * fails (events may have been missed: range again).
+     */
     const watchPrefix = (client: Etcd3) =>
       Effect.acquireRelease(
         Effect.gen(function*() {
-          const wake = yield* Queue.sliding<void>(1)
-          const poke = () => Queue.unsafeOffer(wake, undefined)
+          const inbox = yield* Queue.unbounded<WatchMessage>()
           const watcher: Watcher = client.watch().prefix(prefix).watcher()
-          const status = { broken: false }
+          const status = { broken: false, connected: false }
+          const resync = () => Queue.unsafeOffer(inbox, { _tag: "resync" })
           // Listeners go on before anything can be emitted: an unheard "error" event would crash the process.
           watcher.on("error", () => {
             status.broken = true
-            poke()
+            resync()
           })
-          watcher.on("data", poke)
-          watcher.on("connected", poke)
-          watcher.on("disconnected", poke)
-          return { watcher, wake, status }
+          watcher.on("data", (response: IWatchResponse) => {
+            if (response.events.length > 0) Queue.unsafeOffer(inbox, { _tag: "events", response })
+          })
+          watcher.on("connected", () => {
+            status.connected = true
+            resync()
+          })
+          watcher.on("disconnected", resync)
+          return { watcher, inbox, status }
         }),
         ({ watcher }) =>
           Effect.sync(() => {
@@ -283,62 +294,91 @@ export const make = (
             watcher.cancel().catch(() => undefined)
           })
       ).pipe(
-        Effect.tap(({ status, wake, watcher }) =>
-          // Wait for the watch to be established, so that the first range below cannot miss a change.
-          Effect.async<void, ElectionError>((resume) => {
-            const connected = () => resume(Effect.void)
-            watcher.once("connected", connected)
-            return Effect.sync(() => watcher.off("connected", connected))
-          }).pipe(
+        // Wait for the watch to be established, so that the first range cannot miss a change.
+        Effect.tap(({ status }) =>
+          Effect.suspend(() => status.connected ? Effect.void : Effect.sleep("1 millis")).pipe(
+            Effect.repeat({ until: () => status.connected || status.broken }),
             Effect.timeoutFail({
               duration: etcd.commandTimeout,
               onTimeout: () => new ElectionError({ operation: "watch", reason: "watch not established in time" })
-            }),
-            Effect.zipRight(Queue.takeAll(wake)),
-            Effect.zipRight(Effect.suspend(() =>
-              status.broken ? new ElectionError({ operation: "watch", reason: "watch cancelled by etcd" }) : Effect.void
-            ))
+            })
           )
         )
       )
 
     /**
-     * Ranges the prefix (lowest create revision first) on every watch event and at least every keepalive interval
-     * (a watch on a cut connection may stay silent), steps up when our key is first, and ends the session when our
-     * key is gone.
+     * Keeps a view of the election (key -> create revision, node id) from a range plus the watch events after it,
+     * so that a follower sees the leader's key deleted and steps up on the event itself, without another round trip.
+     * It ranges again whenever the watch reconnects and at least every keepalive interval (a watch on a cut connection
+     * may stay silent). Steps up when our key is first; ends the session when our key is gone.
      */
     const observeLoop = (session: number, key: string, campaigned: { value: boolean }): Effect.Effect<SessionEnd> =>
       Effect.scoped(Effect.gen(function*() {
-        const { status, wake } = yield* watchPrefix(etcd.client)
+        const { inbox, status } = yield* watchPrefix(etcd.client)
+        const view = new Map<string, { readonly createRevision: number; readonly nodeId: string }>()
+        let revision = 0
+        let needRange = true
+        let pending: Array<WatchMessage> = []
         while (true) {
-          const range = yield* etcd.call(
-            "range",
-            (client) => client.getAll().prefix(prefix).sort("Create", "Ascend").exec()
-          )
-          campaigned.value = true
-          const mine = range.kvs.find((kv) => kv.key.toString() === key)
-          const first = range.kvs[0]
-          if (mine === undefined || first === undefined) {
+          const messages = [...pending, ...(yield* Queue.takeAll(inbox))]
+          pending = []
+          for (const message of messages) {
+            if (message._tag === "resync") {
+              needRange = true
+              continue
+            }
+            for (const event of message.response.events) {
+              // Events up to the range's revision are already in the view.
+              if (Number(event.kv.mod_revision) <= revision) continue
+              if (event.type === "Put") {
+                view.set(event.kv.key.toString(), {
+                  createRevision: Number(event.kv.create_revision),
+                  nodeId: event.kv.value.toString()
+                })
+              } else {
+                view.delete(event.kv.key.toString())
+              }
+            }
+            revision = Math.max(revision, Number(message.response.header.revision))
+          }
+          if (status.broken) {
+            return yield* new ElectionError({ operation: "watch", reason: "watch cancelled by etcd" })
+          }
+          if (needRange) {
+            const range = yield* etcd.call("range", (client) => client.getAll().prefix(prefix).exec())
+            view.clear()
+            for (const kv of range.kvs) {
+              view.set(kv.key.toString(), { createRevision: Number(kv.create_revision), nodeId: kv.value.toString() })
+            }
+            revision = Number(range.header.revision)
+            needRange = false
+            campaigned.value = true
+          }
+          const mine = view.get(key)
+          if (mine === undefined) {
             yield* stepDown(session)
             return "lease lost" as const
           }
+          let first = mine
+          for (const entry of view.values()) if (entry.createRevision < first.createRevision) first = entry
           if (first === mine) {
-            const term = Number(mine.create_revision)
             // Step up only within a live session and before the deadline (checked in the same synchronous step).
             if (state.session === session && now() < state.deadline) {
               state.leading = true
-              state.term = term
+              state.term = mine.createRevision
               state.leader = Option.some(nodeId)
             }
           } else {
             state.leading = false
-            state.leader = Option.some(first.value.toString())
+            state.leader = Option.some(first.nodeId)
           }
           yield* publish
-          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(keepaliveInterval))
-          if (status.broken) {
-            return yield* new ElectionError({ operation: "watch", reason: "watch cancelled by etcd" })
-          }
+          const next = yield* Effect.raceFirst(
+            Effect.map(Queue.take(inbox), Option.some),
+            Effect.as(Effect.sleep(keepaliveInterval), Option.none())
+          )
+          if (Option.isSome(next)) pending.push(next.value)
+          else needRange = true
         }
       })).pipe(
         Effect.tapError((error) => Effect.logDebug("election watch failed; retrying", error.message)),
@@ -396,8 +436,9 @@ export const make = (
       state.leading = false
       state.leader = Option.none()
       const lease = currentLease
+      // `isLeader` is false from here on; the revoke need not wait for the published change.
       return publish.pipe(
-        Effect.zipRight(
+        Effect.zip(
           lease === undefined ? Effect.void : revokeOnce(lease).pipe(
             Effect.tap(() => Effect.logInfo("resigned")),
             Effect.catchAll((error) =>
@@ -406,7 +447,8 @@ export const make = (
                 error.message
               )
             )
-          )
+          ),
+          { concurrent: true }
         )
       )
     })
