@@ -139,6 +139,9 @@ export const fromClient = (
         try: () => f(client),
         catch: (cause) => new StoreError({ backend: "redis", operation, reason: messageOf(cause), cause })
       }).pipe(
+        // Callers may run this uninterruptibly (a lock release in a finalizer): the wait must stay cuttable by the
+        // timeout below. Abandoning the promise is safe, ioredis settles it later on its own.
+        Effect.interruptible,
         Effect.timeoutFail({
           duration: bound,
           onTimeout: () =>
@@ -154,10 +157,12 @@ export const fromClient = (
 }
 
 /**
- * Connect and wait until the server answers, bounded by `connectTimeout`; on failure the client is disconnected
- * (it would otherwise keep reconnecting in the background).
+ * Create the client (not connected yet) and register its release in the scope first, so that whatever happens while
+ * connecting (failure, timeout, interruption) the client is closed and stops reconnecting in the background. Then
+ * connect and wait until the server answers, bounded by `connectTimeout`, in an interruptible region (an
+ * `acquireRelease` acquisition is uninterruptible, and a timeout cannot cut an uninterruptible wait).
  */
-const acquire = (options: RedisOptions): Effect.Effect<RedisClientService, StoreError> =>
+const makeClient = (options: RedisOptions): Effect.Effect<RedisClientService, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
     const where = describeUrl(options.url)
@@ -167,24 +172,31 @@ const acquire = (options: RedisOptions): Effect.Effect<RedisClientService, Store
     const log = (effect: Effect.Effect<void>) =>
       Runtime.runFork(runtime)(Effect.annotateLogs(effect, { redis: where }))
 
-    const client = yield* Effect.try({
-      try: () =>
-        new IORedis(url, {
-          lazyConnect: true,
-          // A down Redis fails a command at once instead of queueing it until the server is back.
-          enableOfflineQueue: false,
-          commandTimeout: Duration.toMillis(commandTimeout),
-          connectTimeout: Duration.toMillis(connectTimeout),
-          // Commands in flight when the connection drops fail at once (0 reconnect attempts kept for them)...
-          maxRetriesPerRequest: 0,
-          // ...and are never re-sent after a reconnect: a `begin` whose caller already saw a StoreError must not
-          // claim a slot and take a lock later, owned by nobody.
-          autoResendUnfulfilledCommands: false,
-          retryStrategy: reconnectDelayMillis
-        }),
-      catch: (cause) =>
-        new StoreError({ backend: "redis", operation: "connect", reason: `invalid url ${where}: ${messageOf(cause)}` })
-    })
+    const client = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          new IORedis(url, {
+            lazyConnect: true,
+            // A down Redis fails a command at once instead of queueing it until the server is back.
+            enableOfflineQueue: false,
+            commandTimeout: Duration.toMillis(commandTimeout),
+            connectTimeout: Duration.toMillis(connectTimeout),
+            // Commands in flight when the connection drops fail at once (0 reconnect attempts kept for them)...
+            maxRetriesPerRequest: 0,
+            // ...and are never re-sent after a reconnect: a `begin` whose caller already saw a StoreError must not
+            // claim a slot and take a lock later, owned by nobody.
+            autoResendUnfulfilledCommands: false,
+            retryStrategy: reconnectDelayMillis
+          }),
+        catch: (cause) =>
+          new StoreError({
+            backend: "redis",
+            operation: "connect",
+            reason: `invalid url ${where}: ${messageOf(cause)}`
+          })
+      }),
+      (client) => close(client, commandTimeout)
+    )
 
     // Connection state changes are logged once per outage, not once per reconnect attempt.
     let lastError = "no answer"
@@ -194,7 +206,7 @@ const acquire = (options: RedisOptions): Effect.Effect<RedisClientService, Store
       lastError = messageOf(error)
       if (ready && !lost) {
         lost = true
-        log(Effect.logWarning("redis connection lost", { error: lastError }))
+        log(Effect.logWarning("redis connection lost").pipe(Effect.annotateLogs({ error: lastError })))
       }
     })
     client.on("ready", () => {
@@ -213,6 +225,7 @@ const acquire = (options: RedisOptions): Effect.Effect<RedisClientService, Store
       client.connect().catch(() => undefined)
       return Effect.sync(() => client.removeListener("ready", onReady))
     }).pipe(
+      Effect.interruptible,
       Effect.timeoutFail({
         duration: connectTimeout,
         onTimeout: () =>
@@ -222,20 +235,23 @@ const acquire = (options: RedisOptions): Effect.Effect<RedisClientService, Store
             reason: `${where} not ready within ${Duration.format(connectTimeout)}: ${lastError}`
           })
       }),
-      Effect.withClock(liveClock),
-      Effect.tapError(() => Effect.sync(() => client.disconnect()))
+      Effect.withClock(liveClock)
     )
     yield* Effect.logDebug("redis connected").pipe(Effect.annotateLogs({ redis: where }))
     return fromClient(client, { keyPrefix: options.keyPrefix, commandTimeout })
   })
 
-/** `QUIT` (lets the server finish our replies), bounded; then drop the socket whatever happened. */
-const release = (service: RedisClientService): Effect.Effect<void> =>
-  Effect.tryPromise(() => service.client.quit()).pipe(
-    Effect.timeout(service.commandTimeout),
+/**
+ * `QUIT` (lets the server finish our replies), bounded; then drop the socket whatever happened. A finalizer runs
+ * uninterruptibly, so the wait itself is made interruptible for the timeout to cut it.
+ */
+const close = (client: Client, bound: Duration.Duration): Effect.Effect<void> =>
+  Effect.tryPromise(() => client.quit()).pipe(
+    Effect.interruptible,
+    Effect.timeout(bound),
     Effect.withClock(liveClock),
     Effect.ignore,
-    Effect.ensuring(Effect.sync(() => service.client.disconnect()))
+    Effect.ensuring(Effect.sync(() => client.disconnect()))
   )
 
 /**
@@ -256,7 +272,7 @@ export const layer = (options: RedisOptions): Layer.Layer<RedisClient, StoreErro
  * @category constructors
  */
 export const make = (options: RedisOptions): Effect.Effect<RedisClientService, StoreError, Scope.Scope> =>
-  Effect.acquireRelease(acquire(options), release)
+  makeClient(options)
 
 /**
  * Run one client call through the `RedisClient` in context (see `RedisClientService.run`).

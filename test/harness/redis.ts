@@ -107,6 +107,21 @@ const trackChild = (child: ChildProcess): void => {
   }
 }
 
+/**
+ * A tiny shell loop that SIGKILLs `child` if this test process dies without cleaning up (a vitest worker killed on a
+ * timeout runs no exit hooks). It checks every second and ends by itself once either process is gone; it is also
+ * killed as soon as the child exits, so it can never signal a recycled pid of a long-gone child.
+ */
+const watchdog = (child: ChildProcess): ChildProcess | undefined => {
+  if (child.pid === undefined) return undefined
+  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; ` +
+    `kill -0 ${process.pid} 2>/dev/null || kill -9 ${child.pid} 2>/dev/null`
+  const guard = spawn("sh", ["-c", script], { stdio: "ignore" })
+  guard.on("error", () => undefined)
+  guard.unref()
+  return guard
+}
+
 /** Keep this much of a child's output, to explain a failed start. */
 const OUTPUT_TAIL_CHARS = 4000
 
@@ -141,6 +156,7 @@ export const spawnManaged = (
   Effect.sync(() => {
     const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
     trackChild(child)
+    const guard = watchdog(child)
     let output = ""
     const append = (chunk: Buffer) => {
       output = (output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_CHARS)
@@ -153,6 +169,7 @@ export const spawnManaged = (
     const exitPromise = new Promise<void>((resolve) => {
       child.once("exit", () => {
         exited = true
+        guard?.kill("SIGKILL")
         resolve()
       })
       child.once("error", () => {
