@@ -164,6 +164,10 @@ describe("Cron.parse syntax", () => {
     // Day-of-week steps stop at 6 (Saturday): 7 is an alias of Sunday, not a separate day.
     const weekdays = fires(cron("0 0 0 * * */2"), "2026-02-28T12:00:00Z", 4).map((t) => new Date(t).getUTCDay())
     expect(weekdays).toEqual([0, 2, 4, 6])
+    const odd = fires(cron("0 0 0 * * 1/2"), "2026-02-28T12:00:00Z", 4).map((t) => new Date(t).getUTCDay())
+    expect(odd).toEqual([1, 3, 5, 1])
+    const fromTue = fires(cron("0 0 0 * * TUE/3"), "2026-02-28T12:00:00Z", 3).map((t) => new Date(t).getUTCDay())
+    expect(fromTue).toEqual([2, 5, 2])
   })
 
   it("accepts ? as * in day of month and day of week (Quartz habit)", () => {
