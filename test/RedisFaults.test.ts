@@ -7,18 +7,24 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { StoreError } from "../src/Errors.js"
+import * as Job from "../src/Job.js"
 import * as JobLockModel from "../src/JobLockModel.js"
 import * as JobStore from "../src/JobStore.js"
 import * as JobStoreRedis from "../src/JobStore/Redis.js"
+import * as LeaderElection from "../src/LeaderElection.js"
 import * as Redis from "../src/Redis.js"
-import { RunRecord } from "../src/Run.js"
+import { RunContext, RunRecord } from "../src/Run.js"
+import * as Scheduler from "../src/Scheduler.js"
 import { freePort, startRedis, uniquePrefix } from "./harness/redis.js"
 
 /** The configured command bound in these tests. */
@@ -246,4 +252,166 @@ describe("Redis faults", () => {
       assert.include(error.reason, "***")
       assert.strictEqual(Redis.describeUrl(`rediss://user:pw@host:6380/2`), "rediss://user:***@host:6380/2")
     }))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// The scheduler on Redis under faults
+// ---------------------------------------------------------------------------------------------------------------
+
+interface LogLine {
+  readonly message: string
+  readonly annotations: Readonly<Record<string, unknown>>
+}
+
+/** A logger that keeps every line (message and annotations), replacing the console one for the test. */
+const captureLogs = () => {
+  const lines: Array<LogLine> = []
+  const logger = Logger.make(({ annotations, message }) => {
+    lines.push({
+      message: String(Array.isArray(message) ? message[0] : message),
+      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+    })
+  })
+  const finished = (job: string) =>
+    lines.filter((line) => line.message === "job finished" && line.annotations.job === job)
+  const skippedFor = (job: string, reason: string) =>
+    lines.filter((line) => line.message === "job skipped" && line.annotations.job === job &&
+      line.annotations.reason === reason)
+  return { lines, finished, skippedFor, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** Poll `check` every 50 ms until true; fail the test naming `what` after `within`. Real time. */
+const waitFor = (what: string, check: () => boolean, within: Duration.DurationInput = RECOVER_WITHIN) =>
+  Effect.suspend(() => (check() ? Effect.void : Effect.fail(new Error(`not yet: ${what}`)))).pipe(
+    Effect.retry(Schedule.spaced(Duration.millis(50))),
+    Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`timed out waiting for: ${what}`) }),
+    Effect.orDie
+  )
+
+/** A scheduler node on Redis with single-node leadership (the slot claim alone must give exactly-once). */
+const schedulerOnRedis = (
+  jobs: ReadonlyArray<Job.Job<never>>,
+  options: { readonly url: string; readonly keyPrefix: string; readonly nodeId: string }
+) =>
+  Scheduler.layer(jobs, { shutdownGrace: Duration.seconds(1) }).pipe(
+    Layer.provide(LeaderElection.layerSingleNode(options.nodeId)),
+    Layer.provideMerge(JobStoreRedis.layerRedis),
+    Layer.provideMerge(Redis.layer({ url: options.url, keyPrefix: options.keyPrefix, commandTimeout: COMMAND_TIMEOUT }))
+  )
+
+describe("Scheduler on Redis faults", () => {
+  it.scopedLive("Redis killed mid-run: run ends lock_lost, fires skip store_error, runs resume after restart", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const server = yield* startRedis()
+      const firstStarted = yield* Deferred.make<void>()
+      let calls = 0
+      const job = Job.unsafeMake({
+        name: "sync_user",
+        every: "200 millis",
+        timeout: "30 seconds",
+        // Renewed every 500 ms; with Redis gone the run counts its lock as lost 1.5 s after the last renewal.
+        lock: { ttl: "1500 millis" },
+        handler: Effect.suspend(() => {
+          calls++
+          return calls === 1 ? Effect.zipRight(Deferred.succeed(firstStarted, undefined), Effect.never) : Effect.void
+        })
+      })
+      const context = yield* Layer.build(
+        schedulerOnRedis([job], { url: server.url, keyPrefix: uniquePrefix(), nodeId: "node-a" })
+      )
+      const scheduler = Effect.runSync(Effect.provide(Scheduler.Scheduler, context))
+      yield* Deferred.await(firstStarted).pipe(Effect.timeout(RECOVER_WITHIN), Effect.orDie)
+
+      yield* server.kill()
+      yield* waitFor("the running job to end lock_lost", () =>
+        logs.finished("sync_user").some((line) => line.annotations.outcome === "lock_lost"))
+      yield* waitFor(
+        "fires to go on (skipped store_error)",
+        () => logs.skippedFor("sync_user", "store_error").length >= 2
+      )
+
+      yield* server.restart()
+      yield* waitFor("a successful run after the restart", () =>
+        logs.finished("sync_user").some((line) => line.annotations.outcome === "success"))
+      // The restarted Redis is empty: the records there are the runs after the restart.
+      const records = yield* scheduler.runs("sync_user")
+      assert.isTrue(records.length >= 1 && records.every((record) => record.outcome === "success"))
+      const status = yield* scheduler.jobStatus("sync_user")
+      assert.isTrue(status.counters.failures >= 1, "the lock_lost run is counted as a failure")
+    }).pipe(Effect.provide(logs.layer))
+  }, 60_000)
+
+  it.scopedLive("two schedulers on one Redis, single-node leadership each: every fire time runs exactly once", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const server = yield* startRedis()
+      const keyPrefix = uniquePrefix()
+      const invocations = new Map<number, Array<string>>()
+      const job = Job.unsafeMake({
+        name: "tick",
+        cron: "* * * * * *",
+        timeout: "5 seconds",
+        // No lock: exactly-once must come from the slot claim alone.
+        lock: { enabled: false },
+        handler: Effect.flatMap(RunContext, (run) =>
+          Effect.sync(() => {
+            const time = run.fireTime.getTime()
+            invocations.set(time, [...(invocations.get(time) ?? []), run.nodeId])
+          }))
+      })
+      const nodeA = yield* Layer.build(schedulerOnRedis([job], { url: server.url, keyPrefix, nodeId: "node-a" }))
+      yield* Layer.build(schedulerOnRedis([job], { url: server.url, keyPrefix, nodeId: "node-b" }))
+      yield* waitFor("at least 4 fire times", () => invocations.size >= 4, Duration.seconds(15))
+      // Let the last fires finish on both nodes.
+      yield* Effect.sleep(Duration.millis(300))
+
+      for (const [time, nodes] of invocations) {
+        assert.strictEqual(nodes.length, 1, `fire ${new Date(time).toISOString()} ran on ${nodes.join(", ")}`)
+      }
+      const records = yield* Effect.flatMap(Effect.provide(Scheduler.Scheduler, nodeA), (s) => s.runs("tick"))
+      const perFire = new Map<number, number>()
+      for (const record of records) perFire.set(record.fireTime, (perFire.get(record.fireTime) ?? 0) + 1)
+      assert.isTrue(perFire.size >= 4)
+      for (const [time, count] of perFire) assert.strictEqual(count, 1, `records for ${new Date(time).toISOString()}`)
+      // Both nodes really competed: the losers were told slot_taken.
+      assert.isAbove(logs.skippedFor("tick", "slot_taken").length, 0)
+    }).pipe(Effect.provide(logs.layer))
+  }, 60_000)
+
+  it.scopedLive("a lock that lapses mid-run and is taken by another owner interrupts the run with lock_lost", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const server = yield* startRedis()
+      const keyPrefix = uniquePrefix()
+      const started = yield* Deferred.make<void>()
+      const job = Job.unsafeMake({
+        name: "archive_user",
+        // Far away: the run comes from `trigger`.
+        cron: "0 0 0 1 1 *",
+        timeout: "30 seconds",
+        lock: { ttl: "900 millis" },
+        handler: Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+      })
+      const context = yield* Layer.build(schedulerOnRedis([job], { url: server.url, keyPrefix, nodeId: "node-a" }))
+      const scheduler = Effect.runSync(Effect.provide(Scheduler.Scheduler, context))
+      const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+      const result = yield* scheduler.trigger("archive_user")
+      assert.strictEqual(result._tag, "Started")
+      yield* Deferred.await(started).pipe(Effect.timeout(RECOVER_WITHIN), Effect.orDie)
+
+      // The TTL lapses (forced, as after a stall), and another owner (e.g. a Go service) takes the lock.
+      const lockKey = `${keyPrefix}:job:lock:archive_user`
+      yield* Effect.promise(() => client.pexpire(lockKey, 1))
+      yield* Effect.sleep(Duration.millis(20))
+      expect(yield* Effect.promise(() => client.set(lockKey, "other-owner", "PX", 30_000, "NX"))).toBe("OK")
+
+      yield* waitFor("the run to end lock_lost", () =>
+        logs.finished("archive_user").some((line) => line.annotations.outcome === "lock_lost"), Duration.seconds(5))
+      const records = yield* scheduler.runs("archive_user")
+      expect(records.map((record) => record.outcome)).toEqual(["lock_lost"])
+      // Our finish did not delete the new owner's lock.
+      expect(yield* Effect.promise(() => client.get(lockKey))).toBe("other-owner")
+    }).pipe(Effect.provide(logs.layer))
+  }, 30_000)
 })
