@@ -1,0 +1,137 @@
+/**
+ * The service's RPC contract (@effect/rpc): a user service and a job service, served together at `POST /rpc` with
+ * JSON serialization (so a `curl` can call it). Shared by the server and its clients.
+ *
+ * @since 0.1.0
+ */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+import { StoreError, UnknownJob } from "../../Errors.js"
+import { RunRecord, SkipReason } from "../../Run.js"
+import { RepositoryError, SchedulerUnavailable, Unauthorized, UserNotFound } from "../Errors.js"
+import { User } from "../repository/UserModel.js"
+
+/**
+ * The largest page `ListUsers` serves: bounds the response size.
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const MAX_PAGE_SIZE = 100
+
+/**
+ * The most run records `JobRuns` returns (the store keeps 100 per job by default).
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const MAX_RUNS = 100
+
+/**
+ * One page of users.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class UserList extends Schema.Class<UserList>("UserList")({
+  users: Schema.Array(User),
+  total: Schema.Number,
+  page: Schema.Number,
+  pageSize: Schema.Number
+}) {}
+
+/**
+ * @since 0.1.0
+ * @category groups
+ */
+export class UserRpcs extends RpcGroup.make(
+  Rpc.make("GetUser", {
+    payload: { id: Schema.Int },
+    success: User,
+    error: Schema.Union(UserNotFound, RepositoryError)
+  }),
+  Rpc.make("ListUsers", {
+    payload: Schema.Struct({
+      page: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 1 }),
+      pageSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_PAGE_SIZE)), { default: () => 20 })
+    }),
+    success: UserList,
+    error: RepositoryError
+  })
+) {}
+
+/**
+ * A job's status as the RPC shows it (times as ISO strings).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class JobView extends Schema.Class<JobView>("JobView")({
+  name: Schema.String,
+  trigger: Schema.String,
+  enabled: Schema.Boolean,
+  paused: Schema.Boolean,
+  /** The next fire this node plans; null while not leading, disabled, or on an rpc-mode node for interval jobs. */
+  nextFire: Schema.NullOr(Schema.String),
+  running: Schema.Number,
+  lastRun: Schema.NullOr(RunRecord),
+  counters: Schema.Struct({
+    runs: Schema.Number,
+    success: Schema.Number,
+    failures: Schema.Number,
+    skips: Schema.Number
+  })
+}) {}
+
+/**
+ * What `TriggerJob` did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TriggerOutcome = Schema.Union(
+  Schema.TaggedStruct("Started", { runId: Schema.String, fence: Schema.Number }),
+  Schema.TaggedStruct("Skipped", { reason: SkipReason })
+)
+
+const JobName = { job: Schema.String }
+
+/**
+ * @since 0.1.0
+ * @category groups
+ */
+export class JobRpcs extends RpcGroup.make(
+  Rpc.make("ListJobs", { success: Schema.Array(JobView), error: StoreError }),
+  Rpc.make("JobRuns", {
+    payload: Schema.Struct({
+      job: Schema.String,
+      limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_RUNS)), { default: () => 20 })
+    }),
+    success: Schema.Array(RunRecord),
+    error: Schema.Union(UnknownJob, StoreError)
+  }),
+  Rpc.make("TriggerJob", {
+    payload: JobName,
+    success: TriggerOutcome,
+    error: Schema.Union(Unauthorized, UnknownJob, StoreError, SchedulerUnavailable)
+  }),
+  Rpc.make("PauseJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
+  Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) })
+) {}
+
+/**
+ * Both services, as served at `POST /rpc`.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class ServiceRpcs extends UserRpcs.merge(JobRpcs) {}
+
+/**
+ * The path of the RPC endpoint.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const RPC_PATH = "/rpc"

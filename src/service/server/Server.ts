@@ -1,0 +1,84 @@
+/**
+ * The service's HTTP server: admin endpoints (`/healthz`, `/readyz`, `/metrics`) always, and the RPC endpoint
+ * (`POST /rpc`, JSON) in `rpc` and `all` modes, on one port bound to 127.0.0.1 by default.
+ *
+ * @since 0.1.0
+ */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import { createServer } from "node:http"
+import type { UserModel } from "../repository/UserModel.js"
+import * as Admin from "./Admin.js"
+import type { JobControl } from "./JobControl.js"
+import * as JobService from "./JobService.js"
+import { RPC_PATH, ServiceRpcs } from "./Rpcs.js"
+import * as UserService from "./UserService.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdminOptions {
+  readonly checks: ReadonlyArray<Admin.ReadinessCheck>
+  readonly info?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RpcOptions extends AdminOptions {
+  /** When set, trigger/pause/resume require `Authorization: Bearer <token>`. */
+  readonly token: Option.Option<Redacted.Redacted<string>>
+}
+
+/**
+ * Serve the admin routes on the `HttpServer` in context (job mode).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const serveAdmin = (options: AdminOptions): Layer.Layer<never, never, HttpServer.HttpServer> =>
+  HttpServer.serve(Admin.router(options))
+
+/**
+ * Serve the admin routes and the RPC endpoint on the `HttpServer` in context (rpc and all modes).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const serveAll = (
+  options: RpcOptions
+): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
+    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
+  })).pipe(
+    Layer.provide(Layer.mergeAll(UserService.layer, JobService.layer({ token: options.token }), RpcSerialization.layerJson))
+  )
+
+/**
+ * A Node HTTP server listening on `host:port` (port 0 = any free port; the address is logged either way).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerHttp = (options: { readonly host: string; readonly port: number }) =>
+  NodeHttpServer.layer(createServer, { host: options.host, port: options.port })
+
+/**
+ * Log `Listening on http://host:port` once the server is up.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const logAddress: Layer.Layer<never, never, HttpServer.HttpServer> = Layer.effectDiscard(
+  HttpServer.addressFormattedWith((address) => Effect.logInfo(`listening on ${address}`))
+)

@@ -1,0 +1,301 @@
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { StoreError } from "../../src/Errors.js"
+import * as Job from "../../src/Job.js"
+import type { JobStore } from "../../src/JobStore.js"
+import * as Scheduler from "../../src/Scheduler.js"
+import * as JobControl from "../../src/service/server/JobControl.js"
+import * as Prometheus from "../../src/service/server/Prometheus.js"
+import { ServiceRpcs } from "../../src/service/server/Rpcs.js"
+import * as Server from "../../src/service/server/Server.js"
+import * as UserModel from "../../src/service/repository/UserModel.js"
+
+const NOW = Date.UTC(2026, 0, 1)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prometheus text
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The rendered lines of the metrics whose name starts with `prefix` (the registry is process-wide). */
+const scrapeOf = (prefix: string) =>
+  Effect.map(Metric.snapshot, (all) =>
+    Prometheus.render(all.filter((pair) => pair.metricKey.name.startsWith(prefix))).trimEnd().split("\n"))
+
+describe("Prometheus rendering", () => {
+  it.effect("renders counters and gauges with HELP, TYPE and sorted, escaped labels", () =>
+    Effect.gen(function*() {
+      const counter = Metric.counter("promtest_a_runs_total", { description: "Runs by job\nand outcome \\ all" })
+      yield* Metric.update(counter.pipe(Metric.tagged("outcome", "success"), Metric.tagged("job", "sync")), 1)
+      yield* Metric.update(counter.pipe(Metric.tagged("job", "we\"ird\\job\nname")), 2)
+      yield* Metric.set(Metric.gauge("promtest_a_leader"), 1)
+      const lines = yield* scrapeOf("promtest_a_")
+      expect(lines).toEqual([
+        "# TYPE promtest_a_leader gauge",
+        "promtest_a_leader 1",
+        "# HELP promtest_a_runs_total Runs by job\\nand outcome \\\\ all",
+        "# TYPE promtest_a_runs_total counter",
+        "promtest_a_runs_total{job=\"sync\",outcome=\"success\"} 1",
+        "promtest_a_runs_total{job=\"we\\\"ird\\\\job\\nname\"} 2"
+      ].sort((a, b) => lines.indexOf(a) - lines.indexOf(b)))
+      // One HELP/TYPE per family, whatever the number of series.
+      expect(lines.filter((l) => l.startsWith("# TYPE promtest_a_runs_total"))).toHaveLength(1)
+    }))
+
+  it.effect("renders a histogram as cumulative _bucket lines up to +Inf, then _sum and _count", () =>
+    Effect.gen(function*() {
+      const histogram = Metric.histogram("promtest_b_seconds", MetricBoundaries.fromIterable([0.1, 1, 10]))
+        .pipe(Metric.tagged("job", "x"))
+      for (const value of [0.05, 0.5, 0.7, 5, 50]) yield* Metric.update(histogram, value)
+      const lines = yield* scrapeOf("promtest_b_")
+      expect(lines).toEqual([
+        "# TYPE promtest_b_seconds histogram",
+        "promtest_b_seconds_bucket{job=\"x\",le=\"0.1\"} 1",
+        "promtest_b_seconds_bucket{job=\"x\",le=\"1\"} 3",
+        "promtest_b_seconds_bucket{job=\"x\",le=\"10\"} 4",
+        "promtest_b_seconds_bucket{job=\"x\",le=\"+Inf\"} 5",
+        "promtest_b_seconds_sum{job=\"x\"} 56.25",
+        "promtest_b_seconds_count{job=\"x\"} 5"
+      ])
+    }))
+
+  it.effect("renders frequencies as counters keyed by value, and summaries with quantiles", () =>
+    Effect.gen(function*() {
+      const frequency = Metric.frequency("promtest_c_reasons")
+      yield* Metric.update(frequency, "lock_held")
+      yield* Metric.update(frequency, "lock_held")
+      yield* Metric.update(frequency, "paused")
+      const lines = yield* scrapeOf("promtest_c_")
+      expect(lines).toEqual([
+        "# TYPE promtest_c_reasons counter",
+        "promtest_c_reasons{key=\"lock_held\"} 2",
+        "promtest_c_reasons{key=\"paused\"} 1"
+      ])
+      const summary = Metric.summary({
+        name: "promtest_d_latency",
+        maxAge: "1 hour",
+        maxSize: 100,
+        error: 0.01,
+        quantiles: [0.5]
+      })
+      yield* Metric.update(summary, 3)
+      const summaryLines = yield* scrapeOf("promtest_d_")
+      expect(summaryLines[0]).toBe("# TYPE promtest_d_latency summary")
+      expect(summaryLines.slice(1)).toEqual([
+        "promtest_d_latency{quantile=\"0.5\"} 3",
+        "promtest_d_latency_sum 3",
+        "promtest_d_latency_count 1"
+      ])
+    }))
+
+  it("sanitises metric and label names into Prometheus' alphabet", () => {
+    expect(Prometheus.metricName("job.runs-total")).toBe("job_runs_total")
+    expect(Prometheus.metricName("1st")).toBe("_1st")
+    expect(Prometheus.labelName("job:name")).toBe("job_name")
+    expect(Prometheus.formatValue(Number.POSITIVE_INFINITY)).toBe("+Inf")
+    expect(Prometheus.formatValue(Number.NaN)).toBe("NaN")
+    expect(Prometheus.formatValue(10n)).toBe("10")
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP: admin + RPC
+// ---------------------------------------------------------------------------------------------------------------
+
+const jobs = [
+  Job.unsafeMake({ name: "hourly", every: "1 hour", handler: Effect.void }),
+  Job.unsafeMake({ name: "nightly", cron: "0 0 2 * * *", timezone: "Asia/Shanghai", handler: Effect.void })
+]
+
+const TOKEN = "t0ken-for-tests"
+
+/** A server on a free port with memory models, a scheduler over `jobs`, and the given options. */
+const serverLayer = (options: {
+  readonly token?: string
+  readonly control?: "scheduler" | "store"
+  readonly checks?: ReadonlyArray<{ readonly name: string; readonly check: Effect.Effect<void, unknown> }>
+}) => {
+  const models = Layer.merge(UserModel.layerMemory(UserModel.demoUsers(NOW, 45)), Scheduler.layerMemory(jobs))
+  const control: Layer.Layer<JobControl.JobControl, never, Scheduler.Scheduler | JobStore> = options.control === "store"
+    ? JobControl.layerStore(jobs)
+    : JobControl.layerScheduler
+  return Server.serveAll({
+    token: options.token === undefined ? Option.none() : Option.some(Redacted.make(options.token)),
+    checks: options.checks ?? [],
+    info: { node: "test-node", mode: "all" }
+  }).pipe(
+    Layer.provide(control),
+    Layer.provide(models),
+    Layer.provideMerge(NodeHttpServer.layerTest)
+  )
+}
+
+/** An RPC client of the test server, over its own HTTP client (the test client rewrites URLs its own way). */
+const rpcClient = HttpServer.addressFormattedWith((base) =>
+  RpcClient.make(ServiceRpcs).pipe(
+    Effect.provide(
+      RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(
+        Layer.provide([RpcSerialization.layerJson, FetchHttpClient.layer])
+      )
+    )
+  )
+)
+
+const getJson = (path: string) =>
+  Effect.gen(function*() {
+    const response = yield* HttpClient.get(path)
+    return { status: response.status, body: (yield* response.json) as Record<string, unknown> }
+  })
+
+describe("admin endpoints", () => {
+  it.scoped("/healthz answers 200 with JSON saying the process is alive", () =>
+    Effect.gen(function*() {
+      const { body, status } = yield* getJson("/healthz")
+      expect(status).toBe(200)
+      expect(body).toMatchObject({ status: "ok", node: "test-node", mode: "all" })
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("/readyz is 200 when every check passes and 503 naming the failing check otherwise", () =>
+    Effect.gen(function*() {
+      const ready = yield* getJson("/readyz").pipe(Effect.provide(serverLayer({
+        checks: [{ name: "redis", check: Effect.void }]
+      })))
+      expect(ready).toEqual({ status: 200, body: { status: "ready", checks: { config: "ok", redis: "ok" } } })
+      const down = yield* getJson("/readyz").pipe(Effect.provide(serverLayer({
+        checks: [
+          { name: "redis", check: Effect.fail(new StoreError({ backend: "redis", operation: "ping", reason: "ECONNREFUSED" })) },
+          { name: "etcd", check: Effect.void }
+        ]
+      })))
+      expect(down.status).toBe(503)
+      expect(down.body).toMatchObject({ status: "not_ready", checks: { config: "ok", etcd: "ok" } })
+      expect((down.body.checks as Record<string, string>).redis).toContain("ECONNREFUSED")
+    }))
+
+  it.live("/readyz answers 503 within its bound when a check hangs", () =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const { body, status } = yield* getJson("/readyz")
+      expect(status).toBe(503)
+      expect((body.checks as Record<string, string>).etcd).toContain("no answer")
+      expect(Date.now() - started).toBeLessThan(10_000)
+    }).pipe(Effect.scoped, Effect.provide(serverLayer({ checks: [{ name: "etcd", check: Effect.never }] }))))
+
+  it.scoped("/metrics serves Prometheus text with the text/plain 0.0.4 content type", () =>
+    Effect.gen(function*() {
+      yield* Metric.update(Metric.counter("promtest_http_total").pipe(Metric.tagged("job", "a")), 1)
+      const response = yield* HttpClient.get("/metrics")
+      expect(response.status).toBe(200)
+      expect(response.headers["content-type"]).toBe(Prometheus.CONTENT_TYPE)
+      const text = yield* response.text
+      expect(text).toContain("# TYPE promtest_http_total counter\npromtest_http_total{job=\"a\"} 1\n")
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("an unknown path is a 404", () =>
+    Effect.gen(function*() {
+      expect((yield* HttpClient.get("/nope")).status).toBe(404)
+    }).pipe(Effect.provide(serverLayer({}))))
+})
+
+describe("RPC", () => {
+  it.scoped("GetUser and ListUsers serve the user store; a missing user is UserNotFound", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const user = yield* client.GetUser({ id: 3 })
+      expect(user.email).toBe("user3@example.com")
+      const missing = yield* Effect.flip(client.GetUser({ id: 999 }))
+      expect(missing._tag).toBe("UserNotFound")
+      const page = yield* client.ListUsers({ page: 3, pageSize: 20 })
+      expect(page.total).toBe(45)
+      expect(page.users.map((u) => u.id)).toEqual([41, 42, 43, 44, 45])
+      const defaults = yield* client.ListUsers({})
+      expect(defaults.users).toHaveLength(20)
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("ListJobs shows every job with its trigger and next fire; JobRuns of an unknown job is UnknownJob", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const list = yield* client.ListJobs()
+      expect(list.map((job) => job.name)).toEqual(["hourly", "nightly"])
+      const nightly = list.find((job) => job.name === "nightly")!
+      expect(nightly.trigger).toContain("0 0 2 * * *")
+      expect(nightly.nextFire).toMatch(/T18:00:00\.000Z$/)
+      expect(nightly.paused).toBe(false)
+      expect((yield* Effect.flip(client.JobRuns({ job: "nope" })))._tag).toBe("UnknownJob")
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("without a configured token, trigger/pause/resume need no header and work", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const started = yield* client.TriggerJob({ job: "hourly" })
+      expect(started._tag).toBe("Started")
+      yield* client.PauseJob({ job: "nightly" })
+      expect((yield* client.ListJobs()).find((job) => job.name === "nightly")!.paused).toBe(true)
+      yield* client.ResumeJob({ job: "nightly" })
+      expect((yield* client.ListJobs()).find((job) => job.name === "nightly")!.paused).toBe(false)
+      // The manual run is recorded.
+      const runs = yield* Effect.retry(
+        client.JobRuns({ job: "hourly" }).pipe(Effect.filterOrFail((r) => r.length > 0)),
+        { times: 50 }
+      )
+      expect(runs[0]!.kind).toBe("manual")
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("with a token, mutating calls without it or with a wrong one are Unauthorized; reads stay open", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      expect((yield* Effect.flip(client.TriggerJob({ job: "hourly" })))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.PauseJob({ job: "hourly" })))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.ResumeJob({ job: "hourly" })))._tag).toBe("Unauthorized")
+      const wrong = yield* Effect.flip(client.PauseJob({ job: "hourly" }, { headers: { authorization: "Bearer nope" } }))
+      expect(wrong._tag).toBe("Unauthorized")
+      expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(false)
+      yield* client.PauseJob({ job: "hourly" }, { headers: { authorization: `Bearer ${TOKEN}` } })
+      expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(true)
+      const triggered = yield* client.TriggerJob({ job: "hourly" }, { headers: { authorization: `Bearer ${TOKEN}` } })
+      // Paused cluster-wide: a manual trigger is skipped too.
+      expect(triggered).toEqual({ _tag: "Skipped", reason: "paused" })
+    }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
+
+  it.scoped("a plain HTTP POST (the README's curl) with the bearer header reaches the job service", () =>
+    Effect.gen(function*() {
+      const post = (body: unknown, token?: string) =>
+        HttpClientRequest.post("/rpc").pipe(
+          HttpClientRequest.setHeaders(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          HttpClientRequest.bodyUnsafeJson(body),
+          HttpClient.execute,
+          Effect.flatMap((response) => response.json)
+        )
+      const request = { _tag: "Request", id: "1", tag: "PauseJob", payload: { job: "hourly" }, headers: [] }
+      const denied = (yield* post(request)) as ReadonlyArray<any>
+      expect(denied[0].exit._tag).toBe("Failure")
+      expect(JSON.stringify(denied[0].exit)).toContain("Unauthorized")
+      const allowed = (yield* post(request, TOKEN)) as ReadonlyArray<any>
+      expect(allowed[0]).toMatchObject({ _tag: "Exit", requestId: "1", exit: { _tag: "Success" } })
+      const list = (yield* post({ _tag: "Request", id: "2", tag: "ListJobs", payload: {}, headers: [] })) as ReadonlyArray<any>
+      expect(list[0].exit.value.map((job: { name: string }) => job.name)).toEqual(["hourly", "nightly"])
+    }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
+
+  it.scoped("on an rpc-mode node (store only), jobs are listed from the store and trigger is SchedulerUnavailable", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const list = yield* client.ListJobs()
+      expect(list.map((job) => job.name)).toEqual(["hourly", "nightly"])
+      expect(list.find((job) => job.name === "nightly")!.nextFire).not.toBeNull()
+      expect((yield* Effect.flip(client.TriggerJob({ job: "hourly" })))._tag).toBe("SchedulerUnavailable")
+      expect((yield* Effect.flip(client.TriggerJob({ job: "nope" })))._tag).toBe("UnknownJob")
+      yield* client.PauseJob({ job: "hourly" })
+      expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(true)
+    }).pipe(Effect.provide(serverLayer({ control: "store" }))))
+})
