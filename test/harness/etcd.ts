@@ -89,16 +89,24 @@ const waitExit = (child: ChildProcess): Effect.Effect<void> =>
     return Effect.sync(() => child.off("exit", onExit))
   })
 
+/** Options for `startEtcd`. */
+export interface EtcdServerOptions {
+  /** More command-line flags, e.g. `["--auto-compaction-retention", "1"]`. */
+  readonly extraArgs?: ReadonlyArray<string>
+}
+
 /**
  * Starts etcd and returns its handle; the process is killed and its data dir removed when the scope closes. Fails
  * (as a defect, with a message saying how to install it) when `etcd` is not on PATH.
  */
-export const startEtcd = (): Effect.Effect<EtcdServer, never, Scope.Scope> =>
+export const startEtcd = (options: EtcdServerOptions = {}): Effect.Effect<EtcdServer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const binary = findOnPath("etcd")
     if (binary === undefined) return yield* Effect.dieMessage(INSTALL_HINT)
     const clientPort = yield* freePort
-    const peerPort = yield* freePort
+    // Two listens on port 0 in a row can, rarely, return the same port.
+    let peerPort = yield* freePort
+    while (peerPort === clientPort) peerPort = yield* freePort
     const dataDir = yield* Effect.acquireRelease(
       Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "ejs-etcd-"))),
       (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -115,7 +123,8 @@ export const startEtcd = (): Effect.Effect<EtcdServer, never, Scope.Scope> =>
       "--initial-cluster", `t=${peerUrl}`,
       // Fast raft timers: a single member elects itself in ~100 ms instead of ~1 s.
       "--heartbeat-interval", "10",
-      "--election-timeout", "100"
+      "--election-timeout", "100",
+      ...(options.extraArgs ?? [])
     ]
     let child: ChildProcess | undefined
     const logTail: Array<string> = []
