@@ -177,6 +177,8 @@ describe("Config every invalid input is a ConfigInvalid with its field path", ()
     ["bad etcd endpoint", "etcd: { endpoints: [ftp://x:2379] }", "etcd.endpoints[0]", /http/],
     ["empty etcd endpoints", "etcd: { endpoints: [] }", "etcd.endpoints"],
     ["etcd lease below 2 s", "etcd: { endpoints: [http://x:2379], leaseTtl: 1 second }", "etcd.leaseTtl", /at least/],
+    ["etcd password without user", "etcd: { endpoints: [http://x:2379], password: pw }", "etcd.username", /missing/],
+    ["etcd election key empty", `etcd: { endpoints: [http://x:2379], electionKey: "" }`, "etcd.electionKey"],
     ["port out of range", "http: { port: 70000 }", "http.port", /0-65535/],
     ["negative port", "http: { port: -1 }", "http.port"],
     ["fractional port", "http: { port: 80.5 }", "http.port"],
@@ -245,8 +247,9 @@ describe("Config command line and file loading", () => {
       const root = path.join(__dirname, "../..")
       const run = spawnSync(
         process.execPath,
-        ["--import", "tsx", path.join(root, "src/service/main.ts"), "--config", file],
-        { cwd: dir, encoding: "utf8", timeout: 60_000, env: { ...process.env, SQLITE_PATH: path.join(dir, "u.db") } }
+        [path.join(root, "scripts/run.mjs"), path.join(root, "src/service/main.ts"), "--config", file],
+        // vitest sets MODE=test in its own environment; the service reads MODE, so it is dropped here.
+        { cwd: dir, encoding: "utf8", timeout: 60_000, env: { ...process.env, MODE: "", SQLITE_PATH: path.join(dir, "u.db") } }
       )
       expect(run.status).toBe(2)
       const lines = run.stderr.trim().split("\n")

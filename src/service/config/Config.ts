@@ -23,8 +23,10 @@ import * as YAML from "yaml"
 import { ConfigInvalid, type InvalidCron, type InvalidJob } from "../../Errors.js"
 import { decodeDuration } from "../../internal/duration.js"
 import * as Job from "../../Job.js"
+import * as EtcdElection from "../../LeaderElection/Etcd.js"
 import type * as Logging from "../../Logging.js"
 import { defaultNodeId } from "../../LeaderElection.js"
+import * as Redis from "../../Redis.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Field schemas
@@ -286,7 +288,8 @@ export const USAGE = `Usage: effect-job-scheduler [--mode job|rpc|all] [--config
   --help              show this text
 
 Environment overrides: CONFIG MODE NODE_ID LOG_FORMAT LOG_LEVEL HTTP_HOST HTTP_PORT HTTP_TOKEN REDIS_URL
-REDIS_KEY_PREFIX ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL SQLITE_PATH. Invalid configuration exits with code 2.`
+REDIS_KEY_PREFIX ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH.
+Invalid configuration exits with code 2 and one line naming the field and the reason.`
 
 /**
  * Parse `--mode`, `--config` (both as `--x value` or `--x=value`) and `--help`. Anything else is a `ConfigInvalid`
@@ -378,7 +381,10 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, ReadonlyArray<string>, (s: 
   ["REDIS_KEY_PREFIX", ["redis", "keyPrefix"], (s) => s],
   ["ETCD_ENDPOINTS", ["etcd", "endpoints"], (s) => s.split(",").map((e) => e.trim()).filter((e) => e.length > 0)],
   ["ETCD_LEASE_TTL", ["etcd", "leaseTtl"], (s) => s],
-  ["SQLITE_PATH", ["database", "sqlite"], (s) => s]
+  ["SQLITE_PATH", ["database", "sqlite"], (s) => s],
+  // Beyond DESIGN.md 8: secrets are better passed in the environment than written in a file.
+  ["ETCD_USERNAME", ["etcd", "username"], (s) => s],
+  ["ETCD_PASSWORD", ["etcd", "password"], (s) => s]
 ]
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
@@ -445,6 +451,23 @@ export const decode = (input: DecodeInput): Either.Either<ServiceConfig, ConfigI
       return yield* invalid(path === "" ? "(root)" : path, origin === undefined ? reason : `${reason} (from ${origin[1]})`)
     }
     const config = decoded.right
+
+    if (Option.isSome(config.etcd)) {
+      const etcd = config.etcd.value
+      if (Option.isSome(etcd.password) && etcd.username === undefined) {
+        return yield* invalid("etcd.username", "is missing (required when etcd.password is set)")
+      }
+      // The election's own validation, so that whatever it would refuse is a config error now.
+      const resolved = EtcdElection.resolveOptions({
+        nodeId: config.nodeId ?? "node",
+        electionKey: etcd.electionKey,
+        leaseTtl: etcd.leaseTtl
+      })
+      if (Either.isLeft(resolved)) {
+        const field = resolved.left.startsWith("electionKey") ? "etcd.electionKey" : "etcd.leaseTtl"
+        return yield* invalid(field, resolved.left)
+      }
+    }
 
     const jobs = {} as Record<JobName, JobConfig>
     for (const name of JOB_NAMES) {
@@ -562,7 +585,7 @@ export const describe = (config: ServiceConfig): Record<string, unknown> => ({
   http: `${config.http.host}:${config.http.port}${Option.isSome(config.http.token) ? " (token set)" : ""}`,
   redis: Option.match(config.redis, {
     onNone: () => "none (in-memory locks and records)",
-    onSome: (redis) => `${maskUrl(Redacted.value(redis.url))} prefix ${redis.keyPrefix}`
+    onSome: (redis) => `${Redis.describeUrl(redis.url)} prefix ${redis.keyPrefix}`
   }),
   etcd: Option.match(config.etcd, {
     onNone: () => "none (single-node leadership)",
@@ -571,19 +594,3 @@ export const describe = (config: ServiceConfig): Record<string, unknown> => ({
   sqlite: config.database.sqlite,
   shutdownGrace: Duration.format(config.shutdownGrace)
 })
-
-/**
- * A URL with its password replaced by `***`.
- *
- * @since 0.1.0
- * @category utils
- */
-export const maskUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== "") parsed.password = "***"
-    return parsed.toString()
-  } catch {
-    return "(unparseable URL)"
-  }
-}

@@ -1,0 +1,189 @@
+/**
+ * The reference service as one Layer per mode (the seed's `ServiceContext` + `main`):
+ *
+ * - `job`: the scheduler running `sync_user` and `archive_user`, plus the admin endpoints (`/healthz`, `/readyz`,
+ *   `/metrics`: a job node needs probes and its scheduler metrics too).
+ * - `rpc`: the RPC server (user + job services) and the admin endpoints; no scheduler (job status and pause/resume
+ *   from the shared store, trigger refused).
+ * - `all`: both in one process (the seed's merged deployment, and `npm start`).
+ *
+ * Backends follow the config: Redis -> `JobStore/Redis` (store + `JobLockModel`), else memory; etcd ->
+ * `LeaderElection/Etcd`, else single-node. Nothing connects before the config is decoded, and a bad config never
+ * builds a layer.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Etcd from "../Etcd.js"
+import type { ConfigInvalid } from "../Errors.js"
+import type { ElectionError } from "../Errors.js"
+import * as LeaderElection from "../LeaderElection.js"
+import * as EtcdElection from "../LeaderElection/Etcd.js"
+import * as Logging from "../Logging.js"
+import * as Scheduler from "../Scheduler.js"
+import * as Config from "./config/Config.js"
+import * as Jobs from "./job/Jobs.js"
+import * as Repository from "./repository/Repository.js"
+import { StoreHealth } from "./repository/xredis.js"
+import type { ReadinessCheck } from "./server/Admin.js"
+import * as JobControl from "./server/JobControl.js"
+import * as Server from "./server/Server.js"
+
+/**
+ * Whether the leader election backend answers (etcd status), when there is one.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class LeaderHealth extends Context.Tag("effect-job-scheduler/service/LeaderHealth")<LeaderHealth, {
+  readonly backend: "single-node" | "etcd"
+  readonly check: Effect.Effect<void, ElectionError>
+}>() {}
+
+/**
+ * Leadership for the config: etcd when configured (one client, closed after the election resigns), else this node
+ * always leads.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLeadership = (
+  config: Config.ServiceConfig
+): Layer.Layer<LeaderElection.LeaderElection | LeaderHealth, ElectionError> =>
+  Option.match(config.etcd, {
+    onNone: () =>
+      Layer.merge(
+        LeaderElection.layerSingleNode(config.nodeId),
+        Layer.succeed(LeaderHealth, { backend: "single-node", check: Effect.void })
+      ),
+    onSome: (etcd) =>
+      Layer.merge(
+        EtcdElection.layerEtcd({ nodeId: config.nodeId, electionKey: etcd.electionKey, leaseTtl: etcd.leaseTtl }),
+        Layer.effect(LeaderHealth, Effect.map(Etcd.EtcdClient, (client) => ({ backend: "etcd", check: client.status })))
+      ).pipe(Layer.provide(Etcd.layer({
+        endpoints: etcd.endpoints,
+        auth: etcd.username === undefined
+          ? undefined
+          : { username: etcd.username, password: Option.getOrElse(etcd.password, () => Redacted.make("")) }
+      })))
+  })
+
+/** The readiness check of the store, if it has one (memory has nothing to check). */
+const storeChecks = Effect.map(StoreHealth, (store): ReadonlyArray<ReadinessCheck> =>
+  store.backend === "memory" ? [] : [{ name: store.backend, check: store.check }])
+
+/** The readiness checks of the store and the leader election (single-node has nothing to check). */
+const allChecks = Effect.zipWith(storeChecks, LeaderHealth, (checks, leader): ReadonlyArray<ReadinessCheck> =>
+  leader.backend === "single-node" ? checks : [...checks, { name: leader.backend, check: leader.check }])
+
+/**
+ * The whole service for a decoded config.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown> => {
+  const jobs = Either.getOrThrowWith(Jobs.make(config), (error) => error)
+  const info = { node: config.nodeId, mode: config.mode }
+  const models = Repository.layer({ sqlite: config.database.sqlite, redis: config.redis })
+  const http = Server.layerHttp(config.http)
+  const scheduler = Scheduler.layer(jobs, { shutdownGrace: config.shutdownGrace })
+  // Built first, released last: "service stopped" is logged once every other layer has shut down.
+  const starting = Layer.scopedDiscard(
+    Effect.logInfo("service starting").pipe(
+      Effect.annotateLogs(Config.describe(config)),
+      Effect.zipRight(Effect.addFinalizer(() => Effect.logInfo("service stopped")))
+    )
+  )
+
+  let app: Layer.Layer<never, unknown>
+  switch (config.mode) {
+    case "job": {
+      const admin = Layer.unwrapEffect(
+        Effect.map(allChecks, (checks) => Server.serveAdmin({ checks, info }))
+      )
+      app = Layer.mergeAll(scheduler, admin, Server.logAddress).pipe(
+        Layer.provide(http),
+        Layer.provide(layerLeadership(config)),
+        Layer.provide(models)
+      )
+      break
+    }
+    case "rpc": {
+      const servers = Layer.unwrapEffect(
+        Effect.map(storeChecks, (checks) => Server.serveAll({ checks, info, token: config.http.token }))
+      )
+      app = Layer.merge(servers, Server.logAddress).pipe(
+        Layer.provide(JobControl.layerStore(jobs)),
+        Layer.provide(http),
+        Layer.provide(models)
+      )
+      break
+    }
+    case "all": {
+      const servers = Layer.unwrapEffect(
+        Effect.map(allChecks, (checks) => Server.serveAll({ checks, info, token: config.http.token }))
+      )
+      app = Layer.merge(servers, Server.logAddress).pipe(
+        Layer.provide(JobControl.layerScheduler),
+        Layer.provide(http),
+        Layer.provideMerge(scheduler),
+        Layer.provide(layerLeadership(config)),
+        Layer.provide(models)
+      )
+      break
+    }
+  }
+  return Layer.merge(starting, app).pipe(
+    Layer.provide(Logging.layer({ format: config.log.format, level: config.log.level }))
+  )
+}
+
+/**
+ * The program behind `main.ts`: parse the command line, print `--help`, load the config (a bad one fails with
+ * `ConfigInvalid` before anything is built), then run the service until interrupted (SIGTERM/SIGINT).
+ *
+ * @since 0.1.0
+ * @category program
+ */
+export const main = (
+  argv: ReadonlyArray<string>,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<void, ConfigInvalid | unknown> =>
+  Effect.gen(function*() {
+    const cli = yield* Config.parseArgs(argv)
+    if (cli.help) {
+      yield* Effect.sync(() => process.stdout.write(Config.USAGE + "\n"))
+      return
+    }
+    const config = yield* Config.load({ cli, env })
+    return yield* Layer.launch(layer(config))
+  })
+
+/**
+ * The exit code for `main`'s exit: 0 on success or interruption (a signal), 2 for a bad config (after printing
+ * its one line on stderr), 1 for anything else (after logging it).
+ *
+ * @since 0.1.0
+ * @category program
+ */
+export const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void): void => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure) && isConfigInvalid(failure.value)) {
+    process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
+    return onExit(2)
+  }
+  process.stderr.write(`effect-job-scheduler: start-up or run failed\n${Cause.pretty(exit.cause)}\n`)
+  onExit(1)
+}
+
+const isConfigInvalid = (u: unknown): u is ConfigInvalid =>
+  typeof u === "object" && u !== null && "_tag" in u && u._tag === "ConfigInvalid"
