@@ -130,29 +130,45 @@ export const fromClient = (
 ): RedisClientService => {
   const commandTimeout = Duration.decode(options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT)
   const bound = Duration.sum(commandTimeout, TIMEOUT_SLACK)
+  const boundMillis = Duration.toMillis(bound)
   return {
     client,
     keyPrefix: options.keyPrefix,
     commandTimeout,
-    run: (operation, f) =>
-      Effect.tryPromise({
-        try: () => f(client),
-        catch: (cause) => new StoreError({ backend: "redis", operation, reason: messageOf(cause), cause })
-      }).pipe(
-        // Callers may run this uninterruptibly (a lock release in a finalizer): the wait must stay cuttable by the
-        // timeout below. Abandoning the promise is safe, ioredis settles it later on its own.
-        Effect.interruptible,
-        Effect.timeoutFail({
-          duration: bound,
-          onTimeout: () =>
-            new StoreError({
-              backend: "redis",
-              operation,
-              reason: `no reply within ${Duration.format(bound)}`
-            })
-        }),
-        Effect.withClock(liveClock)
-      )
+    run: <A>(operation: string, f: (client: Client) => Promise<A>) =>
+      // The promise and its deadline timer race by hand rather than with `Effect.timeoutFail`, which forks a fiber
+      // per call: measured 50-160 us per call against ~1 us here, on a path whose Redis round trip is ~70 us. A plain
+      // `setTimeout` is also what we want: wall-clock (a `TestClock` cannot stop it), and it fires even when the
+      // caller is uninterruptible (a lock release in a finalizer), so no call ever outlives the bound.
+      Effect.async<A, StoreError>((resume) => {
+        let settled = false
+        const settle = (effect: Effect.Effect<A, StoreError>) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          resume(effect)
+        }
+        const failWith = (cause: unknown) =>
+          settle(Effect.fail(new StoreError({ backend: "redis", operation, reason: messageOf(cause), cause })))
+        const timer = setTimeout(
+          () =>
+            settle(Effect.fail(
+              new StoreError({ backend: "redis", operation, reason: `no reply within ${Duration.format(bound)}` })
+            )),
+          boundMillis
+        )
+        try {
+          // A late settlement after the deadline is ignored (and a late rejection is handled, never unhandled).
+          f(client).then((value) => settle(Effect.succeed(value)), failWith)
+        } catch (cause) {
+          failWith(cause)
+        }
+        // Interrupted: drop the timer and abandon the promise; ioredis settles it later on its own.
+        return Effect.sync(() => {
+          settled = true
+          clearTimeout(timer)
+        })
+      })
   }
 }
 

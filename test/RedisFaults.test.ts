@@ -191,6 +191,29 @@ describe("Redis faults", () => {
       assert.deepStrictEqual(yield* store.lastFireTime("sync_user"), Option.some(T0 + 5000))
     }))
 
+  // it.scoped: the TestClock is installed and never advanced, and the calls run uninterruptibly (as a lock release
+  // in a finalizer does). The bound is wall-clock and must hold anyway.
+  it.scoped("the command bound holds under TestClock and inside uninterruptible regions", () =>
+    Effect.gen(function*() {
+      const server = yield* startRedis()
+      const { model, store } = yield* buildStore(server.url)
+      const lock = Option.getOrThrow(yield* model.acquireLock("sync_user", LONG))
+      yield* server.pause()
+      for (
+        const call of [
+          store.renewLock(lock, LONG),
+          model.releaseLock(lock),
+          store.begin(beginRequest(T0))
+        ] as ReadonlyArray<Effect.Effect<unknown, StoreError>>
+      ) {
+        const startedAt = Date.now()
+        const result = yield* Effect.either(Effect.uninterruptible(call))
+        assert.isTrue(Either.isLeft(result))
+        assert.isBelow(Date.now() - startedAt, FAIL_WITHIN_MS)
+      }
+      yield* server.resume()
+    }))
+
   it.scopedLive("a lock lapsing while another owner takes it: renewLock is false, late finish keeps theirs", () =>
     Effect.gen(function*() {
       const server = yield* startRedis()
