@@ -34,7 +34,7 @@ export interface RedisClientService {
   readonly client: Client
   /** The seed's `c.Redis.Key`: every key of the scheduler starts with `{keyPrefix}:job:`. */
   readonly keyPrefix: string
-  /** The bound on one command (ioredis `commandTimeout`, and the `Effect.timeout` around every call). */
+  /** The bound on one command (ioredis `commandTimeout`, and a deadline timer around every call). */
   readonly commandTimeout: Duration.Duration
   /**
    * Run one client call as an effect: a rejected promise or a call that outlives the bound becomes a
@@ -78,7 +78,7 @@ const DEFAULT_COMMAND_TIMEOUT = Duration.seconds(2)
 const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(5)
 
 /**
- * Extra time the `Effect.timeout` around a call gives ioredis' own `commandTimeout`, so that ioredis' error (more
+ * Extra time the deadline timer around a call gives ioredis' own `commandTimeout`, so that ioredis' error (more
  * precise: "Command timed out", "Connection is closed") normally wins and ours only catches its gaps.
  */
 const TIMEOUT_SLACK = Duration.millis(100)
@@ -87,6 +87,9 @@ const TIMEOUT_SLACK = Duration.millis(100)
  * Reconnect delay after the n-th failed attempt: 100 ms, 200 ms, 400 ms, 800 ms, then every 1 s for ever. The
  * client never gives up (a restarted Redis is picked up within about a second), and a dead one costs one connect
  * attempt per second.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const reconnectDelayMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
 
@@ -114,8 +117,12 @@ export const describeUrl = (url: Redacted.Redacted<string> | string): string => 
   }
 }
 
-const messageOf = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+const messageOf = (cause: unknown): string => {
+  // With `maxRetriesPerRequest: 0` a command in flight when the connection drops fails with this error, whose
+  // message talks about retries; what happened is the connection loss.
+  if (cause instanceof Error && cause.name === "MaxRetriesPerRequestError") return "connection lost before the reply"
+  return cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+}
 
 /**
  * Build the service over an already created ioredis client (used by `layer`; also handy to wrap a client for a

@@ -152,6 +152,7 @@ describe("Redis faults", () => {
       yield* server.kill()
       const [elapsed, result] = yield* Fiber.join(inFlight)
       assert.isTrue(Either.isLeft(result))
+      if (Either.isLeft(result)) assert.strictEqual(result.left.reason, "connection lost before the reply")
       assert.isBelow(Duration.toMillis(elapsed), FAIL_WITHIN_MS)
     }))
 
