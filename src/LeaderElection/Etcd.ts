@@ -33,7 +33,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { EtcdLeaseInvalidError } from "etcd3"
-import type { Etcd3, IWatchResponse, Lease, Watcher } from "etcd3"
+import type { Etcd3, IKeyValue, Lease, Watcher } from "etcd3"
 import { performance } from "node:perf_hooks"
 import { EtcdClient } from "../Etcd.js"
 import { ElectionError } from "../Errors.js"
@@ -145,9 +145,6 @@ const sameLeadership = (a: Leadership, b: Leadership): boolean =>
   a._tag === "Leader"
     ? b._tag === "Leader" && a.term === b.term
     : b._tag === "Follower" && Option.getEquivalence((x: string, y: string) => x === y)(a.leader, b.leader)
-
-/** What the election watcher tells the observer. */
-type WatchMessage = { readonly _tag: "events"; readonly response: IWatchResponse } | { readonly _tag: "resync" }
 
 /** Why a session (one lease) ended. */
 type SessionEnd = "lease lost" | "deadline passed"
@@ -261,124 +258,100 @@ export const make = (
       })
 
     /**
-     * A prefix watcher feeding `inbox`: its change events, and a `resync` whenever it (re)connects, disconnects or
-     * fails (events may have been missed: range again).
+     * A prefix watcher whose every event, reconnection or error wakes the observer through `wake`. The deletion of our
+     * own key stops us leading right in the event callback, before any round trip: stepping down early is always safe.
      */
-    const watchPrefix = (client: Etcd3) =>
+    const watchPrefix = (client: Etcd3, session: number, key: string) =>
       Effect.acquireRelease(
         Effect.gen(function*() {
-          const inbox = yield* Queue.unbounded<WatchMessage>()
+          const wake = yield* Queue.sliding<void>(1)
+          const poke = () => Queue.unsafeOffer(wake, undefined)
           const watcher: Watcher = client.watch().prefix(prefix).watcher()
           const status = { broken: false, connected: false }
-          const resync = () => Queue.unsafeOffer(inbox, { _tag: "resync" })
           // Listeners go on before anything can be emitted: an unheard "error" event would crash the process.
           watcher.on("error", () => {
             status.broken = true
-            resync()
+            poke()
           })
-          watcher.on("data", (response: IWatchResponse) => {
-            if (response.events.length > 0) Queue.unsafeOffer(inbox, { _tag: "events", response })
+          watcher.on("data", poke)
+          watcher.on("delete", (kv: IKeyValue) => {
+            if (kv.key.toString() !== key) return
+            if (state.session === session) state.session = 0
+            state.leading = false
           })
           watcher.on("connected", () => {
             status.connected = true
-            resync()
+            poke()
           })
-          watcher.on("disconnected", resync)
-          return { watcher, inbox, status }
+          watcher.on("disconnected", poke)
+          return { watcher, wake, status }
         }),
         ({ watcher }) =>
           Effect.sync(() => {
-            watcher.removeAllListeners("data").removeAllListeners("connected").removeAllListeners("disconnected")
+            for (const event of ["data", "delete", "connected", "disconnected"]) watcher.removeAllListeners(event)
             // Not awaited: on a frozen etcd the cancel waits for an answer, and the session must end (and step down)
             // now. The promise settles when etcd answers or the client closes; the "error" listener stays on.
             watcher.cancel().catch(() => undefined)
           })
       ).pipe(
-        // Wait for the watch to be established, so that the first range cannot miss a change.
-        Effect.tap(({ status }) =>
-          Effect.suspend(() => status.connected ? Effect.void : Effect.sleep("1 millis")).pipe(
+        Effect.tap(({ status, wake }) =>
+          // Wait for the watch to be established, so that the first range below cannot miss a change.
+          Queue.take(wake).pipe(
             Effect.repeat({ until: () => status.connected || status.broken }),
             Effect.timeoutFail({
               duration: etcd.commandTimeout,
               onTimeout: () => new ElectionError({ operation: "watch", reason: "watch not established in time" })
-            })
+            }),
+            Effect.zipRight(Effect.suspend(() =>
+              status.broken ? new ElectionError({ operation: "watch", reason: "watch cancelled by etcd" }) : Effect.void
+            ))
           )
         )
       )
 
     /**
-     * Keeps a view of the election (key -> create revision, node id) from a range plus the watch events after it,
-     * so that a follower sees the leader's key deleted and steps up on the event itself, without another round trip.
-     * It ranges again whenever the watch reconnects and at least every keepalive interval (a watch on a cut connection
-     * may stay silent). Steps up when our key is first; ends the session when our key is gone.
+     * Ranges the prefix (lowest create revision first) on every watch event and at least every keepalive interval
+     * (a watch on a cut connection may stay silent), steps up when our key is first, and ends the session when our
+     * key is gone.
+     *
+     * A follower steps up after a range, not on the delete event itself, while a leader steps down on the event (see
+     * `watchPrefix`): when a leader's lease is revoked behind its back (an operator, a test) both learn it from the
+     * same event, and the follower's extra round trip (~1 ms on loopback) is what lets the old leader stop first.
+     * That case is outside the fencing guarantee (its window is one event delivery); resign, expiry, freeze and
+     * partition are inside it.
      */
     const observeLoop = (session: number, key: string, campaigned: { value: boolean }): Effect.Effect<SessionEnd> =>
       Effect.scoped(Effect.gen(function*() {
-        const { inbox, status } = yield* watchPrefix(etcd.client)
-        const view = new Map<string, { readonly createRevision: number; readonly nodeId: string }>()
-        let revision = 0
-        let needRange = true
-        let pending: Array<WatchMessage> = []
+        const { status, wake } = yield* watchPrefix(etcd.client, session, key)
         while (true) {
-          const messages = [...pending, ...(yield* Queue.takeAll(inbox))]
-          pending = []
-          for (const message of messages) {
-            if (message._tag === "resync") {
-              needRange = true
-              continue
-            }
-            for (const event of message.response.events) {
-              // Events up to the range's revision are already in the view.
-              if (Number(event.kv.mod_revision) <= revision) continue
-              if (event.type === "Put") {
-                view.set(event.kv.key.toString(), {
-                  createRevision: Number(event.kv.create_revision),
-                  nodeId: event.kv.value.toString()
-                })
-              } else {
-                view.delete(event.kv.key.toString())
-              }
-            }
-            revision = Math.max(revision, Number(message.response.header.revision))
-          }
-          if (status.broken) {
-            return yield* new ElectionError({ operation: "watch", reason: "watch cancelled by etcd" })
-          }
-          if (needRange) {
-            const range = yield* etcd.call("range", (client) => client.getAll().prefix(prefix).exec())
-            view.clear()
-            for (const kv of range.kvs) {
-              view.set(kv.key.toString(), { createRevision: Number(kv.create_revision), nodeId: kv.value.toString() })
-            }
-            revision = Number(range.header.revision)
-            needRange = false
-            campaigned.value = true
-          }
-          const mine = view.get(key)
-          if (mine === undefined) {
+          const range = yield* etcd.call(
+            "range",
+            (client) => client.getAll().prefix(prefix).sort("Create", "Ascend").exec()
+          )
+          campaigned.value = true
+          const mine = range.kvs.find((kv) => kv.key.toString() === key)
+          const first = range.kvs[0]
+          if (mine === undefined || first === undefined) {
             yield* stepDown(session)
             return "lease lost" as const
           }
-          let first = mine
-          for (const entry of view.values()) if (entry.createRevision < first.createRevision) first = entry
           if (first === mine) {
+            const term = Number(mine.create_revision)
             // Step up only within a live session and before the deadline (checked in the same synchronous step).
             if (state.session === session && now() < state.deadline) {
               state.leading = true
-              state.term = mine.createRevision
+              state.term = term
               state.leader = Option.some(nodeId)
             }
           } else {
             state.leading = false
-            state.leader = Option.some(first.nodeId)
+            state.leader = Option.some(first.value.toString())
           }
           yield* publish
-          const next = yield* Effect.raceFirst(
-            Effect.map(Queue.take(inbox), Option.some),
-            Effect.as(Effect.sleep(keepaliveInterval), Option.none())
-          )
-          if (Option.isSome(next)) pending.push(next.value)
-          else needRange = true
+          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(keepaliveInterval))
+          if (status.broken) {
+            return yield* new ElectionError({ operation: "watch", reason: "watch cancelled by etcd" })
+          }
         }
       })).pipe(
         Effect.tapError((error) => Effect.logDebug("election watch failed; retrying", error.message)),
