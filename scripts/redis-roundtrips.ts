@@ -4,7 +4,7 @@
  * round trip: nothing is pipelined), and times them against a raw `SET NX PX` and against the same `begin` done as
  * separate commands.
  *
- *   npx tsx scripts/redis-roundtrips.ts [iterations]
+ *   node scripts/run.mjs scripts/redis-roundtrips.ts [iterations]
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
