@@ -8,5 +8,6 @@ import { NodeRuntime } from "@effect/platform-node"
 import * as App from "./App.js"
 
 App.main(process.argv.slice(2), process.env).pipe(
-  NodeRuntime.runMain({ disableErrorReporting: true, teardown: App.teardown })
+  // The logger comes from the config (`Logging.layer`), so runMain must not add its own pretty logger.
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown: App.teardown })
 )
