@@ -1,0 +1,174 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { startEtcd } from "../harness/etcd.js"
+import { freePort, startRedis, uniquePrefix } from "../harness/redis.js"
+
+const root = path.join(__dirname, "../..")
+
+interface Node {
+  readonly id: string
+  readonly port: number
+  readonly process: ChildProcess
+  /** Every JSON log line so far. */
+  readonly lines: () => ReadonlyArray<Record<string, any>>
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+}
+
+/** A service process (`scripts/run.mjs src/service/main.ts`), SIGKILLed when the scope closes if still running. */
+const startNode = (options: {
+  readonly id: string
+  readonly mode: "job" | "rpc" | "all"
+  readonly config: string
+  readonly dir: string
+}): Effect.Effect<Node, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    return yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const child = spawn(process.execPath, [
+          path.join(root, "scripts/run.mjs"),
+          path.join(root, "src/service/main.ts"),
+          "--mode",
+          options.mode,
+          "--config",
+          options.config
+        ], {
+          cwd: options.dir,
+          env: {
+            ...process.env,
+            MODE: "", // vitest sets MODE=test; the service would read it
+            NODE_ID: options.id,
+            HTTP_PORT: String(port),
+            LOG_FORMAT: "json",
+            SQLITE_PATH: path.join(options.dir, `${options.id}.db`)
+          },
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        let output = ""
+        child.stdout!.on("data", (chunk) => (output += chunk))
+        child.stderr!.on("data", (chunk) => (output += chunk))
+        const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+        const lines = () =>
+          output.split("\n").flatMap((line) => {
+            try {
+              return [JSON.parse(line)]
+            } catch {
+              return []
+            }
+          })
+        return { id: options.id, port, process: child, lines, output: () => output, exited }
+      }),
+      (node) =>
+        Effect.promise(async () => {
+          if (node.process.exitCode === null) node.process.kill("SIGKILL")
+          await node.exited
+        })
+    )
+  })
+
+const poll = <A>(what: string, timeout: Duration.DurationInput, probe: () => Promise<A | undefined>) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + Duration.toMillis(timeout)
+    for (;;) {
+      const value = await probe().catch(() => undefined)
+      if (value !== undefined) return value
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  })
+
+const getJson = async (port: number, path: string) => {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5_000) })
+  return { status: response.status, body: (await response.json()) as any }
+}
+
+const rpc = async (port: number, tag: string, payload: unknown) => {
+  const response = await fetch(`http://127.0.0.1:${port}/rpc`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [] }),
+    signal: AbortSignal.timeout(5_000)
+  })
+  const [message] = (await response.json()) as ReadonlyArray<{ exit: any }>
+  return message!.exit
+}
+
+const finished = (node: Node) => node.lines().filter((l) => l.message === "job finished" && l.job === "sync_user")
+
+describe("the service as a cluster (Redis + etcd, three processes)", () => {
+  it.live("two job nodes and one rpc node: one leader runs the jobs, rpc reads the shared store, failover on SIGTERM", () =>
+    Effect.gen(function*() {
+      const redis = yield* startRedis()
+      const etcd = yield* startEtcd()
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "svc-cluster-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const prefix = uniquePrefix("svc")
+      const config = path.join(dir, "cluster.yaml")
+      fs.writeFileSync(config, `
+redis: { url: "${redis.url}", keyPrefix: ${prefix} }
+etcd: { endpoints: ["${etcd.endpoint}"], leaseTtl: 2 seconds, electionKey: ${prefix}/scheduler }
+shutdownGrace: 5 seconds
+jobs:
+  sync_user: { every: 1 second, timeout: 30 seconds }
+`)
+      const a = yield* startNode({ id: "node-a", mode: "job", config, dir })
+      const b = yield* startNode({ id: "node-b", mode: "job", config, dir })
+      const r = yield* startNode({ id: "node-r", mode: "rpc", config, dir })
+      for (const node of [a, b, r]) {
+        yield* poll(`${node.id} /healthz`, "60 seconds", async () => (await getJson(node.port, "/healthz")).status === 200 || undefined)
+      }
+
+      // Readiness names the configured backends.
+      expect((yield* Effect.promise(() => getJson(a.port, "/readyz"))).body).toEqual({
+        status: "ready",
+        checks: { config: "ok", redis: "ok", etcd: "ok" }
+      })
+      expect((yield* Effect.promise(() => getJson(r.port, "/readyz"))).body.checks).toEqual({ config: "ok", redis: "ok" })
+
+      // Exactly one job node runs sync_user.
+      const leader = yield* poll("a first run", "30 seconds", async () =>
+        finished(a).length > 0 ? a : finished(b).length > 0 ? b : undefined)
+      const follower = leader === a ? b : a
+      yield* Effect.sleep("3 seconds")
+      expect(finished(leader).length).toBeGreaterThanOrEqual(2)
+      expect(finished(follower)).toEqual([])
+      const metrics = (node: Node) => Effect.promise(() => fetch(`http://127.0.0.1:${node.port}/metrics`).then((x) => x.text()))
+      expect(yield* metrics(leader)).toContain("scheduler_leader 1")
+      expect(yield* metrics(follower)).toContain("scheduler_leader 0")
+
+      // The rpc node sees the leader's runs in Redis; it cannot trigger; pause there reaches the leader.
+      const jobs = yield* Effect.promise(() => rpc(r.port, "ListJobs", {}))
+      const sync = jobs.value.find((job: any) => job.name === "sync_user")
+      expect(sync.lastRun.node).toBe(leader.id)
+      const runs = yield* Effect.promise(() => rpc(r.port, "JobRuns", { job: "sync_user", limit: 5 }))
+      expect(runs.value.length).toBeGreaterThan(0)
+      expect(runs.value.every((run: any) => run.node === leader.id)).toBe(true)
+      const trigger = yield* Effect.promise(() => rpc(r.port, "TriggerJob", { job: "sync_user" }))
+      expect(JSON.stringify(trigger)).toContain("SchedulerUnavailable")
+      expect((yield* Effect.promise(() => rpc(r.port, "PauseJob", { job: "sync_user" })))._tag).toBe("Success")
+      yield* poll("a paused skip on the leader", "15 seconds", async () =>
+        leader.lines().some((l) => l.message === "job skipped" && l.reason === "paused") || undefined)
+      yield* Effect.promise(() => rpc(r.port, "ResumeJob", { job: "sync_user" }))
+
+      // SIGTERM the leader: it exits 0, the follower takes over and its fences continue the leader's.
+      const lastFence = Math.max(...finished(leader).map((l) => Number(l.fence)))
+      leader.process.kill("SIGTERM")
+      expect(yield* Effect.promise(() => leader.exited)).toBe(0)
+      yield* poll("the follower's first run", "20 seconds", async () => finished(follower).length > 0 || undefined)
+      expect(Math.min(...finished(follower).map((l) => Number(l.fence)))).toBeGreaterThan(lastFence)
+
+      for (const node of [follower, r]) {
+        node.process.kill("SIGTERM")
+        expect(yield* Effect.promise(() => node.exited)).toBe(0)
+      }
+    }).pipe(Effect.scoped), 120_000)
+})
