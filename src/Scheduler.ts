@@ -51,6 +51,11 @@ export interface SchedulerOptions {
   readonly maxRecords?: number | undefined
   /** How long a finished job's status is kept. Default 1 day. */
   readonly statusTtl?: Duration.DurationInput | undefined
+  /**
+   * The longest single wait of the timer; longer waits are made of several. Bounds how late a wall-clock step can
+   * make a fire. Default 10 minutes; capped at 2^31-1 ms, the largest timer Node arms.
+   */
+  readonly maxTimerWait?: Duration.DurationInput | undefined
 }
 
 /**
@@ -116,10 +121,14 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
 export const DEFAULT_SHUTDOWN_GRACE: Duration.Duration = DurationM.seconds(30)
 
 /**
- * The longest single timer wait. Effect's default clock arms no timer for waits above 2^31-1 ms (the sleep never
- * wakes), and a wall-clock step (NTP) is only noticed when the loop wakes: one minute bounds both.
+ * The default longest single timer wait. Effect's default clock arms no timer for waits above 2^31-1 ms (the sleep
+ * never wakes), and timers run on a monotonic clock, so a wall-clock step (NTP) is only noticed when the loop wakes:
+ * ten minutes bounds how late a step can make a fire, at a cost of one idle wake-up per ten minutes.
  */
-const MAX_WAIT_MS = 60_000
+const DEFAULT_MAX_TIMER_WAIT_MS = 10 * 60_000
+
+/** The largest delay Node's timers accept (a signed 32-bit millisecond count). */
+const TIMER_LIMIT_MS = 2 ** 31 - 1
 
 /**
  * Slot claims outlive the misfire window by this much, so that a late node (a stale leader, a second instance)
@@ -226,6 +235,10 @@ export const make = <R>(
     const misfireThresholdMs = DurationM.toMillis(options.misfireThreshold ?? "1 second")
     const maxRecords = options.maxRecords ?? 100
     const statusTtl = DurationM.decode(options.statusTtl ?? "1 day")
+    const maxWaitMs = Math.max(
+      1,
+      Math.min(TIMER_LIMIT_MS, DurationM.toMillis(options.maxTimerWait ?? DEFAULT_MAX_TIMER_WAIT_MS))
+    )
 
     const states = new Map<string, JobState>()
     for (const job of jobs) {
@@ -377,6 +390,8 @@ export const make = <R>(
             if (outcome === "success") state.success++
             else if (outcome !== "business_error") state.failures++
             yield* store.finish({ record, lock: started.lock, statusTtl, maxRecords }).pipe(
+              // Runs in a finalizer (uninterruptible): `interruptible` lets the timeout bound it.
+              Effect.interruptible,
               Effect.timeout("10 seconds"),
               Effect.catchAllCause((cause) =>
                 Effect.logError("run record not saved", cause).pipe(Effect.annotateLogs({ job: job.name }))
@@ -623,7 +638,7 @@ export const make = <R>(
           yield* Deferred.await(gate)
         } else {
           // Never wake before the fire time: the loop re-reads the clock and waits again if a timer woke early.
-          yield* Effect.raceFirst(Effect.sleep(Math.min(Math.max(1, top.time - now), MAX_WAIT_MS)), Deferred.await(gate))
+          yield* Effect.raceFirst(Effect.sleep(Math.min(Math.max(1, top.time - now), maxWaitMs)), Deferred.await(gate))
         }
         wake = undefined
       }
@@ -693,7 +708,10 @@ export const make = <R>(
           Effect.annotateLogs({ node: nodeId, running: pending.length, grace_ms: DurationM.toMillis(shutdownGrace) })
         )
         const fibers = pending.flatMap((running) => (running.fiber === undefined ? [] : [running.fiber]))
-        const drained = yield* Fiber.awaitAll(fibers).pipe(Effect.timeout(shutdownGrace), Effect.option)
+        const drained = DurationM.isZero(shutdownGrace)
+          ? Option.none()
+          // Finalizers are uninterruptible: without `interruptible` the timeout could not stop the wait.
+          : yield* Fiber.awaitAll(fibers).pipe(Effect.interruptible, Effect.timeout(shutdownGrace), Effect.option)
         if (Option.isNone(drained)) {
           for (const running of pending) running.reason = "shutdown"
           yield* Effect.logWarning("shutdown grace over: interrupting running jobs").pipe(
