@@ -5,6 +5,7 @@ import * as Job from "../src/Job.js"
 import { JobLockModel } from "../src/JobLockModel.js"
 import * as JobStore from "../src/JobStore.js"
 import * as LeaderElection from "../src/LeaderElection.js"
+import * as Logging from "../src/Logging.js"
 import { MemoryState } from "../src/internal/memoryState.js"
 import { RunContext, type RunRecord } from "../src/Run.js"
 import * as Scheduler from "../src/Scheduler.js"
@@ -482,4 +483,95 @@ describe("Scheduler: control", () => {
       // misfire threshold and the policy is skip.
       expect(fires.map((f) => f.fireTime % 60_000 / 1000)).toEqual([10, 50, 0])
     }).pipe(Effect.provide(TestLayers)))
+})
+
+describe("Scheduler: misfires", () => {
+  it.scoped("after a leadership gap, runOnce makes one catch-up run for the newest missed fire within the grace", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const once = recorder()
+      const late = recorder()
+      const leadership = yield* LeaderElection.ManualLeadership
+      yield* start([
+        Job.unsafeMake({ name: "once", every: "10 seconds", fixedRate: true, handler: once.record() }),
+        Job.unsafeMake({
+          name: "late",
+          every: "10 seconds",
+          fixedRate: true,
+          misfireGrace: "2 seconds",
+          handler: late.record()
+        })
+      ])
+      yield* advance("12 seconds", "500 millis")
+      yield* leadership.set(LeaderElection.follower("node-b"))
+      yield* advance("33 seconds", "500 millis") // 45 s: fires at 20, 30, 40 were missed
+      yield* leadership.set(LeaderElection.leader(2))
+      yield* advance("10 seconds", "500 millis")
+      const t0 = at("2026-05-01T00:00:00Z")
+      // One catch-up run for 40 (started at 45), never three; then the grid goes on at 50.
+      expect(once.fires.map((f) => [(f.fireTime - t0) / 1000, (f.startedAt - t0) / 1000])).toEqual([
+        [10, 10],
+        [40, 45],
+        [50, 50]
+      ])
+      // The newest missed fire (40) is 5 s late, beyond a 2 s grace: skipped as misfired.
+      expect(late.fires.map((f) => (f.fireTime - t0) / 1000)).toEqual([10, 50])
+      const skipped = logs.filter((l) => l.message === "job skipped" && l.annotations.job === "late")
+      expect(skipped.map((l) => l.annotations.reason)).toContain("misfired")
+    }).pipe(Effect.provide(TestLayers)))
+})
+
+describe("Scheduler: logs", () => {
+  it.scoped("logs one job finished line per run with the fields of DESIGN 3.8, and job skipped with its reason", () =>
+    Effect.gen(function*() {
+      logs.length = 0
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const scheduler = yield* start([
+        Job.unsafeMake({ name: "logged", every: "10 seconds", fixedRate: true, handler: Effect.sleep("12 seconds") })
+      ])
+      yield* advance("23 seconds", "500 millis") // the run lasts 10 s -> 22 s; the fire at 20 s overlaps it
+      void scheduler
+      const finished = logs.filter((l) => l.message === "job finished" && l.annotations.job === "logged")
+      expect(finished.length).toBe(1)
+      const fields = finished[0]!.annotations
+      expect(fields).toMatchObject({
+        job: "logged",
+        fire_time: "2026-05-01T00:00:10.000Z",
+        node: "node-a",
+        fence: 1,
+        outcome: "success",
+        duration_ms: 12_000,
+        lateness_ms: 0
+      })
+      expect(typeof fields.run_id).toBe("string")
+      expect(finished[0]!.level).toBe("INFO")
+      const skipped = logs.filter((l) => l.message === "job skipped" && l.annotations.job === "logged")
+      expect(skipped.map((l) => [l.annotations.reason, l.annotations.fire_time])).toEqual([
+        ["overlap", "2026-05-01T00:00:20.000Z"]
+      ])
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.effect("LOG_FORMAT=json writes every log line as one JSON object with the annotations as fields", () =>
+    Effect.gen(function*() {
+      const written: Array<string> = []
+      const original = process.stdout.write
+      process.stdout.write = ((chunk: string) => {
+        written.push(String(chunk))
+        return true
+      }) as typeof process.stdout.write
+      try {
+        yield* Effect.logInfo("job finished").pipe(
+          Effect.annotateLogs({ job: "j", outcome: "success", duration_ms: 5 }),
+          Effect.provide(Logging.layer({ format: "json", level: "info" }))
+        )
+        yield* Effect.logDebug("hidden").pipe(Effect.provide(Logging.layer({ format: "json", level: "info" })))
+      } finally {
+        process.stdout.write = original
+      }
+      expect(written.length).toBe(1)
+      expect(written[0]!.endsWith("\n")).toBe(true)
+      const line = JSON.parse(written[0]!)
+      expect(line).toMatchObject({ level: "INFO", message: "job finished", job: "j", outcome: "success", duration_ms: 5 })
+      expect(Number.isNaN(Date.parse(line.timestamp))).toBe(false)
+    }))
 })
