@@ -64,7 +64,11 @@ interface Candidate {
 
 interface Contender {
   readonly name: string
-  readonly start: (endpoint: string, electionKey: string, nodeId: string) => Effect.Effect<Candidate, never, Scope.Scope>
+  readonly start: (
+    endpoint: string,
+    electionKey: string,
+    nodeId: string
+  ) => Effect.Effect<Candidate, never, Scope.Scope>
 }
 
 const ours: Contender = {
@@ -311,7 +315,8 @@ const sigstop = (etcd: EtcdServer, contender: Contender): Effect.Effect<Sample> 
 const child = (mode: string) =>
   Effect.scoped(Effect.gen(function*() {
     const contender = mode === "ours" ? ours : stock
-    const candidate = yield* contender.start(process.env.BENCH_ENDPOINT!, process.env.BENCH_KEY!, process.env.BENCH_NODE!)
+    const { BENCH_ENDPOINT, BENCH_KEY, BENCH_NODE } = process.env
+    const candidate = yield* contender.start(BENCH_ENDPOINT!, BENCH_KEY!, BENCH_NODE!)
     const emit = (event: ChildEvent) => Effect.sync(() => process.stdout.write(`${JSON.stringify(event)}\n`))
     yield* emit({ ev: "ready", t: epochNow() })
     let reported = false

@@ -129,10 +129,10 @@ const KEEPALIVE_RETRY = Duration.millis(100)
 /** Pause before the watch + range loop retries after an error (etcd unreachable): short, the fence guards safety. */
 const OBSERVE_RETRY = Duration.millis(200)
 /**
- * Backoff between failed campaigns and failed revokes: 100 ms doubling to at most 1 s, jittered so that nodes do not
- * retry in lockstep. 1 s caps how long recovery waits after etcd comes back.
+ * Backoff between failed revokes of an old lease: 100 ms doubling to at most 1 s, jittered so that nodes do not retry
+ * in lockstep. 1 s caps how long recovery waits after etcd comes back.
  */
-const backoff = Schedule.exponential("100 millis").pipe(
+const revokeBackoff = Schedule.exponential("100 millis").pipe(
   Schedule.union(Schedule.spaced("1 second")),
   Schedule.jittered
 )
@@ -216,7 +216,7 @@ export const make = (
     const revokeUntilDone = (lease: Lease) =>
       revokeOnce(lease).pipe(
         Effect.tapError((error) => Effect.logDebug("revoking the old lease failed; retrying", error.message)),
-        Effect.retry(backoff),
+        Effect.retry(revokeBackoff),
         Effect.tap(() => Effect.sync(() => currentLease === lease ? currentLease = undefined : undefined))
       )
 
@@ -371,7 +371,11 @@ export const make = (
           "campaign",
           (client) => client.if(key, "Create", "==", 0).then(client.put(key).value(nodeId).lease(id)).commit()
         )
-        return yield* Effect.raceAll([keepaliveLoop(session, lease), fenceLoop(session), observeLoop(session, key, campaigned)])
+        return yield* Effect.raceAll([
+          keepaliveLoop(session, lease),
+          fenceLoop(session),
+          observeLoop(session, key, campaigned)
+        ])
       })
 
     const campaignForever = Effect.gen(function*() {
@@ -395,7 +399,8 @@ export const make = (
         if (campaigned.value && Either.isRight(end)) {
           failures = 0
         } else {
-          // Nothing worked (etcd down or refusing): back off, 100 ms doubling up to 1 s.
+          // Nothing worked (etcd down or refusing): back off, 100 ms doubling up to 1 s (recovery within a second of
+          // etcd coming back, without hammering it meanwhile).
           failures++
           yield* Effect.sleep(Duration.millis(Math.min(1000, 100 * 2 ** Math.min(failures - 1, 4))))
         }
