@@ -27,7 +27,9 @@ import { build, type Plugin } from "esbuild"
 const findRoot = (from: string): string => {
   for (let dir = from; ; dir = path.dirname(dir)) {
     const manifest = path.join(dir, "package.json")
-    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") return dir
+    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") {
+      return dir
+    }
     if (path.dirname(dir) === dir) throw new Error(`no effect-job-scheduler package.json above ${from}`)
   }
 }
@@ -40,7 +42,10 @@ const bundleFile = path.join(outDir, `${NAME}.cjs`)
 
 /** The files the program reads at run time, as `[name in dist/service and in the SEA, source path]`. */
 const resources: ReadonlyArray<readonly [string, string]> = [
-  ["better_sqlite3.node", path.join(path.dirname(require.resolve("better-sqlite3/package.json")), "build/Release/better_sqlite3.node")],
+  [
+    "better_sqlite3.node",
+    path.join(path.dirname(require.resolve("better-sqlite3/package.json")), "build/Release/better_sqlite3.node")
+  ],
   ...["rpc.proto", "kv.proto", "auth.proto"].map((file) =>
     [`proto/${file}`, path.join(path.dirname(require.resolve("etcd3/package.json")), "proto", file)] as const
   )
@@ -133,7 +138,10 @@ const OPTIONAL = ["msgpackr-extract", "bufferutil", "utf-8-validate", "supports-
 const optionalPlugin: Plugin = {
   name: "optional-dependencies",
   setup(build) {
-    build.onResolve({ filter: new RegExp(`^(${OPTIONAL.join("|")})$`) }, (args) => ({ path: args.path, namespace: "optional" }))
+    build.onResolve(
+      { filter: new RegExp(`^(${OPTIONAL.join("|")})$`) },
+      (args) => ({ path: args.path, namespace: "optional" })
+    )
     build.onLoad({ filter: /.*/, namespace: "optional" }, (args) => ({
       contents: `const error = new Error("Cannot find module '${args.path}' (not bundled)")
 error.code = "MODULE_NOT_FOUND"

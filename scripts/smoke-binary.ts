@@ -20,7 +20,9 @@ import * as path from "node:path"
 const findRoot = (from: string): string => {
   for (let dir = from; ; dir = path.dirname(dir)) {
     const manifest = path.join(dir, "package.json")
-    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") return dir
+    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") {
+      return dir
+    }
     if (path.dirname(dir) === dir) throw new Error(`no effect-job-scheduler package.json above ${from}`)
   }
 }
@@ -106,7 +108,13 @@ const runMode = async (artifact: Artifact, mode: "job" | "rpc" | "all"): Promise
   const port = await freePort()
   const child = spawn(command!, [...args, "--mode", mode], {
     cwd: dir,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: os.tmpdir(), HTTP_PORT: String(port), LOG_FORMAT: "json" },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: os.tmpdir(),
+      HTTP_PORT: String(port),
+      LOG_FORMAT: "json"
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""
@@ -116,7 +124,8 @@ const runMode = async (artifact: Artifact, mode: "job" | "rpc" | "all"): Promise
   try {
     await waitFor("/healthz", START_TIMEOUT_MS, async () => {
       const response = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2_000) })
-      return response.status === 200 && ((await response.json()) as { status: string }).status === "ok" ? true : undefined
+      if (response.status !== 200) return undefined
+      return ((await response.json()) as { status: string }).status === "ok" ? true : undefined
     })
     checks.push("healthz")
     if (mode !== "rpc") {
@@ -148,7 +157,8 @@ const runMode = async (artifact: Artifact, mode: "job" | "rpc" | "all"): Promise
     return checks.join(", ")
   } catch (error) {
     child.kill("SIGKILL")
-    throw new Error(`${artifact.name} --mode ${mode}: ${(error as Error).message}\n--- output ---\n${output.slice(-4000)}`)
+    const tail = output.slice(-4000)
+    throw new Error(`${artifact.name} --mode ${mode}: ${(error as Error).message}\n--- output ---\n${tail}`)
   } finally {
     await exitOf(child)
     fs.rmSync(dir, { recursive: true, force: true })
@@ -183,7 +193,8 @@ for (const name of selected) {
   if (artifact === undefined) throw new Error(`unknown artifact ${name} (bundle | sea)`)
   const file = name === "sea" ? path.join(dist, "effect-job-scheduler") : path.join(dist, "effect-job-scheduler.cjs")
   if (!fs.existsSync(file)) {
-    console.error(`FAIL ${name}: ${path.relative(root, file)} not found; build it with: node scripts/run.mjs scripts/build.ts`)
+    const relative = path.relative(root, file)
+    console.error(`FAIL ${name}: ${relative} not found; build it with: node scripts/run.mjs scripts/build.ts`)
     failed = true
     continue
   }

@@ -181,7 +181,8 @@ export const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => 
     process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
     return onExit(2)
   }
-  process.stderr.write(`effect-job-scheduler: start-up or run failed\n${Cause.pretty(exit.cause)}\n`)
+  const details = Cause.pretty(exit.cause, { renderErrorCause: true })
+  process.stderr.write(`effect-job-scheduler: start-up or run failed\n${details}\n`)
   onExit(1)
 }
 

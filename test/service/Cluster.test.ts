@@ -103,7 +103,7 @@ const rpc = async (port: number, tag: string, payload: unknown) => {
 const finished = (node: Node) => node.lines().filter((l) => l.message === "job finished" && l.job === "sync_user")
 
 describe("the service as a cluster (Redis + etcd, three processes)", () => {
-  it.live("two job nodes and one rpc node: one leader runs the jobs, rpc reads the shared store, failover on SIGTERM", () =>
+  it.live("2 job nodes + 1 rpc node: one leader runs the jobs, rpc reads the shared store, failover on SIGTERM", () =>
     Effect.gen(function*() {
       const redis = yield* startRedis()
       const etcd = yield* startEtcd()
@@ -124,7 +124,8 @@ jobs:
       const b = yield* startNode({ id: "node-b", mode: "job", config, dir })
       const r = yield* startNode({ id: "node-r", mode: "rpc", config, dir })
       for (const node of [a, b, r]) {
-        yield* poll(`${node.id} /healthz`, "60 seconds", async () => (await getJson(node.port, "/healthz")).status === 200 || undefined)
+        yield* poll(`${node.id} /healthz`, "60 seconds", async () =>
+          (await getJson(node.port, "/healthz")).status === 200 || undefined)
       }
 
       // Readiness names the configured backends.
@@ -132,7 +133,8 @@ jobs:
         status: "ready",
         checks: { config: "ok", redis: "ok", etcd: "ok" }
       })
-      expect((yield* Effect.promise(() => getJson(r.port, "/readyz"))).body.checks).toEqual({ config: "ok", redis: "ok" })
+      const rpcReady = yield* Effect.promise(() => getJson(r.port, "/readyz"))
+      expect(rpcReady.body.checks).toEqual({ config: "ok", redis: "ok" })
 
       // Exactly one job node runs sync_user.
       const leader = yield* poll("a first run", "30 seconds", async () =>
@@ -141,7 +143,8 @@ jobs:
       yield* Effect.sleep("3 seconds")
       expect(finished(leader).length).toBeGreaterThanOrEqual(2)
       expect(finished(follower)).toEqual([])
-      const metrics = (node: Node) => Effect.promise(() => fetch(`http://127.0.0.1:${node.port}/metrics`).then((x) => x.text()))
+      const metrics = (node: Node) =>
+        Effect.promise(() => fetch(`http://127.0.0.1:${node.port}/metrics`).then((x) => x.text()))
       expect(yield* metrics(leader)).toContain("scheduler_leader 1")
       expect(yield* metrics(follower)).toContain("scheduler_leader 0")
 

@@ -68,7 +68,8 @@ etcd:
 database: { sqlite: ./data/user.db }
 jobs:
   sync_user:    { every: 5 seconds, timeout: 5 minutes, retry: { times: 2, delay: 1 second } }
-  archive_user: { cron: "0 0 2 * * *", timezone: Asia/Shanghai, timeout: 1 hour, misfire: runOnce, lock: { ttl: 2 hours } }
+  archive_user:
+    { cron: "0 0 2 * * *", timezone: Asia/Shanghai, timeout: 1 hour, misfire: runOnce, lock: { ttl: 2 hours } }
 `)
     expect(config.mode).toBe("job")
     expect(config.log).toEqual({ format: "json", level: "debug" })
@@ -156,19 +157,41 @@ describe("Config every invalid input is a ConfigInvalid with its field path", ()
     ["unknown job name", "jobs: { send_mail: { every: 5 seconds } }", "jobs.send_mail", /unknown job/],
     ["bad cron", `jobs: { archive_user: { cron: "0 0 25 * * *" } }`, "jobs.archive_user.cron"],
     ["cron that never fires", `jobs: { archive_user: { cron: "0 0 0 30 2 *" } }`, "jobs.archive_user.cron"],
-    ["unknown zone", `jobs: { archive_user: { cron: "0 0 2 * * *", timezone: Mars/Olympus } }`, "jobs.archive_user.timezone"],
+    [
+      "unknown zone",
+      `jobs: { archive_user: { cron: "0 0 2 * * *", timezone: Mars/Olympus } }`,
+      "jobs.archive_user.timezone"
+    ],
     ["zone without cron", `jobs: { sync_user: { every: 5 seconds, timezone: UTC } }`, "jobs.sync_user.timezone"],
     ["two triggers", `jobs: { sync_user: { every: 5 seconds, cron: "* * * * * *" } }`, "jobs.sync_user", /exactly one/],
     ["no trigger", `jobs: { sync_user: { timeout: 5 seconds } }`, "jobs.sync_user", /exactly one/],
     ["bad duration", "jobs: { sync_user: { every: 5 parsecs } }", "jobs.sync_user.every", /duration/],
-    ["negative duration", "jobs: { sync_user: { every: 5 seconds, timeout: -5 seconds } }", "jobs.sync_user.timeout", /non-negative/],
+    [
+      "negative duration",
+      "jobs: { sync_user: { every: 5 seconds, timeout: -5 seconds } }",
+      "jobs.sync_user.timeout",
+      /non-negative/
+    ],
     ["bare number duration", "shutdownGrace: 30", "shutdownGrace", /duration string/],
     ["negative shutdownGrace", "shutdownGrace: -1 seconds", "shutdownGrace", /non-negative/],
     ["zero interval", "jobs: { sync_user: { every: 0 seconds } }", "jobs.sync_user.every", /greater than zero/],
     ["bad lock ttl", "jobs: { sync_user: { every: 5 seconds, lock: { ttl: soon } } }", "jobs.sync_user.lock.ttl"],
-    ["negative retry times", "jobs: { sync_user: { every: 5 seconds, retry: { times: -1 } } }", "jobs.sync_user.retry.times"],
-    ["retry factor below 1", "jobs: { sync_user: { every: 5 seconds, retry: { factor: 0.5 } } }", "jobs.sync_user.retry.factor"],
-    ["bad overlap", "jobs: { sync_user: { every: 5 seconds, overlap: queue } }", "jobs.sync_user.overlap", /skip, allow, replace/],
+    [
+      "negative retry times",
+      "jobs: { sync_user: { every: 5 seconds, retry: { times: -1 } } }",
+      "jobs.sync_user.retry.times"
+    ],
+    [
+      "retry factor below 1",
+      "jobs: { sync_user: { every: 5 seconds, retry: { factor: 0.5 } } }",
+      "jobs.sync_user.retry.factor"
+    ],
+    [
+      "bad overlap",
+      "jobs: { sync_user: { every: 5 seconds, overlap: queue } }",
+      "jobs.sync_user.overlap",
+      /skip, allow/
+    ],
     ["bad misfire", "jobs: { sync_user: { every: 5 seconds, misfire: all } }", "jobs.sync_user.misfire"],
     ["bad enabled", "jobs: { sync_user: { every: 5 seconds, enabled: maybe } }", "jobs.sync_user.enabled"],
     ["bad redis URL", "redis: { url: http://127.0.0.1:6379 }", "redis.url", /redis:\/\//],
@@ -249,7 +272,12 @@ describe("Config command line and file loading", () => {
         process.execPath,
         [path.join(root, "scripts/run.mjs"), path.join(root, "src/service/main.ts"), "--config", file],
         // vitest sets MODE=test in its own environment; the service reads MODE, so it is dropped here.
-        { cwd: dir, encoding: "utf8", timeout: 60_000, env: { ...process.env, MODE: "", SQLITE_PATH: path.join(dir, "u.db") } }
+        {
+          cwd: dir,
+          encoding: "utf8",
+          timeout: 60_000,
+          env: { ...process.env, MODE: "", SQLITE_PATH: path.join(dir, "u.db") }
+        }
       )
       expect(run.status).toBe(2)
       const lines = run.stderr.trim().split("\n")

@@ -60,7 +60,7 @@ const lockIsFree = Effect.gen(function*() {
 const allUsers = Effect.flatMap(UserModel.UserModel, (model) => model.findByPage(0, 1_000_000))
 
 describe("SyncUserLogic", () => {
-  it.effect("syncs every unsynced user across batches with the run's fence, sets the status and releases its lock", () =>
+  it.effect("syncs every unsynced user in batches with the run's fence, sets the status and releases its lock", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(NOW)
       const logic = yield* SyncUserLogic.make({ batchSize: 500 })
@@ -204,7 +204,9 @@ describe("ArchiveUserLogic", () => {
         expect(archived).toEqual(Array.from({ length: 2_000 - 30 }, (_, i) => i + 31))
       }).pipe(Effect.provide(patched(users(5_000), (model) => ({
         archive: (id, at) =>
-          id === 1_500 ? Effect.zipRight(Deferred.succeed(reached, void 0), model.archive(id, at)) : model.archive(id, at)
+          id === 1_500
+            ? Effect.zipRight(Deferred.succeed(reached, void 0), model.archive(id, at))
+            : model.archive(id, at)
       }))))
     }))
 })

@@ -174,7 +174,10 @@ describe("admin endpoints", () => {
       expect(ready).toEqual({ status: 200, body: { status: "ready", checks: { config: "ok", redis: "ok" } } })
       const down = yield* getJson("/readyz").pipe(Effect.provide(serverLayer({
         checks: [
-          { name: "redis", check: Effect.fail(new StoreError({ backend: "redis", operation: "ping", reason: "ECONNREFUSED" })) },
+          {
+            name: "redis",
+            check: Effect.fail(new StoreError({ backend: "redis", operation: "ping", reason: "ECONNREFUSED" }))
+          },
           { name: "etcd", check: Effect.void }
         ]
       })))
@@ -258,7 +261,9 @@ describe("RPC", () => {
       expect((yield* Effect.flip(client.TriggerJob({ job: "hourly" })))._tag).toBe("Unauthorized")
       expect((yield* Effect.flip(client.PauseJob({ job: "hourly" })))._tag).toBe("Unauthorized")
       expect((yield* Effect.flip(client.ResumeJob({ job: "hourly" })))._tag).toBe("Unauthorized")
-      const wrong = yield* Effect.flip(client.PauseJob({ job: "hourly" }, { headers: { authorization: "Bearer nope" } }))
+      const wrong = yield* Effect.flip(
+        client.PauseJob({ job: "hourly" }, { headers: { authorization: "Bearer nope" } })
+      )
       expect(wrong._tag).toBe("Unauthorized")
       expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(false)
       yield* client.PauseJob({ job: "hourly" }, { headers: { authorization: `Bearer ${TOKEN}` } })
@@ -283,11 +288,12 @@ describe("RPC", () => {
       expect(JSON.stringify(denied[0].exit)).toContain("Unauthorized")
       const allowed = (yield* post(request, TOKEN)) as ReadonlyArray<any>
       expect(allowed[0]).toMatchObject({ _tag: "Exit", requestId: "1", exit: { _tag: "Success" } })
-      const list = (yield* post({ _tag: "Request", id: "2", tag: "ListJobs", payload: {}, headers: [] })) as ReadonlyArray<any>
+      const listRequest = { _tag: "Request", id: "2", tag: "ListJobs", payload: {}, headers: [] }
+      const list = (yield* post(listRequest)) as ReadonlyArray<any>
       expect(list[0].exit.value.map((job: { name: string }) => job.name)).toEqual(["hourly", "nightly"])
     }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
 
-  it.scoped("on an rpc-mode node (store only), jobs are listed from the store and trigger is SchedulerUnavailable", () =>
+  it.scoped("on an rpc-mode node, jobs are listed from the store and trigger is SchedulerUnavailable", () =>
     Effect.gen(function*() {
       const client = yield* rpcClient
       const list = yield* client.ListJobs()

@@ -42,7 +42,11 @@ const DurationString = (rule: { readonly allowZero?: boolean; readonly min?: Dur
     decode: (input, _, ast) => {
       if (typeof input !== "string") {
         return ParseResult.fail(
-          new ParseResult.Type(ast, input, `expected a duration string such as "5 seconds", got ${JSON.stringify(input)}`)
+          new ParseResult.Type(
+            ast,
+            input,
+            `expected a duration string such as "5 seconds", got ${JSON.stringify(input)}`
+          )
         )
       }
       return Either.match(decodeDuration(input, { allowZero: rule.allowZero ?? false }), {
@@ -153,7 +157,9 @@ export const DEFAULT_JOBS: Readonly<Record<JobName, JobConfig>> = {
 const MIN_LEASE_TTL = Duration.seconds(2)
 
 /** The levels of `Logging.layer`. */
-const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "none"] as const satisfies ReadonlyArray<Logging.Level>
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "none"] as const satisfies ReadonlyArray<
+  Logging.Level
+>
 
 const ConfigSchema = Schema.Struct({
   mode: Schema.optionalWith(literal("job", "rpc", "all"), { default: () => "all" as const }),
@@ -410,7 +416,8 @@ export const decode = (input: DecodeInput): Either.Either<ServiceConfig, ConfigI
       const doc = YAML.parseDocument(input.text, { prettyErrors: true, uniqueKeys: true })
       if (doc.errors.length > 0) {
         const error = doc.errors[0]!
-        const where = error.linePos?.[0] === undefined ? source : `${source}:${error.linePos[0].line}:${error.linePos[0].col}`
+        const at = error.linePos?.[0]
+        const where = at === undefined ? source : `${source}:${at.line}:${at.col}`
         // With prettyErrors the first line ends with " at line L, column C:", which the path already says.
         const reason = error.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")
         return yield* invalid(where, `bad YAML: ${reason}`)
@@ -447,8 +454,11 @@ export const decode = (input: DecodeInput): Either.Either<ServiceConfig, ConfigI
       } else if (issue._tag === "Missing") {
         reason = "is missing"
       }
-      const origin = [...origins.entries()].find(([p]) => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`))
-      return yield* invalid(path === "" ? "(root)" : path, origin === undefined ? reason : `${reason} (from ${origin[1]})`)
+      const origin = [...origins.entries()].find(([p]) =>
+        path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`)
+      )
+      const why = origin === undefined ? reason : `${reason} (from ${origin[1]})`
+      return yield* invalid(path === "" ? "(root)" : path, why)
     }
     const config = decoded.right
 

@@ -68,7 +68,7 @@ export class UserModel extends Context.Tag("effect-job-scheduler/service/UserMod
   readonly list: (page: number, pageSize: number) => Effect.Effect<UserPage, RepositoryError>
   /** Up to `limit` users with `id > lastId` whose last change is not synced yet, by id. */
   readonly findUnsynced: (lastId: number, limit: number) => Effect.Effect<ReadonlyArray<User>, RepositoryError>
-  /** Mark users synced at `at` by the run with `fence`; rows written by a newer fence are left alone. Returns the count. */
+  /** Mark users synced at `at` by the run with `fence`; rows of a newer fence are left alone. Returns the count. */
   readonly markSynced: (
     ids: ReadonlyArray<number>,
     options: { readonly at: number; readonly fence: number }
@@ -201,7 +201,8 @@ export const makeMemory = (seed: Iterable<User> = []): Effect.Effect<UserModel["
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory = (seed: Iterable<User> = []): Layer.Layer<UserModel> => Layer.effect(UserModel, makeMemory(seed))
+export const layerMemory = (seed: Iterable<User> = []): Layer.Layer<UserModel> =>
+  Layer.effect(UserModel, makeMemory(seed))
 
 // ---------------------------------------------------------------------------------------------------------------
 // SQLite
@@ -210,7 +211,10 @@ export const layerMemory = (seed: Iterable<User> = []): Layer.Layer<UserModel> =
 const repositoryError = (operation: string) => (cause: SqlError | unknown) =>
   new RepositoryError({
     operation,
-    reason: cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause),
+    // SqlError wraps the driver's error: its message ("Failed to execute statement") says less than the cause's.
+    reason: cause instanceof Error
+      ? (cause.cause instanceof Error ? cause.cause.message : cause.message)
+      : String(cause),
     cause
   })
 
@@ -262,7 +266,9 @@ export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): 
 
     const service: UserModel["Type"] = {
       findById: (id) =>
-        rows("findById", sql`SELECT * FROM users WHERE id = ${id}`).pipe(Effect.map((found) => Option.fromNullable(found[0]))),
+        rows("findById", sql`SELECT * FROM users WHERE id = ${id}`).pipe(
+          Effect.map((found) => Option.fromNullable(found[0]))
+        ),
       findByPage: (lastId, limit) =>
         rows("findByPage", sql`SELECT * FROM users WHERE id > ${lastId} ORDER BY id LIMIT ${limit}`),
       list: (page, pageSize) =>
@@ -280,7 +286,8 @@ export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): 
             ORDER BY id LIMIT ${limit}`
         ),
       markSynced: (ids, { at, fence }) =>
-        ids.length === 0 ? Effect.succeed(0) : sql<{ readonly id: number }>`UPDATE users SET synced_at = ${at}, sync_fence = ${fence}
+        ids.length === 0 ? Effect.succeed(0) : sql<{ readonly id: number }>`UPDATE users
+          SET synced_at = ${at}, sync_fence = ${fence}
           WHERE ${sql.in("id", ids)} AND sync_fence <= ${fence} RETURNING id`.pipe(
           Effect.map((updated) => updated.length),
           Effect.mapError(repositoryError("markSynced"))
@@ -337,8 +344,10 @@ export const layerSqlite = (options: {
             })
           }
           // better-sqlite3 throws from its constructor (bad path, not a database, no permission): a typed error here.
-          const client = yield* SqliteClient.make({ filename: options.filename, transformResultNames: Str.snakeToCamel })
-            .pipe(Effect.catchAllDefect((defect) => Effect.fail(repositoryError("open database")(defect))))
+          const client = yield* SqliteClient.make({
+            filename: options.filename,
+            transformResultNames: Str.snakeToCamel
+          }).pipe(Effect.catchAllDefect((defect) => Effect.fail(repositoryError("open database")(defect))))
           return Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
         })
       ).pipe(Layer.provide(Reactivity.layer))

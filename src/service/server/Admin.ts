@@ -60,7 +60,10 @@ const describe = (error: unknown): string =>
 export const readiness = (checks: ReadonlyArray<ReadinessCheck>): Effect.Effect<ReadinessReport> =>
   Effect.forEach(checks, ({ check, name }) =>
     check.pipe(
-      Effect.timeoutFail({ duration: CHECK_TIMEOUT, onTimeout: () => `no answer within ${Duration.format(CHECK_TIMEOUT)}` }),
+      Effect.timeoutFail({
+        duration: CHECK_TIMEOUT,
+        onTimeout: () => `no answer within ${Duration.format(CHECK_TIMEOUT)}`
+      }),
       Effect.match({ onFailure: (error) => [name, describe(error)] as const, onSuccess: () => [name, "ok"] as const })
     ), { concurrency: "unbounded" }).pipe(
       Effect.map((results) => {

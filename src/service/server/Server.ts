@@ -61,7 +61,9 @@ export const serveAll = (
     const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
     return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
   })).pipe(
-    Layer.provide(Layer.mergeAll(UserService.layer, JobService.layer({ token: options.token }), RpcSerialization.layerJson))
+    Layer.provide(
+      Layer.mergeAll(UserService.layer, JobService.layer({ token: options.token }), RpcSerialization.layerJson)
+    )
   )
 
 /**

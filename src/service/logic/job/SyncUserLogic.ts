@@ -134,7 +134,10 @@ export const make = (options: SyncUserOptions = {}) =>
         )
         if (Option.isNone(lock)) {
           // Another sync (another entry point, another node) is at work: an expected outcome, not retried.
-          return yield* new BusinessError({ code: "sync_in_progress", message: `lock ${lockKey} is held by another sync` })
+          return yield* new BusinessError({
+            code: "sync_in_progress",
+            message: `lock ${lockKey} is held by another sync`
+          })
         }
         yield* setStatus("running")
         const [elapsed, exit] = yield* work.pipe(
