@@ -297,7 +297,9 @@ export const make = <R>(
     const signal = () => {
       if (wake !== undefined) Deferred.unsafeDone(wake, Exit.void)
     }
-    const plan = (state: JobState, time: number | undefined) => {
+    const plan = (state: JobState, planned: number | undefined) => {
+      // A trigger with no further fire (a finished Schedule, or a cron whose next fire is beyond Date's range).
+      const time = planned !== undefined && Number.isFinite(planned) ? planned : undefined
       state.generation++
       state.nextFire = time
       if (time === undefined || !leading) return
