@@ -373,6 +373,7 @@ export const make = <R>(
           Effect.gen(function*() {
             const finishedAt = yield* Clock.currentTimeMillis
             const { error, outcome } = outcomeOf(exit, running)
+            // Built from values this function computed: validating them again would only cost time per run.
             const record = new RunRecord({
               runId: running.runId,
               job: job.name,
@@ -386,7 +387,7 @@ export const make = <R>(
               fence: started.fence,
               outcome,
               ...(error === undefined ? {} : { error })
-            })
+            }, true)
             state.lastRun = Option.some(record)
             state.runs++
             if (outcome === "success") state.success++
@@ -420,7 +421,9 @@ export const make = <R>(
         ),
         Effect.catchAllCause(() => Effect.void),
         Effect.withSpan("job.run", {
-          attributes: { job: job.name, fire_time: fireTime, run_id: running.runId, node: nodeId, fence: started.fence }
+          attributes: { job: job.name, fire_time: fireTime, run_id: running.runId, node: nodeId, fence: started.fence },
+          // A stack trace per run costs more than the rest of the run's bookkeeping; the span name says where.
+          captureStackTrace: false
         })
       )
     }
@@ -746,7 +749,7 @@ export const make = <R>(
     return {
       nodeId,
       jobs: Array.from(states.keys()),
-      status: Effect.forEach(states.values(), statusOf),
+      status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
       trigger: (name) =>
         Effect.flatMap(lookup(name), (state) =>
