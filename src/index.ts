@@ -26,3 +26,13 @@ export * as Run from "./Run.js"
 export { RunContext, RunRecord } from "./Run.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
+/** @since 0.1.0 */
+export * as Redis from "./Redis.js"
+/** @since 0.1.0 */
+export * as JobStoreRedis from "./JobStore/Redis.js"
+/** @since 0.1.0 */
+export * as JobLockModelRedis from "./JobLockModel/Redis.js"
+/** @since 0.1.0 */
+export * as Etcd from "./Etcd.js"
+/** @since 0.1.0 */
+export * as LeaderElectionEtcd from "./LeaderElection/Etcd.js"
