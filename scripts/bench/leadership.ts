@@ -8,7 +8,9 @@
  * Every scenario runs two candidates with their own etcd client and a fresh election key; runs alternate between the
  * contenders so that load drift on the machine hits both alike. Times are taken from each candidate's own API (ours:
  * the `changes` stream / `isLeader`; etcd3: the `elected` / `error` events).
- * - graceful: the leader resigns (ours: its scope closes; etcd3: `campaign.resign()`); figure = until the other leads.
+ * - graceful: the leader shuts down (ours: its scope closes; etcd3: `campaign.resign()`, then `client.close()`);
+ *   figure = until the other leads,
+ *   and the part of it after a third client saw the leader's key deleted (the follower's reaction).
  * - partition: the leader's connection to etcd goes through a TCP proxy that starts dropping every byte in both
  *   directions (sockets stay open: a silent network cut); the process keeps running. Failover = until the other
  *   leads; overlap = how long the cut-off leader's own API still said it led after the other took over.
@@ -115,7 +117,12 @@ const stock: Contender = {
       campaign.on("error", () => lost = true)
       const resign = () => Effect.promise(() => campaign.resign().catch(() => undefined))
       yield* Effect.addFinalizer(resign)
-      return { leaderSince: () => since, believesLeader: () => since !== undefined && !lost, resign }
+      return {
+        leaderSince: () => since,
+        believesLeader: () => since !== undefined && !lost,
+        // What a shutting-down node does, as our layer's scope close does: resign, then close the client.
+        resign: () => Effect.zipRight(resign(), Effect.sync(() => client.close()))
+      }
     })
 }
 
@@ -174,6 +181,8 @@ const blackHoleProxy = (port: number) =>
 
 interface Sample {
   readonly ms: number
+  /** Graceful: from the key's deletion (seen by a third client) to the follower leading. */
+  readonly reactionMs?: number | undefined
   readonly overlapMs?: number | undefined
   /** False when the run did not set up what the scenario measures (reported, left out of the figures). */
   readonly valid?: boolean | undefined
@@ -195,13 +204,34 @@ const pair = (contender: Contender, aEndpoint: string, bEndpoint: string) =>
     return { a, b }
   })
 
+/**
+ * The moment an independent client sees the first election key deleted (ours live under `bench/`, etcd3's under
+ * `election/bench/`): splits a handover into the resign's share and the follower's reaction.
+ */
+const firstDelete = (etcd: EtcdServer) =>
+  Effect.gen(function*() {
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => new Etcd3({ hosts: etcd.endpoint })),
+      (c) => Effect.sync(() => c.close())
+    )
+    const seen: { at?: number } = {}
+    for (const prefix of ["bench/", "election/bench/"]) {
+      const watcher = yield* Effect.promise(() => client.watch().prefix(prefix).create())
+      watcher.on("error", () => undefined)
+      watcher.on("delete", () => seen.at ??= epochNow())
+    }
+    return seen
+  })
+
 const graceful = (etcd: EtcdServer, contender: Contender): Effect.Effect<Sample> =>
   Effect.scoped(Effect.gen(function*() {
+    const deleted = yield* firstDelete(etcd)
     const { a, b } = yield* pair(contender, etcd.endpoint, etcd.endpoint)
     const t0 = epochNow()
     yield* a.resign()
     yield* waitUntil("the follower to lead", 10_000, () => b.leaderSince() !== undefined)
-    return { ms: b.leaderSince()! - t0 }
+    const tookOver = b.leaderSince()!
+    return { ms: tookOver - t0, reactionMs: deleted.at === undefined ? undefined : tookOver - deleted.at }
   }))
 
 const partition = (etcd: EtcdServer, contender: Contender): Effect.Effect<Sample> =>
@@ -366,7 +396,16 @@ const failover = { label: "failover ms", pick: (s: Sample) => s.ms }
 const overlap = { label: "overlap ms", pick: (s: Sample) => s.overlapMs }
 
 const scenarios: ReadonlyArray<Scenario> = [
-  { name: "graceful", runs: RUNS, warmup: true, run: graceful, figures: [{ label: "handover ms", pick: (s) => s.ms }] },
+  {
+    name: "graceful",
+    runs: RUNS,
+    warmup: true,
+    run: graceful,
+    figures: [
+      { label: "handover ms", pick: (s) => s.ms },
+      { label: "of which after the key's deletion ms", pick: (s) => s.reactionMs }
+    ]
+  },
   { name: "partition", runs: RUNS, run: partition, figures: [failover, overlap] },
   { name: "kill -9", runs: PROCESS_RUNS, run: kill9, figures: [failover] },
   { name: "SIGSTOP", runs: PROCESS_RUNS, run: sigstop, figures: [failover, overlap] }
