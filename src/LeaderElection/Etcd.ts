@@ -391,7 +391,8 @@ export const make = (
         yield* stepDown(session)
         if (state.stopped) break
         if (Either.isLeft(end)) {
-          yield* Effect.logWarning("election session failed", end.left.message)
+          // Once per outage at warning level; the retries after it (every second at most) at debug level.
+          yield* (failures === 0 ? Effect.logWarning : Effect.logDebug)("election session failed", end.left.message)
         } else {
           yield* Effect.logWarning(`election session ended: ${end.right}; campaigning again`)
         }
