@@ -2,7 +2,6 @@ import { describe, expect, it } from "@effect/vitest"
 import { build } from "esbuild"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 
 const root = path.resolve(import.meta.dirname, "..")
@@ -17,7 +16,9 @@ const readmeExample = (): string => {
 
 describe("README", () => {
   it("the library example runs as written: jobs fire every second, outcomes are recorded, it exits 0", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "readme-example-"))
+    // Inside the checkout, so that node resolves the example's dependencies from its node_modules.
+    fs.mkdirSync(path.join(root, ".tmp"), { recursive: true })
+    const dir = fs.mkdtempSync(path.join(root, ".tmp", "readme-example-"))
     try {
       const source = path.join(dir, "example.ts")
       fs.writeFileSync(source, readmeExample())
@@ -30,10 +31,11 @@ describe("README", () => {
         format: "esm",
         target: "node20",
         outfile,
+        // The package name resolves to this checkout's source; every other package stays external and loads
+        // from node_modules as in an application (etcd3 finds its .proto files there).
         alias: { "effect-job-scheduler": path.join(root, "src/index.ts") },
-        nodePaths: [path.join(root, "node_modules")],
-        logLevel: "error",
-        banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" }
+        packages: "external",
+        logLevel: "error"
       })
       const result = spawnSync(process.execPath, [outfile], { encoding: "utf8", timeout: 60_000 })
       const output = result.stdout + result.stderr
