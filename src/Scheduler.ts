@@ -268,22 +268,25 @@ export const make = <R>(
       })
     }
 
-    const runCounter = (state: JobState, outcome: Outcome) => {
-      let counter = state.tags.runs.get(outcome)
+    /** The counter tagged with the job and one more label, made once per (job, value) and kept. */
+    const taggedCounter = <K extends string>(
+      cache: Map<K, Metric.Metric.Counter<number>>,
+      metric: Metric.Metric.Counter<number>,
+      job: string,
+      label: string,
+      value: K
+    ) => {
+      let counter = cache.get(value)
       if (counter === undefined) {
-        counter = Metrics.runs.pipe(Metric.tagged("job", state.job.name), Metric.tagged("outcome", outcome))
-        state.tags.runs.set(outcome, counter)
+        counter = metric.pipe(Metric.tagged("job", job), Metric.tagged(label, value))
+        cache.set(value, counter)
       }
       return counter
     }
-    const skipCounter = (state: JobState, reason: SkipReason) => {
-      let counter = state.tags.skips.get(reason)
-      if (counter === undefined) {
-        counter = Metrics.skips.pipe(Metric.tagged("job", state.job.name), Metric.tagged("reason", reason))
-        state.tags.skips.set(reason, counter)
-      }
-      return counter
-    }
+    const runCounter = (state: JobState, outcome: Outcome) =>
+      taggedCounter(state.tags.runs, Metrics.runs, state.job.name, "outcome", outcome)
+    const skipCounter = (state: JobState, reason: SkipReason) =>
+      taggedCounter(state.tags.skips, Metrics.skips, state.job.name, "reason", reason)
 
     const runs = yield* FiberSet.make<void, never>()
     let shuttingDown = false
