@@ -1,0 +1,486 @@
+/**
+ * Where our scheduler's time and memory go, for the performance notes (not part of `bench`: it explains figures).
+ *
+ *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts run [N=1000] [seconds=5] [lock=no]
+ *     N jobs every second in this process; after a 2 s warm-up, a CPU profile and an allocation sample (objects
+ *     collected since included) over the window. Prints self time and allocated bytes by function (mapped to the
+ *     TypeScript sources through the bundle's source map) and by file, and writes the .cpuprofile to .tmp/bench/.
+ *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts breakdown [iterations=20000]
+ *     The run path piece by piece: each step our scheduler takes per run, timed alone (us and bytes per op).
+ *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts heap [N=100000]
+ *     Retained heap per idle job by constructor, from a heap snapshot diff (hourly jobs, no fires).
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as fs from "node:fs"
+import * as inspector from "node:inspector"
+import { SourceMap } from "node:module"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as v8 from "node:v8"
+import * as Cron from "../../src/Cron.js"
+import * as Job from "../../src/Job.js"
+import { JobStore } from "../../src/JobStore.js"
+import * as JobStoreM from "../../src/JobStore.js"
+import * as Metrics from "../../src/Metrics.js"
+import { RunContext, RunRecord } from "../../src/Run.js"
+import { calibrateClock, fmt, fullGc, now, root, sleep, table } from "./common.js"
+import { contender } from "./contenders.js"
+
+const session = new inspector.Session()
+session.connect()
+const post = <A>(method: string, params: object = {}): Promise<A> =>
+  new Promise((resolve, reject) =>
+    session.post(method, params, (error, result) => (error === null ? resolve(result as A) : reject(error)))
+  )
+
+interface CallFrame {
+  readonly functionName: string
+  readonly url: string
+  readonly lineNumber: number
+  readonly columnNumber: number
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Naming profile frames: bundle positions back to TypeScript through the inline source map
+// ---------------------------------------------------------------------------------------------------------------
+
+const bundleFile = fileURLToPath(import.meta.url)
+const sourceMap = (() => {
+  const text = fs.readFileSync(bundleFile, "utf8")
+  const match = /\/\/# sourceMappingURL=data:application\/json;base64,(\S+)\s*$/.exec(text)
+  return match === null ? undefined : new SourceMap(JSON.parse(Buffer.from(match[1]!, "base64").toString("utf8")))
+})()
+
+const frameName = (frame: CallFrame): string => {
+  const fn = frame.functionName === "" ? "(anonymous)" : frame.functionName
+  // Native frames (GC, idle, builtins such as Map.prototype.set) have no file: label them so.
+  if (frame.url === "") return fn.startsWith("(") ? fn : `${fn} (native)`
+  if (frame.url.includes(path.basename(bundleFile)) && sourceMap !== undefined) {
+    const entry = sourceMap.findEntry(frame.lineNumber, frame.columnNumber) as {
+      originalSource?: string
+      originalLine?: number
+    }
+    if (entry.originalSource !== undefined) {
+      return `${fn} ${path.relative(root, fileURLToPath(new URL(entry.originalSource, `file://${bundleFile}`)))}:${
+        (entry.originalLine ?? 0) + 1
+      }`
+    }
+  }
+  const file = frame.url.includes("node_modules/") ? frame.url.split("node_modules/")[1]! : frame.url
+  return `${fn} ${file}:${frame.lineNumber + 1}`
+}
+
+const fileOf = (name: string): string => {
+  const at = name.lastIndexOf(" ")
+  if (name.startsWith("(") || name.endsWith("(native)")) return name.endsWith("(native)") ? "(native builtins)" : name
+  return name.slice(at + 1).replace(/:\d+$/, "").replace(/^effect\/dist\/esm\//, "effect/")
+}
+
+const top = (totals: Map<string, number>, count: number, unit: (x: number) => string, total: number) =>
+  [...totals].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, value]) => [
+    name,
+    unit(value),
+    `${fmt((100 * value) / total, 1)}%`
+  ])
+
+// ---------------------------------------------------------------------------------------------------------------
+// run: profile N jobs every second
+// ---------------------------------------------------------------------------------------------------------------
+
+interface CpuProfile {
+  readonly nodes: ReadonlyArray<{ readonly id: number; readonly callFrame: CallFrame }>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+}
+
+interface SamplingNode {
+  readonly callFrame: CallFrame
+  readonly selfSize: number
+  readonly children: ReadonlyArray<SamplingNode>
+}
+
+const run = async (n: number, seconds: number, lock: boolean) => {
+  calibrateClock()
+  let fires = 0
+  const lateness: Array<number> = []
+  await contender(lock ? "ours-lock" : "ours").start({
+    n,
+    expr: "* * * * * *",
+    timezone: undefined,
+    intervalMs: 1000,
+    fired: (_job, fireTime) => {
+      fires++
+      lateness.push(now() - fireTime)
+    }
+  })
+  await sleep(Math.ceil((Date.now() + 2000) / 1000) * 1000 - Date.now())
+  await post("Profiler.enable")
+  await post("Profiler.setSamplingInterval", { interval: 100 })
+  await post("Profiler.start")
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 8192,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true
+  })
+  const fires0 = fires
+  lateness.length = 0
+  const cpu0 = process.cpuUsage()
+  await sleep(seconds * 1000)
+  const cpu = process.cpuUsage(cpu0)
+  const windowFires = fires - fires0
+  const { profile } = await post<{ profile: CpuProfile }>("Profiler.stop")
+  const { profile: heap } = await post<{ profile: { head: SamplingNode } }>("HeapProfiler.stopSampling")
+  const outDir = path.join(root, ".tmp", "bench")
+  fs.mkdirSync(outDir, { recursive: true })
+  const out = path.join(outDir, `ours-${n}-${lock ? "lock" : "nolock"}-${process.pid}.cpuprofile`)
+  fs.writeFileSync(out, JSON.stringify(profile))
+
+  // CPU: self time by function and by file.
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const selfByFn = new Map<string, number>()
+  const selfByFile = new Map<string, number>()
+  let totalUs = 0
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0
+    const name = frameName(byId.get(id)!.callFrame)
+    totalUs += dt
+    selfByFn.set(name, (selfByFn.get(name) ?? 0) + dt)
+    selfByFile.set(fileOf(name), (selfByFile.get(fileOf(name)) ?? 0) + dt)
+  })
+  // Allocation: bytes allocated (collected or not) by function and by file.
+  const allocByFn = new Map<string, number>()
+  const allocByFile = new Map<string, number>()
+  let totalBytes = 0
+  const walk = (node: SamplingNode) => {
+    if (node.selfSize > 0) {
+      const name = frameName(node.callFrame)
+      totalBytes += node.selfSize
+      allocByFn.set(name, (allocByFn.get(name) ?? 0) + node.selfSize)
+      allocByFile.set(fileOf(name), (allocByFile.get(fileOf(name)) ?? 0) + node.selfSize)
+    }
+    node.children.forEach(walk)
+  }
+  walk(heap.head)
+
+  const sorted = [...lateness].sort((a, b) => a - b)
+  const idle = selfByFn.get("(idle)") ?? 0
+  console.log(`ours ${lock ? "(memory lock)" : "(no lock)"}, ${n} jobs every second, ${seconds} s profiled`)
+  console.log(
+    `fires ${windowFires}, CPU ${fmt((cpu.user + cpu.system) / windowFires, 1)} us/fire (process), busy ` +
+      `${fmt((totalUs - idle) / windowFires, 1)} us/fire (profile), allocated ~${
+        fmt(totalBytes / windowFires / 1024, 1)
+      } KB/fire, p50 lateness ${fmt(sorted[Math.floor(sorted.length / 2)], 1)} ms, p99 ${
+        fmt(sorted[Math.floor(sorted.length * 0.99)], 1)
+      } ms`
+  )
+  console.log(`profile: ${path.relative(root, out)}`)
+  console.log("")
+  const us = (x: number) => fmt(x / windowFires, 2)
+  console.log(table(["self time by file", "us/fire", "share"], top(selfByFile, 15, us, totalUs)))
+  console.log("")
+  console.log(table(["self time by function", "us/fire", "share"], top(selfByFn, 30, us, totalUs)))
+  console.log("")
+  const kb = (x: number) => fmt(x / windowFires, 0)
+  console.log(table(["allocated by file", "bytes/fire", "share"], top(allocByFile, 12, kb, totalBytes)))
+  console.log("")
+  console.log(table(["allocated by function", "bytes/fire", "share"], top(allocByFn, 25, kb, totalBytes)))
+  process.exit(0)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// breakdown: the run path piece by piece
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Time `iterations` runs of `op` (an effect run to completion each time in one fiber, as the scheduler's run fiber
+ * does) after a warm-up; bytes from an allocation sample over the timed part.
+ */
+const measure = async (
+  name: string,
+  iterations: number,
+  op: (i: number) => Effect.Effect<unknown, unknown>
+): Promise<ReadonlyArray<string>> => {
+  // Logs are dropped as in the lateness benchmark; the logger is provided once around the loop.
+  const loop = (count: number) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < count; i++) yield* op(i)
+    }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, Logger.none)))
+  await Effect.runPromise(loop(Math.min(2000, iterations)))
+  fullGc()
+  const start = now()
+  await Effect.runPromise(loop(iterations))
+  const elapsed = now() - start
+  // Allocation in a second pass: the sampler's stack walks would slow the timed one.
+  const sampled = Math.min(iterations, 5000)
+  fullGc()
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 512,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true
+  })
+  await Effect.runPromise(loop(sampled))
+  const { profile } = await post<{ profile: { head: SamplingNode } }>("HeapProfiler.stopSampling")
+  let bytes = 0
+  const walk = (node: SamplingNode) => {
+    bytes += node.selfSize
+    node.children.forEach(walk)
+  }
+  walk(profile.head)
+  return [name, fmt((elapsed * 1000) / iterations, 2), fmt(bytes / sampled, 0)]
+}
+
+const breakdown = async (iterations: number) => {
+  calibrateClock()
+  const context = await Effect.runPromise(Layer.build(JobStoreM.layerMemory).pipe(Effect.scoped))
+  const storeT = Context.get(context, JobStore)
+  const fiberSet = await Effect.runPromise(FiberSet.make<void, never>().pipe(Effect.scoped))
+  const lateness = Metric.tagged(Metrics.lateness, "job", "job-1")
+  const runs = Metrics.runs.pipe(Metric.tagged("job", "job-1"), Metric.tagged("outcome", "success"))
+  const ttl = Duration.minutes(5)
+  let fire = Date.UTC(2026, 0, 1)
+  const request = (lock: boolean) => ({
+    job: "job-1",
+    fireTime: ++fire,
+    runId: "run",
+    nodeId: "bench",
+    slot: Option.some({ ttl: Duration.minutes(11) }),
+    lock: lock ? Option.some({ key: "job-1", ttl }) : Option.none(),
+    statusTtl: ttl
+  })
+  const record = () =>
+    new RunRecord({
+      runId: crypto.randomUUID(),
+      job: "job-1",
+      kind: "scheduled",
+      fireTime: fire,
+      startedAt: fire,
+      finishedAt: fire,
+      durationMs: 0,
+      node: "bench",
+      attempt: 1,
+      fence: 1,
+      outcome: "success"
+    })
+  const recordUnchecked = () =>
+    new RunRecord({
+      runId: crypto.randomUUID(),
+      job: "job-1",
+      kind: "scheduled",
+      fireTime: fire,
+      startedAt: fire,
+      finishedAt: fire,
+      durationMs: 0,
+      node: "bench",
+      attempt: 1,
+      fence: 1,
+      outcome: "success"
+    }, true)
+  const handler = Effect.flatMap(RunContext, () => Effect.void)
+  const provideCtx = (effect: Effect.Effect<void, never, RunContext>) =>
+    Effect.provideService(effect, RunContext, {
+      job: "job-1",
+      fireTime: new Date(fire),
+      runId: "run",
+      attempt: 1,
+      nodeId: "bench",
+      fence: 1,
+      kind: "scheduled"
+    })
+  const rows: Array<ReadonlyArray<string>> = []
+  const m = (name: string, op: (i: number) => Effect.Effect<unknown, unknown>) =>
+    measure(name, iterations, op).then((row) => rows.push(row))
+  await m("baseline: Effect.void", () => Effect.void)
+  await m("crypto.randomUUID()", () => Effect.sync(() => crypto.randomUUID()))
+  await m("Deferred.make + Deferred.done", () => Effect.flatMap(Deferred.make<number>(), (d) => Deferred.succeed(d, 1)))
+  await m("FiberSet.run + Fiber.await (fork a run fiber)", () =>
+    Effect.flatMap(FiberSet.run(fiberSet, Effect.void), (fiber) => fiber.await))
+  await m("uninterruptibleMask + ensuring", () =>
+    Effect.uninterruptibleMask((restore) => restore(Effect.void)).pipe(Effect.ensuring(Effect.void)))
+  await m("store.begin (memory, no lock)", () => storeT.begin(request(false)))
+  await m("store.begin + finish (memory, lock)", () =>
+    Effect.flatMap(storeT.begin(request(true)), (started) =>
+      storeT.finish({
+        record: record(),
+        lock: started._tag === "Started" ? started.lock : Option.none(),
+        statusTtl: ttl,
+        maxRecords: 100
+      })))
+  await m("new RunRecord (Schema.Class, validated)", () => Effect.sync(record))
+  await m("  proposal: new RunRecord(fields, true) (validation off)", () => Effect.sync(() => recordUnchecked()))
+  await m("handler with RunContext provided", () => provideCtx(handler))
+  await m("Effect.timeoutFail (5 minutes) around the handler", () =>
+    Effect.timeoutFail(provideCtx(handler), { duration: ttl, onTimeout: () => new Error("timeout") }))
+  await m("  proposal: plain timer interrupts the run fiber", () =>
+    Effect.withFiberRuntime<void>((fiber) => {
+      const timer = setTimeout(() => fiber.unsafeInterruptAsFork(FiberId.none), Duration.toMillis(ttl))
+      return Effect.ensuring(provideCtx(handler), Effect.sync(() => clearTimeout(timer)))
+    }))
+  await m("raceFirst(handler, renew loop sleeping 100 s) (lock)", () =>
+    Effect.raceFirst(provideCtx(handler), Effect.zipRight(Effect.sleep("100 seconds"), Effect.never)))
+  await m("Metric.update lateness histogram (tagged)", () => Metric.update(lateness, 0.001))
+  await m("Metric.increment runs counter (tagged twice)", () => Metric.increment(runs))
+  await m("Effect.logInfo + 10 annotations (Logger.none)", () =>
+    Effect.logInfo("job finished").pipe(Effect.annotateLogs({
+      job: "job-1",
+      fire_time: new Date(fire).toISOString(),
+      run_id: "run",
+      node: "bench",
+      fence: 1,
+      outcome: "success",
+      duration_ms: 0,
+      lateness_ms: 0,
+      attempt: 1,
+      kind: "scheduled"
+    })))
+  await m("  proposal: the same annotations as one prebuilt HashMap (Effect.locally)", () =>
+    Effect.logInfo("job finished").pipe(Effect.locally(
+      FiberRef.currentLogAnnotations,
+      HashMap.make(
+        ["job", "job-1"],
+        ["fire_time", new Date(fire).toISOString()],
+        ["run_id", "run"],
+        ["node", "bench"],
+        ["fence", 1],
+        ["outcome", "success"],
+        ["duration_ms", 0],
+        ["lateness_ms", 0],
+        ["attempt", 1],
+        ["kind", "scheduled"]
+      )
+    )))
+  await m("Effect.withSpan (5 attributes)", () =>
+    Effect.void.pipe(Effect.withSpan("job.run", {
+      attributes: { job: "job-1", fire_time: fire, run_id: "run", node: "bench", fence: 1 }
+    })))
+  await m("Effect.withSpan, captureStackTrace: false", () =>
+    Effect.void.pipe(Effect.withSpan("job.run", {
+      captureStackTrace: false,
+      attributes: { job: "job-1", fire_time: fire, run_id: "run", node: "bench", fence: 1 }
+    })))
+  await m("new Date(fire).toISOString()", () => Effect.sync(() => new Date(fire).toISOString()))
+  console.log(`run path pieces, ${iterations} iterations each after a warm-up, one fiber; bytes = allocated (sampled)`)
+  console.log(table(["step", "us/op", "bytes/op"], rows))
+  process.exit(0)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// heap: retained memory per idle job by constructor
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Snapshot {
+  readonly snapshot: { readonly meta: { readonly node_fields: ReadonlyArray<string>; readonly node_types: [ReadonlyArray<string>] } }
+  readonly nodes: ReadonlyArray<number>
+  readonly strings: ReadonlyArray<string>
+}
+
+/** Shallow size by (type, name) over the whole heap, from a snapshot written to `file`. */
+const shallowByConstructor = (file: string): Map<string, { count: number; bytes: number }> => {
+  const snap = JSON.parse(fs.readFileSync(file, "utf8")) as Snapshot
+  const fields = snap.snapshot.meta.node_fields
+  const width = fields.length
+  const typeAt = fields.indexOf("type")
+  const nameAt = fields.indexOf("name")
+  const sizeAt = fields.indexOf("self_size")
+  const types = snap.snapshot.meta.node_types[0]
+  const totals = new Map<string, { count: number; bytes: number }>()
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const type = types[snap.nodes[i + typeAt]!]!
+    const raw = type === "object" || type === "closure" ? snap.strings[snap.nodes[i + nameAt]!]! : `(${type})`
+    const key = type === "closure" ? `closure ${raw}` : raw
+    const entry = totals.get(key) ?? { count: 0, bytes: 0 }
+    entry.count++
+    entry.bytes += snap.nodes[i + sizeAt]!
+    totals.set(key, entry)
+  }
+  return totals
+}
+
+/** Heap growth per item of keeping `n` results of `make` (after a full GC before and after). */
+const retained = (n: number, make: (i: number) => unknown): number => {
+  fullGc()
+  const before = process.memoryUsage().heapUsed
+  const kept = Array.from({ length: n }, (_, i) => make(i))
+  fullGc()
+  const bytes = (process.memoryUsage().heapUsed - before) / n
+  // Keep `kept` alive until after the measurement.
+  return kept.length === n ? bytes : NaN
+}
+
+const heap = async (n: number) => {
+  const outDir = path.join(root, ".tmp", "bench")
+  fs.mkdirSync(outDir, { recursive: true })
+  // What one idle job keeps, piece by piece (each measured alone; the array slot itself is 8 bytes/item).
+  const handler = Effect.void
+  const parts: Array<ReadonlyArray<string>> = [
+    ["Cron.parse result (compiled tables)", fmt(retained(n, (i) => Cron.parse(`${i % 60} 0 * * * *`)), 0)],
+    [
+      "Job.unsafeMake result (includes its Cron)",
+      fmt(retained(n, (i) => Job.unsafeMake({ name: `job-${i}`, cron: `${i % 60} 0 * * * *`, handler })), 0)
+    ],
+    [
+      "4 tagged metrics per job (lateness, duration, renewals, losses)",
+      fmt(
+        retained(n, (i) => [
+          Metric.tagged(Metrics.runDuration, "job", `job-${i}`),
+          Metric.tagged(Metrics.lateness, "job", `job-${i}`),
+          Metric.tagged(Metrics.lockRenewals, "job", `job-${i}`),
+          Metric.tagged(Metrics.lockLosses, "job", `job-${i}`)
+        ]),
+        0
+      )
+    ],
+    ["Effect.provide(handler, context) (done per job by make)", fmt(retained(n, () => Effect.provide(handler, Context.empty())), 0)],
+    ["job name string `job-<i>`", fmt(retained(n, (i) => `job-${i}`), 0)]
+  ]
+  console.log(`heap kept per job by each piece alone, ${n} items`)
+  console.log(table(["piece", "bytes/job"], parts))
+  console.log("")
+  fullGc()
+  const before = v8.writeHeapSnapshot(path.join(outDir, `idle-before-${process.pid}.heapsnapshot`))
+  const heap0 = process.memoryUsage().heapUsed
+  await contender("ours").start({ n, expr: "0 0 * * * *", timezone: undefined, intervalMs: 3_600_000, fired: () => {} })
+  await sleep(500)
+  fullGc()
+  const heap1 = process.memoryUsage().heapUsed
+  const after = v8.writeHeapSnapshot(path.join(outDir, `idle-after-${process.pid}.heapsnapshot`))
+  const a = shallowByConstructor(before)
+  const b = shallowByConstructor(after)
+  fs.rmSync(before)
+  fs.rmSync(after)
+  const diff = [...b].map(([key, v]) => {
+    const old = a.get(key) ?? { count: 0, bytes: 0 }
+    return { key, count: v.count - old.count, bytes: v.bytes - old.bytes }
+  }).filter((d) => d.bytes > 0).sort((x, y) => y.bytes - x.bytes)
+  const total = diff.reduce((s, d) => s + d.bytes, 0)
+  console.log(
+    `ours, ${n} idle hourly jobs: heap used +${fmt((heap1 - heap0) / n, 0)} bytes/job; snapshot diff ` +
+      `+${fmt(total / n, 0)} bytes/job (shallow sizes by constructor)`
+  )
+  console.log(table(
+    ["constructor", "objects/job", "bytes/job", "share"],
+    diff.slice(0, 30).map((d) => [d.key, fmt(d.count / n, 2), fmt(d.bytes / n, 0), `${fmt((100 * d.bytes) / total, 1)}%`])
+  ))
+  process.exit(0)
+}
+
+const [mode, ...args] = process.argv.slice(2)
+if (mode === "run") await run(Number(args[0] ?? 1000), Number(args[1] ?? 5), args[2] === "lock")
+else if (mode === "breakdown") await breakdown(Number(args[0] ?? 20000))
+else if (mode === "heap") await heap(Number(args[0] ?? 100000))
+else {
+  console.error("usage: profile.ts run [N] [seconds] [lock] | breakdown [iterations] | heap [N]")
+  process.exit(2)
+}
