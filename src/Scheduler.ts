@@ -24,11 +24,12 @@ import * as Intervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Cron from "./Cron.js"
-import { DuplicateJob, type JobError, JobTimeout, LockLost, type StoreError, UnknownJob } from "./Errors.js"
-import { MinHeap } from "./internal/heap.js"
+import { DuplicateJob, type JobError, type StoreError, UnknownJob } from "./Errors.js"
+import { JobMetrics } from "./internal/jobMetrics.js"
+import { Timer } from "./internal/timer.js"
 import * as Job from "./Job.js"
 import type { JobLockModel, LockHandle } from "./JobLockModel.js"
-import { type BeginResult, JobStore } from "./JobStore.js"
+import { type BeginRequest, type BeginResult, JobStore } from "./JobStore.js"
 import * as JobStoreM from "./JobStore.js"
 import { LeaderElection } from "./LeaderElection.js"
 import * as LeaderElectionM from "./LeaderElection.js"
@@ -142,21 +143,28 @@ type AnyJob = Job.Job<never>
 interface Running {
   readonly runId: string
   readonly kind: typeof RunKind.Type
+  readonly state: JobState
   fiber: Fiber.RuntimeFiber<void, never> | undefined
-  /** Why the scheduler interrupted this run, when it did. */
-  reason: "leadership_lost" | "replaced" | "shutdown" | undefined
+  /** Why the scheduler interrupted this run, when it did (the first reason wins). */
+  reason: "timeout" | "lock_lost" | "leadership_lost" | "replaced" | "shutdown" | undefined
+  /** Set once the run has ended: its timer entries (deadline, renewals) are stale from then on. */
+  done: boolean
+  lock: Option.Option<LockHandle>
+  /** When the last successful renewal (or the acquisition) was sent. */
+  confirmedAt: number
+}
+
+/** What the run timer wakes up for: a run's timeout, or its next lock renewal. */
+interface RunTimerEntry {
+  readonly run: Running
+  readonly kind: "deadline" | "renew"
 }
 
 interface JobState {
   readonly job: AnyJob
-  readonly tags: {
-    readonly runs: Map<Outcome, Metric.Metric.Counter<number>>
-    readonly skips: Map<SkipReason, Metric.Metric.Counter<number>>
-    readonly duration: Metric.Metric.Histogram<number>
-    readonly lateness: Metric.Metric.Histogram<number>
-    readonly renewals: Metric.Metric.Counter<number>
-    readonly losses: Metric.Metric.Counter<number>
-  }
+  readonly metrics: JobMetrics
+  /** The parts of every `begin` request that do not change from run to run. */
+  readonly begin: Pick<BeginRequest, "lock" | "statusTtl"> & { readonly slotTtl: Duration.Duration }
   /** Bumped whenever the planned fire changes; heap entries of older generations are stale. */
   generation: number
   nextFire: number | undefined
@@ -178,25 +186,27 @@ const outcomeOf = (exit: Exit.Exit<void, unknown>, running: Running): { outcome:
   if (Option.isSome(failure)) {
     const error = failure.value as { readonly _tag?: string; readonly message?: string; readonly code?: string }
     const text = error.code === undefined ? String(error.message ?? error) : `${error.code}: ${error.message}`
-    switch (error._tag) {
-      case "JobTimeout":
-        return { outcome: "timeout", error: "run exceeded its timeout" }
-      case "LockLost":
-        return { outcome: "lock_lost", error: "lock lost while running" }
-      case "BusinessError":
-        return { outcome: "business_error", error: text }
-      default:
-        return { outcome: "system_error", error: text }
-    }
+    return error._tag === "BusinessError"
+      ? { outcome: "business_error", error: text }
+      : { outcome: "system_error", error: text }
   }
   const defect = Cause.dieOption(cause)
   if (Option.isSome(defect)) {
     const value = defect.value
     return { outcome: "defect", error: value instanceof Error ? value.message : String(value) }
   }
-  return running.reason === "leadership_lost"
-    ? { outcome: "leadership_lost", error: "this node stopped leading" }
-    : { outcome: "interrupted", error: running.reason === "replaced" ? "replaced by a newer run" : "interrupted" }
+  switch (running.reason) {
+    case "timeout":
+      return { outcome: "timeout", error: "run exceeded its timeout" }
+    case "lock_lost":
+      return { outcome: "lock_lost", error: "lock lost while running" }
+    case "leadership_lost":
+      return { outcome: "leadership_lost", error: "this node stopped leading" }
+    case "replaced":
+      return { outcome: "interrupted", error: "replaced by a newer run" }
+    default:
+      return { outcome: "interrupted", error: "interrupted" }
+  }
 }
 
 const levelOf = (outcome: Outcome): LogLevel.LogLevel => {
@@ -243,18 +253,17 @@ export const make = <R>(
     const states = new Map<string, JobState>()
     for (const job of jobs) {
       if (states.has(job.name)) return yield* new DuplicateJob({ job: job.name })
-      const tag = <M extends Metric.Metric<any, any, any>>(metric: M): M => Metric.tagged(metric, "job", job.name) as M
       // Exclude<R | RunContext, R> does not reduce for a generic R; providing `context` removes exactly R.
       const handler = Effect.provide(job.handler, context) as Effect.Effect<void, JobError, RunContext>
       states.set(job.name, {
         job: { ...job, handler },
-        tags: {
-          runs: new Map(),
-          skips: new Map(),
-          duration: tag(Metrics.runDuration),
-          lateness: tag(Metrics.lateness),
-          renewals: tag(Metrics.lockRenewals),
-          losses: tag(Metrics.lockLosses)
+        metrics: new JobMetrics(job.name),
+        begin: {
+          slotTtl: DurationM.millis(
+            Math.max(DurationM.toMillis(job.misfireGrace), misfireThresholdMs) + SLOT_TTL_MARGIN_MS
+          ),
+          lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
+          statusTtl: job.lock.enabled ? job.lock.ttl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
         },
         generation: 0,
         nextFire: undefined,
@@ -268,47 +277,20 @@ export const make = <R>(
       })
     }
 
-    /** The counter tagged with the job and one more label, made once per (job, value) and kept. */
-    const taggedCounter = <K extends string>(
-      cache: Map<K, Metric.Metric.Counter<number>>,
-      metric: Metric.Metric.Counter<number>,
-      job: string,
-      label: string,
-      value: K
-    ) => {
-      let counter = cache.get(value)
-      if (counter === undefined) {
-        counter = metric.pipe(Metric.tagged("job", job), Metric.tagged(label, value))
-        cache.set(value, counter)
-      }
-      return counter
-    }
-    const runCounter = (state: JobState, outcome: Outcome) =>
-      taggedCounter(state.tags.runs, Metrics.runs, state.job.name, "outcome", outcome)
-    const skipCounter = (state: JobState, reason: SkipReason) =>
-      taggedCounter(state.tags.skips, Metrics.skips, state.job.name, "reason", reason)
-
     const runs = yield* FiberSet.make<void, never>()
     let shuttingDown = false
     let leading = false
 
     // -------------------------------------------------------------------------------------------------------------
-    // The timer: one heap over all planned fires, one fiber waiting for its top.
+    // The fire timer: one heap over all planned fires, one fiber waiting for its top (while leading).
     // -------------------------------------------------------------------------------------------------------------
-    const heap = new MinHeap<JobState>()
-    let wake: Deferred.Deferred<void> | undefined
-    const signal = () => {
-      if (wake !== undefined) Deferred.unsafeDone(wake, Exit.void)
-    }
+    const fireTimer = new Timer<{ readonly state: JobState; readonly generation: number }>(maxWaitMs)
     const plan = (state: JobState, planned: number | undefined) => {
       // A trigger with no further fire (a finished Schedule, or a cron whose next fire is beyond Date's range).
       const time = planned !== undefined && Number.isFinite(planned) ? planned : undefined
       state.generation++
       state.nextFire = time
-      if (time === undefined || !leading) return
-      const top = heap.peek()
-      heap.push({ time, generation: state.generation, value: state })
-      if (top === undefined || time < top.time) signal()
+      if (time !== undefined && leading) fireTimer.schedule(time, { state, generation: state.generation })
     }
 
     const logSkip = (state: JobState, fireTime: number, reason: SkipReason, extra?: Record<string, unknown>) => {
@@ -321,7 +303,7 @@ export const make = <R>(
           reason,
           ...extra
         }),
-        Effect.zipRight(Metric.increment(skipCounter(state, reason)))
+        Effect.zipRight(Effect.sync(() => state.metrics.skip(reason)))
       )
     }
 
@@ -360,20 +342,17 @@ export const make = <R>(
           while: (error) => error._tag === "SystemError"
         })
       )
-      const timed = retried.pipe(
-        Effect.timeoutFail({
-          duration: job.timeout,
-          onTimeout: () => new JobTimeout({ job: job.name, timeoutMs: DurationM.toMillis(job.timeout) })
-        })
-      )
-      const guarded: Effect.Effect<void, JobError | JobTimeout | LockLost> = Option.match(started.lock, {
-        onNone: () => timed,
-        onSome: (lock) => Effect.raceFirst(timed, renewLoop(state, lock))
-      })
-      // Only the handler is interruptible; recording the outcome and releasing the lock always happen.
-      return restore(guarded).pipe(
+      // The timeout and the lock renewals are entries of the run timer, which interrupts this fiber with a reason
+      // (`timeout`, `lock_lost`): no extra fiber per run. Only the handler is interruptible; recording the
+      // outcome and releasing the lock always happen.
+      running.lock = started.lock
+      running.confirmedAt = startedAt
+      runTimer.schedule(startedAt + DurationM.toMillis(job.timeout), { run: running, kind: "deadline" })
+      if (Option.isSome(started.lock)) runTimer.schedule(startedAt + renewEvery(state), { run: running, kind: "renew" })
+      return restore(retried).pipe(
         Effect.onExit((exit) =>
           Effect.gen(function*() {
+            running.done = true
             const finishedAt = yield* Clock.currentTimeMillis
             const { error, outcome } = outcomeOf(exit, running)
             // Built from values this function computed: validating them again would only cost time per run.
@@ -395,16 +374,13 @@ export const make = <R>(
             state.runs++
             if (outcome === "success") state.success++
             else if (outcome !== "business_error") state.failures++
+            // Stores bound every operation themselves (JobStore's contract), so no timeout fiber is added here.
             yield* store.finish({ record, lock: started.lock, statusTtl, maxRecords }).pipe(
-              // Runs in a finalizer (uninterruptible): `interruptible` lets the timeout bound it.
-              Effect.interruptible,
-              Effect.timeout("10 seconds"),
               Effect.catchAllCause((cause) =>
                 Effect.logError("run record not saved", cause).pipe(Effect.annotateLogs({ job: job.name }))
               )
             )
-            yield* Metric.increment(runCounter(state, outcome))
-            yield* Metric.update(state.tags.duration, record.durationMs / 1000)
+            state.metrics.run(outcome, record.durationMs)
             const annotations = {
               job: job.name,
               fire_time: new Date(fireTime).toISOString(),
@@ -431,42 +407,60 @@ export const make = <R>(
       )
     }
 
+    // -------------------------------------------------------------------------------------------------------------
+    // The run timer: every running job's deadline and lock renewals, one fiber for all of them (always running, also
+    // while not leading: manual runs and the shutdown drain need their timeouts too).
+    // -------------------------------------------------------------------------------------------------------------
+    const runTimer = new Timer<RunTimerEntry>(maxWaitMs)
+    /** Renew every third of the TTL: two renewals can fail before the lock could lapse. */
+    const renewEvery = (state: JobState) => Math.max(1, Math.floor(DurationM.toMillis(state.job.lock.ttl) / 3))
+
+    /** Interrupt a run for `reason`, without waiting for it (its finalizer records the outcome). */
+    const interruptRun = (running: Running, reason: NonNullable<Running["reason"]>) =>
+      Effect.suspend(() => {
+        if (running.done || running.fiber === undefined) return Effect.void
+        running.reason ??= reason
+        return Fiber.interruptFork(running.fiber)
+      })
+
     /**
-     * Renew the lock every third of its TTL while the run lasts. A renewal that finds the lock gone or taken fails
-     * the run with `LockLost`; a store that does not answer is retried until the TTL has certainly run out since the
-     * last confirmed renewal, and then the lock counts as lost too (someone else may hold it by now).
+     * One renewal. Found gone or taken: the run is interrupted with `lock_lost`. The store not answering is retried
+     * at the next renewal time until the TTL has certainly run out since the last confirmed renewal; then the lock
+     * counts as lost too (someone else may hold it by now).
      */
-    const renewLoop = (state: JobState, lock: LockHandle): Effect.Effect<never, LockLost> => {
-      const ttl = state.job.lock.ttl
-      const ttlMs = DurationM.toMillis(ttl)
-      const every = Math.max(1, Math.floor(ttlMs / 3))
-      const lost = new LockLost({ job: state.job.name, key: lock.key })
-      return Effect.gen(function*() {
-        let confirmedAt = yield* Clock.currentTimeMillis
-        for (;;) {
-          yield* Effect.sleep(every)
-          const sentAt = yield* Clock.currentTimeMillis
-          const renewed = yield* store.renewLock(lock, ttl).pipe(
-            Effect.timeout(every),
-            Effect.catchAllCause((cause) =>
-              Effect.as(
-                Effect.logWarning("lock renewal failed", cause).pipe(Effect.annotateLogs({ job: state.job.name })),
-                undefined
-              )
+    const renew = (running: Running, lock: LockHandle): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const state = running.state
+        const ttl = state.job.lock.ttl
+        const every = renewEvery(state)
+        const sentAt = yield* Clock.currentTimeMillis
+        const renewed = yield* store.renewLock(lock, ttl).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.as(
+              Effect.logWarning("lock renewal failed", cause).pipe(Effect.annotateLogs({ job: state.job.name })),
+              undefined
             )
           )
-          if (renewed === false) {
-            yield* Metric.increment(state.tags.losses)
-            return yield* lost
-          }
-          if (renewed === true) {
-            confirmedAt = sentAt
-            yield* Metric.increment(state.tags.renewals)
-          } else if ((yield* Clock.currentTimeMillis) - confirmedAt >= ttlMs) {
-            yield* Metric.increment(state.tags.losses)
-            return yield* lost
-          }
+        )
+        if (running.done) return
+        const now = yield* Clock.currentTimeMillis
+        if (renewed === true) {
+          running.confirmedAt = sentAt
+          state.metrics.lockRenewed()
+        } else if (renewed === false || now - running.confirmedAt >= DurationM.toMillis(ttl)) {
+          state.metrics.lockLost()
+          return yield* interruptRun(running, "lock_lost")
         }
+        runTimer.schedule(now + every, { run: running, kind: "renew" })
+      })
+
+    const onRunTimer = (entry: RunTimerEntry): Effect.Effect<void> => {
+      const running = entry.run
+      if (running.done) return Effect.void
+      if (entry.kind === "deadline") return interruptRun(running, "timeout")
+      return Option.match(running.lock, {
+        onNone: () => Effect.void,
+        onSome: (lock) => Effect.asVoid(FiberSet.run(runs, renew(running, lock)))
       })
     }
 
@@ -480,35 +474,41 @@ export const make = <R>(
       fireTime: number,
       kind: typeof RunKind.Type,
       replaced: ReadonlyArray<Fiber.RuntimeFiber<void, never>> = []
-    ): Effect.Effect<Deferred.Deferred<TriggerResult, StoreError>> =>
+    ): Effect.Effect<Deferred.Deferred<TriggerResult, StoreError> | undefined> =>
       Effect.gen(function*() {
-        const job = state.job
-        const result = yield* Deferred.make<TriggerResult, StoreError>()
-        const running: Running = { runId: newRunId(), kind, fiber: undefined, reason: undefined }
+        // Only a manual trigger waits for `begin`'s answer; scheduled fires do not pay for a Deferred.
+        const result = kind === "manual" ? yield* Deferred.make<TriggerResult, StoreError>() : undefined
+        const running: Running = {
+          runId: newRunId(),
+          kind,
+          state,
+          fiber: undefined,
+          reason: undefined,
+          done: false,
+          lock: Option.none(),
+          confirmedAt: 0
+        }
         state.running.add(running)
-        const lockTtl = job.lock.ttl
-        const request = {
-          job: job.name,
+        const request: BeginRequest = {
+          job: state.job.name,
           fireTime,
           runId: running.runId,
           nodeId,
-          slot: kind === "scheduled"
-            ? Option.some({
-              ttl: DurationM.millis(Math.max(DurationM.toMillis(job.misfireGrace), misfireThresholdMs) + SLOT_TTL_MARGIN_MS)
-            })
-            : Option.none(),
-          lock: job.lock.enabled ? Option.some({ key: job.name, ttl: lockTtl }) : Option.none(),
-          statusTtl: job.lock.enabled ? lockTtl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
+          slot: kind === "scheduled" ? Option.some({ ttl: state.begin.slotTtl }) : Option.none(),
+          lock: state.begin.lock,
+          statusTtl: state.begin.statusTtl
         }
         const body = Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             if (replaced.length > 0) yield* Fiber.interruptAll(replaced)
             const begun = yield* Effect.exit(store.begin(request))
-            yield* Deferred.done(
-              result,
-              Exit.map(begun, (r): TriggerResult =>
-                r._tag === "Started" ? { _tag: "Started", runId: running.runId, fence: r.fence } : r)
-            )
+            if (result !== undefined) {
+              yield* Deferred.done(
+                result,
+                Exit.map(begun, (r): TriggerResult =>
+                  r._tag === "Started" ? { _tag: "Started", runId: running.runId, fence: r.fence } : r)
+              )
+            }
             if (Exit.isFailure(begun)) {
               const reason = Cause.squash(begun.cause)
               return yield* logSkip(state, fireTime, "store_error", { error: String((reason as Error)?.message ?? reason) })
@@ -516,11 +516,12 @@ export const make = <R>(
             const started = begun.value
             if (started._tag === "Skipped") return yield* logSkip(state, fireTime, started.reason)
             const startedAt = yield* Clock.currentTimeMillis
-            yield* Metric.update(state.tags.lateness, Math.max(0, startedAt - fireTime) / 1000)
+            state.metrics.lateness(startedAt - fireTime)
             return yield* execute(state, running, fireTime, started, startedAt, restore)
           })
         ).pipe(
           Effect.ensuring(Effect.suspend(() => {
+            running.done = true
             state.running.delete(running)
             return afterRun(state)
           }))
@@ -629,27 +630,10 @@ export const make = <R>(
         }
       })
 
-    const timerLoop = Effect.gen(function*() {
-      for (;;) {
-        const now = yield* Clock.currentTimeMillis
-        for (let top = heap.peek(); top !== undefined && top.time <= now; top = heap.peek()) {
-          heap.pop()
-          const state = top.value
-          if (top.generation !== state.generation) continue
-          state.nextFire = undefined
-          yield* fire(state, top.time, now)
-        }
-        const top = heap.peek()
-        const gate = yield* Deferred.make<void>()
-        wake = gate
-        if (top === undefined) {
-          yield* Deferred.await(gate)
-        } else {
-          // Never wake before the fire time: the loop re-reads the clock and waits again if a timer woke early.
-          yield* Effect.raceFirst(Effect.sleep(Math.min(Math.max(1, top.time - now), maxWaitMs)), Deferred.await(gate))
-        }
-        wake = undefined
-      }
+    const timerLoop = fireTimer.run((entry, time, now) => {
+      if (entry.generation !== entry.state.generation) return Effect.void
+      entry.state.nextFire = undefined
+      return fire(entry.state, time, now)
     })
 
     const lead = Effect.gen(function*() {
@@ -674,7 +658,7 @@ export const make = <R>(
     const stopFiring = Effect.gen(function*() {
       leading = false
       yield* FiberHandle.clear(leaderFiber)
-      heap.clear()
+      fireTimer.clear()
       for (const state of states.values()) {
         state.generation++
         state.nextFire = undefined
@@ -696,6 +680,7 @@ export const make = <R>(
       }
       yield* Fiber.interruptAll(fibers)
     })
+    yield* Effect.forkScoped(runTimer.run(onRunTimer))
     yield* Metric.set(Metrics.leader, 0)
     yield* election.changes.pipe(
       Stream.runForEach((leadership) => (leadership._tag === "Leader" ? becomeLeader : loseLeadership)),
@@ -756,7 +741,9 @@ export const make = <R>(
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
       trigger: (name) =>
         Effect.flatMap(lookup(name), (state) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(launch(state, now, "manual"), Deferred.await))),
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            // A manual launch always returns its Deferred.
+            Effect.flatMap(launch(state, now, "manual"), (result) => Deferred.await(result!)))),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
           Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))

@@ -1,13 +1,10 @@
 /**
- * A binary min-heap of fire entries ordered by time: the one timer of the scheduler waits for its top. Entries are
- * never removed from the middle; a job that is rescheduled bumps its generation and stale entries are dropped
- * when they reach the top.
+ * A binary min-heap of entries ordered by time, for `Timer`.
  *
  * @internal
  */
 export interface HeapEntry<A> {
   readonly time: number
-  readonly generation: number
   readonly value: A
 }
 
