@@ -1,116 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { startEtcd } from "../harness/etcd.js"
-import { freePort, startRedis, uniquePrefix } from "../harness/redis.js"
-
-const root = path.join(__dirname, "../..")
-
-interface Node {
-  readonly id: string
-  readonly port: number
-  readonly process: ChildProcess
-  /** Every JSON log line so far. */
-  readonly lines: () => ReadonlyArray<Record<string, any>>
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-/** A service process (`scripts/run.mjs src/service/main.ts`), SIGKILLed when the scope closes if still running. */
-const startNode = (options: {
-  readonly id: string
-  readonly mode: "job" | "rpc" | "all"
-  readonly config: string
-  readonly dir: string
-}): Effect.Effect<Node, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const port = yield* freePort
-    return yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const child = spawn(process.execPath, [
-          path.join(root, "scripts/run.mjs"),
-          path.join(root, "src/service/main.ts"),
-          "--mode",
-          options.mode,
-          "--config",
-          options.config
-        ], {
-          cwd: options.dir,
-          env: {
-            ...process.env,
-            MODE: "", // vitest sets MODE=test; the service would read it
-            NODE_ID: options.id,
-            HTTP_PORT: String(port),
-            LOG_FORMAT: "json",
-            SQLITE_PATH: path.join(options.dir, `${options.id}.db`)
-          },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-        let output = ""
-        child.stdout!.on("data", (chunk) => (output += chunk))
-        child.stderr!.on("data", (chunk) => (output += chunk))
-        const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-        const lines = () =>
-          output.split("\n").flatMap((line) => {
-            try {
-              return [JSON.parse(line)]
-            } catch {
-              return []
-            }
-          })
-        return { id: options.id, port, process: child, lines, output: () => output, exited }
-      }),
-      (node) =>
-        Effect.promise(async () => {
-          if (node.process.exitCode === null) node.process.kill("SIGKILL")
-          await node.exited
-        })
-    )
-  })
-
-const poll = <A>(what: string, timeout: Duration.DurationInput, probe: () => Promise<A | undefined>) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + Duration.toMillis(timeout)
-    for (;;) {
-      const value = await probe().catch(() => undefined)
-      if (value !== undefined) return value
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  })
-
-const getJson = async (port: number, path: string) => {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5_000) })
-  return { status: response.status, body: (await response.json()) as any }
-}
-
-const rpc = async (port: number, tag: string, payload: unknown) => {
-  const response = await fetch(`http://127.0.0.1:${port}/rpc`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [] }),
-    signal: AbortSignal.timeout(5_000)
-  })
-  const [message] = (await response.json()) as ReadonlyArray<{ exit: any }>
-  return message!.exit
-}
-
-const finished = (node: Node) => node.lines().filter((l) => l.message === "job finished" && l.job === "sync_user")
+import { finishedRuns as finished, getJson, poll, rpc, type ServiceNode, startNode, tempDir } from "../harness/node.js"
+import { startRedis, uniquePrefix } from "../harness/redis.js"
 
 describe("the service as a cluster (Redis + etcd, three processes)", () => {
   it.live("2 job nodes + 1 rpc node: one leader runs the jobs, rpc reads the shared store, failover on SIGTERM", () =>
     Effect.gen(function*() {
       const redis = yield* startRedis()
       const etcd = yield* startEtcd()
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "svc-cluster-"))),
-        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-      )
+      const dir = yield* tempDir("svc-cluster")
       const prefix = uniquePrefix("svc")
       const config = path.join(dir, "cluster.yaml")
       fs.writeFileSync(config, `
@@ -143,7 +44,7 @@ jobs:
       yield* Effect.sleep("3 seconds")
       expect(finished(leader).length).toBeGreaterThanOrEqual(2)
       expect(finished(follower)).toEqual([])
-      const metrics = (node: Node) =>
+      const metrics = (node: ServiceNode) =>
         Effect.promise(() => fetch(`http://127.0.0.1:${node.port}/metrics`).then((x) => x.text()))
       expect(yield* metrics(leader)).toContain("scheduler_leader 1")
       expect(yield* metrics(follower)).toContain("scheduler_leader 0")
