@@ -354,6 +354,10 @@ export const make = <R>(
           Effect.gen(function*() {
             running.done = true
             const finishedAt = yield* Clock.currentTimeMillis
+            // Let runs that fired at the same time start their handlers before this one's bookkeeping (store,
+            // record, log): with many jobs on one fire time, start lateness then grows with the cost of starting a
+            // run, not of a whole run.
+            yield* Effect.yieldNow()
             const { error, outcome } = outcomeOf(exit, running)
             // Built from values this function computed: validating them again would only cost time per run.
             const record = new RunRecord({
