@@ -3,7 +3,8 @@
  *
  *   node --expose-gc scripts/run.mjs scripts/bench/lateness.ts
  *   env: BENCH_SECONDS=20 (measured window), BENCH_N=1000,10000, BENCH_N_OURS=100000 (extra sizes for ours only; 0 = none),
- *        BENCH_ONLY=ours,croner (contender ids), BENCH_VERBOSE=1 (child stderr)
+ *        BENCH_N_OURS_IDS=ours,ours-lock (which of ours run at those sizes), BENCH_ONLY=ours,croner (contender ids),
+ *        BENCH_VERBOSE=1 (child stderr)
  *
  * Per child: register N jobs, wait 2 s (JIT warm-up, first fires), then observe a window of BENCH_SECONDS whole
  * seconds, and 1.5 s more for fires of the window's last second that come late. In the window every job must fire
@@ -141,11 +142,12 @@ const parent = async () => {
   const sizes = envNumbers("BENCH_N", [1000, 10000])
   const oursOnly = envNumbers("BENCH_N_OURS", [100000])
   const keep = envFilter("BENCH_ONLY")
+  const keepLarge = envFilter("BENCH_N_OURS_IDS")
   console.log(`## 1. Fire lateness: N jobs every second (\`* * * * * *\`), ${seconds} s window per run`)
   console.log(`${await machine()}; one fresh process per (scheduler, N); times in ms`)
   const plan: Array<{ n: number; ids: ReadonlyArray<string> }> = [
     ...sizes.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => keep(c.id)).map((c) => c.id) })),
-    ...oursOnly.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => !c.peer && keep(c.id)).map((c) => c.id) }))
+    ...oursOnly.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => !c.peer && keep(c.id) && keepLarge(c.id)).map((c) => c.id) }))
   ]
   for (const { ids, n } of plan) {
     if (ids.length === 0) continue

@@ -9,6 +9,8 @@
  *     The run path piece by piece: each step our scheduler takes per run, timed alone (us and bytes per op).
  *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts heap [N=100000]
  *     Retained heap per idle job by constructor, from a heap snapshot diff (hourly jobs, no fires).
+ *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts growth [N=1000] [seconds=20]
+ *     Heap kept per fire while N jobs fire every second (what grows with the run rate), by constructor.
  *
  * @since 0.1.0
  */
@@ -83,9 +85,14 @@ const frameName = (frame: CallFrame): string => {
   return `${fn} ${file}:${frame.lineNumber + 1}`
 }
 
+/** Frames the profiler names itself (no file): kept as they are. */
+const PSEUDO_FRAMES = new Set(["(idle)", "(garbage collector)", "(program)", "(root)"])
+
 const fileOf = (name: string): string => {
+  if (PSEUDO_FRAMES.has(name)) return name
+  if (name.endsWith("(native)")) return "(native builtins)"
   const at = name.lastIndexOf(" ")
-  if (name.startsWith("(") || name.endsWith("(native)")) return name.endsWith("(native)") ? "(native builtins)" : name
+  if (at < 0) return name
   return name.slice(at + 1).replace(/:\d+$/, "").replace(/^effect\/dist\/esm\//, "effect/")
 }
 
@@ -476,11 +483,60 @@ const heap = async (n: number) => {
   process.exit(0)
 }
 
+/** Print the snapshot diff `after - before` per `unit` (an item count), largest first. */
+const printDiff = (before: string, after: string, unit: number, unitName: string) => {
+  const a = shallowByConstructor(before)
+  const b = shallowByConstructor(after)
+  fs.rmSync(before)
+  fs.rmSync(after)
+  const diff = [...b].map(([key, v]) => {
+    const old = a.get(key) ?? { count: 0, bytes: 0 }
+    return { key, count: v.count - old.count, bytes: v.bytes - old.bytes }
+  }).filter((d) => d.bytes > 0).sort((x, y) => y.bytes - x.bytes)
+  const total = diff.reduce((sum, d) => sum + d.bytes, 0)
+  console.log(table(
+    ["constructor", `objects/${unitName}`, `bytes/${unitName}`, "share"],
+    diff.slice(0, 30).map((d) => [
+      d.key,
+      fmt(d.count / unit, 2),
+      fmt(d.bytes / unit, 0),
+      `${fmt((100 * d.bytes) / total, 1)}%`
+    ])
+  ))
+  return total
+}
+
+/** Heap kept per fire while N jobs fire every second: snapshot diff over `seconds` of steady firing. */
+const growth = async (n: number, seconds: number) => {
+  const outDir = path.join(root, ".tmp", "bench")
+  fs.mkdirSync(outDir, { recursive: true })
+  let fires = 0
+  await contender("ours").start({ n, expr: "* * * * * *", timezone: undefined, intervalMs: 1000, fired: () => fires++ })
+  await sleep(3000)
+  fullGc()
+  const fires0 = fires
+  const heap0 = process.memoryUsage().heapUsed
+  const before = v8.writeHeapSnapshot(path.join(outDir, `growth-before-${process.pid}.heapsnapshot`))
+  await sleep(seconds * 1000)
+  fullGc()
+  const count = fires - fires0
+  const heap1 = process.memoryUsage().heapUsed
+  const after = v8.writeHeapSnapshot(path.join(outDir, `growth-after-${process.pid}.heapsnapshot`))
+  console.log(
+    `ours (no lock), ${n} jobs every second: ${count} fires in ${seconds} s; heap used +${
+      fmt((heap1 - heap0) / count, 0)
+    } bytes/fire kept (shallow sizes by constructor below)`
+  )
+  printDiff(before, after, count, "fire")
+  process.exit(0)
+}
+
 const [mode, ...args] = process.argv.slice(2)
 if (mode === "run") await run(Number(args[0] ?? 1000), Number(args[1] ?? 5), args[2] === "lock")
 else if (mode === "breakdown") await breakdown(Number(args[0] ?? 20000))
 else if (mode === "heap") await heap(Number(args[0] ?? 100000))
+else if (mode === "growth") await growth(Number(args[0] ?? 1000), Number(args[1] ?? 20))
 else {
-  console.error("usage: profile.ts run [N] [seconds] [lock] | breakdown [iterations] | heap [N]")
+  console.error("usage: profile.ts run [N] [seconds] [lock] | breakdown [iterations] | heap [N] | growth [N] [seconds]")
   process.exit(2)
 }
