@@ -137,6 +137,9 @@ export const startNode = (options: {
           // SIGKILL also ends a stopped (SIGSTOP) process.
           if (node.process.exitCode === null && node.process.signalCode === null) node.process.kill("SIGKILL")
           await node.exited
+          // scripts/run.mjs bundles into .tmp/run/{entry}-{its pid}.mjs (~0.5 MB) and leaves it there: one per
+          // process adds up over a test run.
+          fs.rmSync(path.join(root, ".tmp", "run", `main-${node.process.pid}.mjs`), { force: true })
         })
     )
   })
