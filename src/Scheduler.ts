@@ -284,7 +284,10 @@ export const make = <R>(
     // -------------------------------------------------------------------------------------------------------------
     // The fire timer: one heap over all planned fires, one fiber waiting for its top (while leading).
     // -------------------------------------------------------------------------------------------------------------
-    const fireTimer = new Timer<{ readonly state: JobState; readonly generation: number }>(maxWaitMs)
+    const fireTimer = new Timer<{ readonly state: JobState; readonly generation: number }>(
+      maxWaitMs,
+      (entry) => entry.generation !== entry.state.generation
+    )
     const plan = (state: JobState, planned: number | undefined) => {
       // A trigger with no further fire (a finished Schedule, or a cron whose next fire is beyond Date's range).
       const time = planned !== undefined && Number.isFinite(planned) ? planned : undefined
@@ -415,7 +418,7 @@ export const make = <R>(
     // The run timer: every running job's deadline and lock renewals, one fiber for all of them (always running, also
     // while not leading: manual runs and the shutdown drain need their timeouts too).
     // -------------------------------------------------------------------------------------------------------------
-    const runTimer = new Timer<RunTimerEntry>(maxWaitMs)
+    const runTimer = new Timer<RunTimerEntry>(maxWaitMs, (entry) => entry.run.done)
     /** Renew every third of the TTL: two renewals can fail before the lock could lapse. */
     const renewEvery = (state: JobState) => Math.max(1, Math.floor(DurationM.toMillis(state.job.lock.ttl) / 3))
 

@@ -55,4 +55,30 @@ export class MinHeap<A> {
   clear(): void {
     this.items.length = 0
   }
+
+  /** Keep only the entries `keep` accepts, and restore the heap order (O(n)). */
+  retain(keep: (value: A) => boolean): void {
+    const items = this.items
+    let n = 0
+    for (const item of items) if (keep(item.value)) items[n++] = item
+    items.length = n
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i)
+  }
+
+  private siftDown(start: number): void {
+    const items = this.items
+    const n = items.length
+    const entry = items[start]!
+    let i = start
+    for (;;) {
+      const left = 2 * i + 1
+      if (left >= n) break
+      const right = left + 1
+      const child = right < n && items[right]!.time < items[left]!.time ? right : left
+      if (items[child]!.time >= entry.time) break
+      items[i] = items[child]!
+      i = child
+    }
+    items[i] = entry
+  }
 }

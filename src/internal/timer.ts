@@ -14,12 +14,22 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { MinHeap } from "./heap.js"
 
+/** Below this many entries the heap is never swept: sweeping small heaps would cost more than it frees. */
+const MIN_SWEEP_SIZE = 1024
+
 export class Timer<A> {
   private readonly heap = new MinHeap<A>()
   private wake: Deferred.Deferred<void> | undefined = undefined
 
-  /** `maxWaitMs`: the longest single sleep (see the scheduler's `maxTimerWait`). */
-  constructor(private readonly maxWaitMs: number) {}
+  /** The heap is swept of stale entries when it reaches this size (then set to twice what is left). */
+  private sweepAt = MIN_SWEEP_SIZE
+
+  /**
+   * `maxWaitMs`: the longest single sleep (see the scheduler's `maxTimerWait`). `isStale`: whether an entry no
+   * longer matters; stale entries are swept when the heap has doubled, so that entries of finished runs (a
+   * 5-minute deadline for a 1 ms run) do not pile up between their scheduling and their due time.
+   */
+  constructor(private readonly maxWaitMs: number, private readonly isStale: (value: A) => boolean) {}
 
   get size(): number {
     return this.heap.size
@@ -27,6 +37,10 @@ export class Timer<A> {
 
   /** Add an entry due at `time` (epoch ms); wakes the loop when it is the new earliest. */
   schedule(time: number, value: A): void {
+    if (this.heap.size >= this.sweepAt) {
+      this.heap.retain((entry) => !this.isStale(entry))
+      this.sweepAt = Math.max(MIN_SWEEP_SIZE, 2 * this.heap.size)
+    }
     const top = this.heap.peek()
     this.heap.push({ time, value })
     if ((top === undefined || time < top.time) && this.wake !== undefined) {

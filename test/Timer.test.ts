@@ -1,0 +1,58 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, FastCheck, Fiber, TestClock } from "effect"
+import { MinHeap } from "../src/internal/heap.js"
+import { Timer } from "../src/internal/timer.js"
+
+describe("MinHeap", () => {
+  it("pops entries in time order, also after retain() dropped some", () => {
+    FastCheck.assert(
+      FastCheck.property(FastCheck.array(FastCheck.integer({ min: 0, max: 1000 }), { maxLength: 300 }), (times) => {
+        const heap = new MinHeap<number>()
+        times.forEach((time, i) => heap.push({ time, value: i }))
+        heap.retain((i) => i % 3 !== 0)
+        const out: Array<number> = []
+        for (let e = heap.pop(); e !== undefined; e = heap.pop()) out.push(e.time)
+        const expected = times.filter((_, i) => i % 3 !== 0).sort((a, b) => a - b)
+        expect(out).toEqual(expected)
+      })
+    )
+  })
+})
+
+describe("Timer", () => {
+  it.scoped("hands each entry over once, never before its time, in time order", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_000)
+      const seen: Array<[string, number, number]> = []
+      const timer = new Timer<string>(60_000, () => false)
+      timer.schedule(5_000, "b")
+      timer.schedule(3_000, "a")
+      const fiber = yield* Effect.forkScoped(
+        timer.run((value, time, now) => Effect.sync(() => void seen.push([value, time, now])))
+      )
+      yield* TestClock.adjust(1_000)
+      timer.schedule(2_500, "early") // earlier than the current head: wakes the loop
+      yield* TestClock.adjust(10_000)
+      expect(seen).toEqual([["early", 2_500, 2_500], ["a", 3_000, 3_000], ["b", 5_000, 5_000]])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.scoped("sweeps stale entries once the heap doubles, keeping every live one", () =>
+    Effect.gen(function*() {
+      const stale = new Set<number>()
+      const timer = new Timer<number>(60_000, (value) => stale.has(value))
+      for (let i = 0; i < 5_000; i++) {
+        timer.schedule(10_000 + i, i)
+        if (i % 10 !== 0) stale.add(i) // most entries go stale soon after they are scheduled, like finished runs
+      }
+      // Without sweeping the heap would hold 5,000; live entries are 500.
+      expect(timer.size).toBeLessThan(2_100)
+      const seen: Array<number> = []
+      const fiber = yield* Effect.forkScoped(
+        timer.run((value) => Effect.sync(() => void (stale.has(value) || seen.push(value))))
+      )
+      yield* TestClock.adjust(20_000)
+      expect(seen).toEqual(Array.from({ length: 500 }, (_, k) => k * 10))
+      yield* Fiber.interrupt(fiber)
+    }))
+})
