@@ -6,8 +6,9 @@
  *
  * Every scenario ends with the same strict safety checks over every run, read both from the Redis run records
  * (`{prefix}:job:runs:sync_user`) and from the `job finished` log lines of every node: no fire time ran twice, and
- * fences grow strictly in fire-time order. Timing bounds (takeover, handover) are generous for a loaded 2-core
- * machine; the measured figures are printed (`[failover] ...`).
+ * fences grow strictly in fire-time order. Where a node must not run (woken from SIGSTOP, cut off from etcd) the checks
+ * are strict too: no run started, and no start even tried (no skip that only the store gives). Timing bounds
+ * (takeover, handover) are generous for a loaded 2-core machine; the measured figures are printed (`[failover] ...`).
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
@@ -30,9 +31,9 @@ const TTL_MS = 2_000
 const FREEZE_MS = 2 * TTL_MS
 
 /**
- * Bound on a crash failover (kill -9, SIGSTOP): the issue asks for TTL + 1 s. The lease expires at most TTL after the
- * last keepalive sent before the fault, etcd notices within 500 ms, and the follower runs the catch-up fire at once;
- * the extra second absorbs a loaded CI machine (the figure measured here is printed).
+ * Bound on a crash failover (kill -9, SIGSTOP): the goal is TTL + 1 s. The lease expires at most TTL after the last
+ * keepalive sent before the fault, etcd notices within 500 ms, and the follower runs the catch-up fire at once (1.6-2.4 s
+ * measured here); one more second on top of the goal absorbs a loaded CI machine (the figure measured is printed).
  */
 const TAKEOVER_BOUND_MS = TTL_MS + 2_000
 
@@ -273,6 +274,21 @@ const waitRuns = (cluster: Cluster, what: string, predicate: (runs: ReadonlyArra
 /** Waits until wall-clock time `at` (ms): a fault's planned duration, not a wait for readiness. */
 const sleepUntil = (at: number) => Effect.sleep(Duration.millis(Math.max(0, at - Date.now())))
 
+/**
+ * Skip reasons that only the store's `begin` gives, so a `job skipped` line with one of them means the node tried to
+ * start a run (it passed its leadership check). `overlap` and `misfired` are decided before that check.
+ */
+const STORE_SKIPS = ["slot_taken", "lock_held", "paused", "store_error"]
+
+/** The runs `nodes` tried to start but the store refused, logged between `from` and `to` (exclusive). */
+const startAttempts = (nodes: ReadonlyArray<ServiceNode>, from: number, to: number) =>
+  nodes.flatMap((node) =>
+    node.lines().filter((l) => {
+      const at = Date.parse(l.timestamp)
+      return l.message === "job skipped" && STORE_SKIPS.includes(l.reason) && at >= from && at < to
+    }).map((l) => `${node.id} ${l.timestamp} ${l.fire_time} ${l.reason}`)
+  )
+
 /** What the scheduler logs when it stops leading. */
 const NOT_LEADING = "not leading: stopped firing, interrupting running jobs"
 
@@ -330,7 +346,7 @@ const report = (scenario: string, figures: Record<string, unknown>) =>
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("failover of service processes on real etcd + Redis (job every second, lease TTL 2 s)", () => {
-  it.live("kill -9 of the leader: another node runs the job within TTL + 1 s, one catch-up run for the gap", () =>
+  it.live("kill -9 of the leader: another node runs the job within about a TTL, one catch-up run for the gap", () =>
     Effect.gen(function*() {
       const cluster = yield* startCluster("kill9", 3)
       const leader = currentLeader(cluster)
@@ -467,8 +483,10 @@ describe("failover of service processes on real etcd + Redis (job every second, 
         }
       })
       expect(takeoverMs, "SIGSTOP -> the other node leading").toBeLessThanOrEqual(TAKEOVER_BOUND_MS)
-      // Safety: the woken node started nothing after waking, and ran no fire at or after the other node's first.
+      // Safety: the woken node started nothing after waking (it did not even try: no skip that comes from the store),
+      // and ran no fire at or after the other node's first.
       expect(frozenRuns.filter((run) => run.startedAt >= continuedAt).map(describeRun)).toEqual([])
+      expect(startAttempts([frozen], continuedAt, Infinity)).toEqual([])
       expect(frozenRuns.filter((run) => run.fireTime >= first.fireTime).map(describeRun)).toEqual([])
       expect(yield* expectOneLeader(cluster)).toBe(other.id)
     }).pipe(Effect.scoped), 90_000)
@@ -498,9 +516,11 @@ describe("failover of service processes on real etcd + Redis (job every second, 
         runs_resumed_ms_after_sigcont: first.startedAt - resumedAt,
         leader_after: first.node
       })
-      // Safety: nothing started later than TTL after the freeze while etcd was stopped (no lease could be renewed).
+      // Safety: nothing started (or was tried) later than TTL after the freeze while etcd was stopped (no lease could
+      // be renewed).
       expect(runs.filter((run) => run.startedAt > frozenAt + TTL_MS && run.startedAt < resumedAt).map(describeRun))
         .toEqual([])
+      expect(startAttempts(cluster.nodes, frozenAt + TTL_MS, resumedAt)).toEqual([])
       // It stops at its deadline (last acknowledged keepalive's send time + TTL - 500 ms margin, so at most 1.5 s
       // after the freeze); the log line may lag behind on a loaded machine, hence one more second here. The check on
       // the runs above is the strict one.
@@ -551,9 +571,10 @@ describe("failover of service processes on real etcd + Redis (job every second, 
         leader_after: first.node,
         election_keys_after: candidates.length
       })
-      // Nothing started later than TTL after the kill while etcd was down.
+      // Nothing started (or was tried) later than TTL after the kill while etcd was down.
       expect(runs.filter((run) => run.startedAt > killedAt + TTL_MS && run.startedAt < restartedAt).map(describeRun))
         .toEqual([])
+      expect(startAttempts(cluster.nodes, killedAt + TTL_MS, restartedAt)).toEqual([])
       expect(new Set(runs.filter((run) => run.startedAt > restartedAt).map((run) => run.node)).size).toBe(1)
       expect(yield* expectOneLeader(cluster)).toBe(first.node)
       // Both nodes campaign again (the leases restored by the restart were revoked or replaced, not left to block).
