@@ -32,8 +32,8 @@ const FREEZE_MS = 2 * TTL_MS
 
 /**
  * Bound on a crash failover (kill -9, SIGSTOP): the goal is TTL + 1 s. The lease expires at most TTL after the last
- * keepalive sent before the fault, etcd notices within 500 ms, and the follower runs the catch-up fire at once (1.6-2.4 s
- * measured here); one more second on top of the goal absorbs a loaded CI machine (the figure measured is printed).
+ * keepalive sent before the fault, etcd notices within 500 ms, and the follower runs the catch-up fire at once
+ * (1.6-2.4 s measured here); one more second on top of the goal absorbs a loaded CI machine (the figure is printed).
  */
 const TAKEOVER_BOUND_MS = TTL_MS + 2_000
 
