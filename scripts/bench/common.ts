@@ -226,8 +226,9 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
  *
  * @since 0.1.0
  */
-export const fmt = (value: number | undefined, digits = 1): string =>
-  value === undefined || Number.isNaN(value)
+export const fmt = (value: number | null | undefined, digits = 1): string =>
+  // null: a NaN that went through JSON.
+  value === undefined || value === null || Number.isNaN(value)
     ? "-"
     : value === Infinity
     ? "inf"
@@ -238,8 +239,8 @@ export const fmt = (value: number | undefined, digits = 1): string =>
  *
  * @since 0.1.0
  */
-export const ratio = (value: number | undefined, best: number | undefined): string =>
-  value === undefined || best === undefined || !Number.isFinite(value) || !Number.isFinite(best) || best === 0
+export const ratio = (value: number | null | undefined, best: number | null | undefined): string =>
+  value === undefined || value === null || best === undefined || best === null || !Number.isFinite(value) || !Number.isFinite(best) || best === 0
     ? "-"
     : `${(value / best).toFixed(2)}x`
 
