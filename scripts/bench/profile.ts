@@ -36,8 +36,10 @@ import * as Cron from "../../src/Cron.js"
 import * as Job from "../../src/Job.js"
 import { JobStore } from "../../src/JobStore.js"
 import * as JobStoreM from "../../src/JobStore.js"
+import * as LeaderElection from "../../src/LeaderElection.js"
 import * as Metrics from "../../src/Metrics.js"
 import { RunContext, RunRecord } from "../../src/Run.js"
+import * as Scheduler from "../../src/Scheduler.js"
 import { calibrateClock, fmt, fullGc, now, root, sleep, table } from "./common.js"
 import { contender } from "./contenders.js"
 
@@ -249,6 +251,14 @@ const measure = async (
   return [name, fmt((elapsed * 1000) / iterations, 2), fmt(bytes / sampled, 0)]
 }
 
+/** Until the scheduler has no run of `job-1` in progress. */
+const waitIdle = async (scheduler: Scheduler.Scheduler["Type"]) => {
+  // setImmediate, not a timer: a 1 ms timer tick would dominate a run of a few microseconds.
+  while ((await Effect.runPromise(Effect.orDie(scheduler.jobStatus("job-1")))).running > 0) {
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
 const breakdown = async (iterations: number) => {
   calibrateClock()
   const context = await Effect.runPromise(Layer.build(JobStoreM.layerMemory).pipe(Effect.scoped))
@@ -378,6 +388,43 @@ const breakdown = async (iterations: number) => {
       attributes: { job: "job-1", fire_time: fire, run_id: "run", node: "bench", fence: 1 }
     })))
   await m("new Date(fire).toISOString()", () => Effect.sync(() => new Date(fire).toISOString()))
+  // The whole run path, through the scheduler's manual trigger (begin, handler, finish, record, log, span): one run
+  // at a time, then 1,000 started together as at a shared fire time.
+  const scheduler = await new Promise<Scheduler.Scheduler["Type"]>((resolve) => {
+    Effect.runFork(
+      Effect.scoped(Effect.flatMap(
+        Scheduler.make([Job.unsafeMake({ name: "job-1", every: "1 hour", lock: { enabled: false }, handler })]),
+        (s) => Effect.zipRight(Effect.sync(() => resolve(s)), Effect.never)
+      )).pipe(Effect.provide(Layer.mergeAll(
+        JobStoreM.layerMemory,
+        LeaderElection.layerSingleNode("bench"),
+        Logger.replace(Logger.defaultLogger, Logger.none)
+      )))
+    )
+  })
+  await m("whole run via Scheduler.trigger, one at a time (waits for the end)", () =>
+    Effect.zipRight(scheduler.trigger("job-1"), Effect.promise(() => waitIdle(scheduler))))
+  const batch = 1000
+  const rounds = Math.max(1, Math.floor(iterations / batch))
+  const triggerBatch = () =>
+    Effect.runPromise(
+      Effect.forEach(Array.from({ length: batch }), () => scheduler.trigger("job-1"), { discard: true }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.none))
+      )
+    )
+  await triggerBatch()
+  await waitIdle(scheduler)
+  fullGc()
+  const batchStart = now()
+  for (let r = 0; r < rounds; r++) {
+    await triggerBatch()
+    await waitIdle(scheduler)
+  }
+  rows.push([
+    `whole run via Scheduler.trigger, ${batch} at once (per run)`,
+    fmt(((now() - batchStart) * 1000) / (rounds * batch), 2),
+    "-"
+  ])
   console.log(`run path pieces, ${iterations} iterations each after a warm-up, one fiber; bytes = allocated (sampled)`)
   console.log(table(["step", "us/op", "bytes/op"], rows))
   process.exit(0)
