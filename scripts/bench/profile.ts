@@ -33,6 +33,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as v8 from "node:v8"
 import * as Cron from "../../src/Cron.js"
+import { JobMetrics } from "../../src/internal/jobMetrics.js"
 import * as Job from "../../src/Job.js"
 import { JobStore } from "../../src/JobStore.js"
 import * as JobStoreM from "../../src/JobStore.js"
@@ -484,18 +485,8 @@ const heap = async (n: number) => {
       "Job.unsafeMake result (includes its Cron)",
       fmt(retained(n, (i) => Job.unsafeMake({ name: `job-${i}`, cron: `${i % 60} 0 * * * *`, handler })), 0)
     ],
-    [
-      "4 tagged metrics per job (lateness, duration, renewals, losses)",
-      fmt(
-        retained(n, (i) => [
-          Metric.tagged(Metrics.runDuration, "job", `job-${i}`),
-          Metric.tagged(Metrics.lateness, "job", `job-${i}`),
-          Metric.tagged(Metrics.lockRenewals, "job", `job-${i}`),
-          Metric.tagged(Metrics.lockLosses, "job", `job-${i}`)
-        ]),
-        0
-      )
-    ],
+    ["JobMetrics (the scheduler's per-job metric labels)", fmt(retained(n, (i) => new JobMetrics(`job-${i}`)), 0)],
+    ["a Duration made per job (e.g. Duration.sum(timeout, margin))", fmt(retained(n, (i) => Duration.millis(i)), 0)],
     ["Effect.provide(handler, context) (done per job by make)", fmt(retained(n, () => Effect.provide(handler, Context.empty())), 0)],
     ["job name string `job-<i>`", fmt(retained(n, (i) => `job-${i}`), 0)]
   ]
