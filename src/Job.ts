@@ -144,6 +144,12 @@ export const DEFAULT_MISFIRE_GRACE: Duration.Duration = Duration.minutes(1)
 
 const NAME = /^[a-z0-9_.-]+$/
 
+// Shared defaults: a job that takes them holds references to these, not copies (an idle job should cost little).
+const DEFAULT_RETRY_DELAY = Duration.seconds(1)
+const DEFAULT_RETRY_MAX_DELAY = Duration.minutes(1)
+const NO_RETRY: RetryPolicy = { times: 0, delay: DEFAULT_RETRY_DELAY, factor: 2, maxDelay: DEFAULT_RETRY_MAX_DELAY }
+const DEFAULT_LOCK = { enabled: true, ttl: Duration.sum(DEFAULT_TIMEOUT, LOCK_TTL_MARGIN) }
+
 const fail = (job: string, path: string, reason: string) => Either.left(new InvalidJob({ job, path, reason }))
 
 const duration = (job: string, path: string, input: unknown, allowZero = false) =>
@@ -205,8 +211,12 @@ export const make = <R>(
     if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
       return yield* fail(name, "retry.factor", `expected a number >= 1, got ${factor}`)
     }
-    const delay = yield* duration(name, "retry.delay", options.retry?.delay ?? "1 second", true)
-    const maxDelay = yield* duration(name, "retry.maxDelay", options.retry?.maxDelay ?? "1 minute", true)
+    const delay = options.retry?.delay === undefined
+      ? DEFAULT_RETRY_DELAY
+      : yield* duration(name, "retry.delay", options.retry.delay, true)
+    const maxDelay = options.retry?.maxDelay === undefined
+      ? DEFAULT_RETRY_MAX_DELAY
+      : yield* duration(name, "retry.maxDelay", options.retry.maxDelay, true)
     const misfire = options.misfire ?? "runOnce"
     if (misfire !== "skip" && misfire !== "runOnce") {
       return yield* fail(name, "misfire", `expected skip or runOnce, got "${misfire}"`)
@@ -222,8 +232,10 @@ export const make = <R>(
       enabled: options.enabled ?? true,
       timeout,
       overlap,
-      lock: { enabled: options.lock?.enabled ?? true, ttl: lockTtl },
-      retry: { times, delay, factor, maxDelay },
+      lock: options.lock === undefined && options.timeout === undefined
+        ? DEFAULT_LOCK
+        : { enabled: options.lock?.enabled ?? true, ttl: lockTtl },
+      retry: options.retry === undefined ? NO_RETRY : { times, delay, factor, maxDelay },
       misfire,
       misfireGrace
     }

@@ -160,21 +160,52 @@ interface RunTimerEntry {
   readonly kind: "deadline" | "renew"
 }
 
-interface JobState {
-  readonly job: AnyJob
-  readonly metrics: JobMetrics
+/**
+ * What the scheduler keeps per job. The pieces a job needs only once it runs (its metric labels, its handler with
+ * the layer's context, its `begin` template) are made on first use: an idle job costs only what it must.
+ */
+class JobState {
+  /** Bumped whenever the planned fire changes; timer entries of older generations are stale. */
+  generation = 0
+  nextFire: number | undefined = undefined
+  scheduleState: unknown = undefined
+  readonly running = new Set<Running>()
+  lastRun: Option.Option<RunRecord> = Option.none()
+  runs = 0
+  success = 0
+  failures = 0
+  skips = 0
+  private metricsCache: JobMetrics | undefined = undefined
+  private handlerCache: Effect.Effect<void, JobError, RunContext> | undefined = undefined
+  private beginCache: JobState["begin"] | undefined = undefined
+
+  constructor(
+    readonly job: AnyJob,
+    // The handlers' requirements, from the scheduler's layer (typed at `make`).
+    private readonly context: Context.Context<never>,
+    private readonly misfireThresholdMs: number
+  ) {}
+
+  get metrics(): JobMetrics {
+    return this.metricsCache ??= new JobMetrics(this.job.name)
+  }
+
+  /** The handler with the layer's context provided; it still needs `RunContext`. */
+  get handler(): Effect.Effect<void, JobError, RunContext> {
+    return this.handlerCache ??= Effect.provide(this.job.handler, this.context)
+  }
+
   /** The parts of every `begin` request that do not change from run to run. */
-  readonly begin: Pick<BeginRequest, "lock" | "statusTtl"> & { readonly slotTtl: Duration.Duration }
-  /** Bumped whenever the planned fire changes; heap entries of older generations are stale. */
-  generation: number
-  nextFire: number | undefined
-  scheduleState: unknown
-  readonly running: Set<Running>
-  lastRun: Option.Option<RunRecord>
-  runs: number
-  success: number
-  failures: number
-  skips: number
+  get begin(): Pick<BeginRequest, "lock" | "statusTtl"> & { readonly slotTtl: Duration.Duration } {
+    const job = this.job
+    return this.beginCache ??= {
+      slotTtl: DurationM.millis(
+        Math.max(DurationM.toMillis(job.misfireGrace), this.misfireThresholdMs) + SLOT_TTL_MARGIN_MS
+      ),
+      lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
+      statusTtl: job.lock.enabled ? job.lock.ttl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
+    }
+  }
 }
 
 const newRunId = (): string => crypto.randomUUID()
@@ -253,28 +284,9 @@ export const make = <R>(
     const states = new Map<string, JobState>()
     for (const job of jobs) {
       if (states.has(job.name)) return yield* new DuplicateJob({ job: job.name })
-      // Exclude<R | RunContext, R> does not reduce for a generic R; providing `context` removes exactly R.
-      const handler = Effect.provide(job.handler, context) as Effect.Effect<void, JobError, RunContext>
-      states.set(job.name, {
-        job: { ...job, handler },
-        metrics: new JobMetrics(job.name),
-        begin: {
-          slotTtl: DurationM.millis(
-            Math.max(DurationM.toMillis(job.misfireGrace), misfireThresholdMs) + SLOT_TTL_MARGIN_MS
-          ),
-          lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
-          statusTtl: job.lock.enabled ? job.lock.ttl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
-        },
-        generation: 0,
-        nextFire: undefined,
-        scheduleState: undefined,
-        running: new Set(),
-        lastRun: Option.none(),
-        runs: 0,
-        success: 0,
-        failures: 0,
-        skips: 0
-      })
+      // Exclude<R | RunContext, R> does not reduce for a generic R: the job is kept as Job<never> and its R comes
+      // from `context` when the handler is first needed.
+      states.set(job.name, new JobState(job as AnyJob, context as Context.Context<never>, misfireThresholdMs))
     }
 
     const runs = yield* FiberSet.make<void, never>()
@@ -326,7 +338,7 @@ export const make = <R>(
       let attempt = 0
       const attemptOnce = Effect.suspend(() => {
         attempt++
-        return Effect.provideService(job.handler, RunContext, {
+        return Effect.provideService(state.handler, RunContext, {
           job: job.name,
           fireTime: new Date(fireTime),
           runId: running.runId,
