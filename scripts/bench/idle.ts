@@ -2,7 +2,8 @@
  * Idle cost: N registered hourly jobs that do not fire during the run, each scheduler in a fresh child process.
  *
  *   node --expose-gc scripts/run.mjs scripts/bench/idle.ts
- *   env: BENCH_IDLE_N=10000,100000, BENCH_IDLE_SECONDS=5, BENCH_ONLY=ours,croner, BENCH_VERBOSE=1
+ *   env: BENCH_IDLE_N=10000,100000, BENCH_IDLE_SECONDS=5, BENCH_ONLY=ours,croner (contender ids; BENCH_IDLE_ONLY, when
+ *        set, instead of BENCH_ONLY for this script), BENCH_VERBOSE=1
  *
  * Per child: full GC, heap and RSS; register N jobs on `0 M * * * *` (hourly, at the minute M half an hour away from
  * now, so no job fires during the run; toad-scheduler's SimpleIntervalJob: every hour) and wait until every job is
@@ -82,7 +83,7 @@ const child = async (id: string, n: number, idleSeconds: number) => {
 const parent = async () => {
   const sizes = envNumbers("BENCH_IDLE_N", [10000, 100000]).filter((n) => n > 0)
   const idleSeconds = envNumber("BENCH_IDLE_SECONDS", 5)
-  const keep = envFilter("BENCH_ONLY")
+  const keep = envFilter(process.env.BENCH_IDLE_ONLY !== undefined ? "BENCH_IDLE_ONLY" : "BENCH_ONLY")
   console.log(`## 2. Idle cost: N hourly jobs registered, none due; CPU over ${idleSeconds} s idle`)
   console.log(`${await machine()}; one fresh process per (scheduler, N)`)
   const heapPerJobAt = new Map<string, { n: number; bytes: number }>()

@@ -6,8 +6,8 @@
  *        BENCH_N_OURS_IDS=ours,ours-lock (which of ours run at those sizes), BENCH_ONLY=ours,croner (contender ids),
  *        BENCH_VERBOSE=1 (child stderr)
  *
- * Per child: register N jobs, wait 2 s (JIT warm-up, first fires), then observe a window of BENCH_SECONDS whole
- * seconds, and 1.5 s more for fires of the window's last second that come late. In the window every job must fire
+ * Per child: register N jobs, wait 1.5 s (JIT warm-up, first fires), then observe a window of BENCH_SECONDS whole
+ * seconds, and 1 s more for fires of the window's last second that come late. In the window every job must fire
  * once per second: expected = N x seconds. A (job, fire second) that never ran is missed; one that ran twice is a
  * double; a run that started before its fire time (by `Date.now()`) is early. Lateness = start (wall clock, read
  * with microsecond resolution) - fire time. CPU per fire = process CPU (user + system) / fires, and runs/s = fires /
@@ -34,9 +34,9 @@ import {
 } from "./common.js"
 
 /** Time between setup and the window: JIT warm-up and the first fires stay out of the figures. */
-const WARMUP_MS = 2000
+const WARMUP_MS = 1500
 /** Time after the window during which late fires of its last seconds are still counted. */
-const TAIL_MS = 1500
+const TAIL_MS = 1000
 
 /**
  * @since 0.1.0
