@@ -71,7 +71,10 @@ export class Timer<A> {
         if (top === undefined) {
           yield* Deferred.await(gate)
         } else {
-          const wait = Math.min(Math.max(1, top.time - now), self.maxWaitMs)
+          // Measured from after the dispatch above: with many due entries it takes a while, and a wait computed from
+          // the earlier `now` would make the next wake-up late by that long.
+          const after = yield* Clock.currentTimeMillis
+          const wait = Math.min(Math.max(1, top.time - after), self.maxWaitMs)
           yield* Effect.raceFirst(Effect.sleep(wait), Deferred.await(gate))
         }
         self.wake = undefined
