@@ -22,19 +22,8 @@ import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { build, type Plugin } from "esbuild"
+import { root } from "./root.js"
 
-/** The project root: the nearest directory above this script with the project's package.json. */
-const findRoot = (from: string): string => {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, "package.json")
-    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") {
-      return dir
-    }
-    if (path.dirname(dir) === dir) throw new Error(`no effect-job-scheduler package.json above ${from}`)
-  }
-}
-// scripts/run.mjs runs a bundled copy from .tmp/ and sets argv[1] to the original script's path.
-const root = findRoot(path.dirname(path.resolve(process.argv[1] ?? ".")))
 const require = createRequire(path.join(root, "package.json"))
 const outDir = path.join(root, "dist", "service")
 const NAME = "effect-job-scheduler"

@@ -16,17 +16,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { root } from "./root.js"
 
-const findRoot = (from: string): string => {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, "package.json")
-    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") {
-      return dir
-    }
-    if (path.dirname(dir) === dir) throw new Error(`no effect-job-scheduler package.json above ${from}`)
-  }
-}
-const root = findRoot(path.dirname(path.resolve(process.argv[1] ?? ".")))
 const dist = path.join(root, "dist", "service")
 
 /** Start-up bound: the SEA extracts its assets on first start; a busy 2-core machine is slow. */
