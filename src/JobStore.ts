@@ -9,6 +9,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StoreError } from "./Errors.js"
@@ -73,10 +74,22 @@ export class JobStore extends Context.Tag("effect-job-scheduler/JobStore")<JobSt
   readonly backend: string
   /** In this order: paused? -> claim the slot -> take the lock -> next fence -> status `running`. */
   readonly begin: (request: BeginRequest) => Effect.Effect<BeginResult, StoreError>
+  /**
+   * Optional: `begin` for many requests in one call, one result per request in order (a store failure is that
+   * request's `Left`). The scheduler begins all runs due at one instant together; a store without it gets one
+   * concurrent `begin` per request (see `beginMany`).
+   */
+  readonly beginMany?: (
+    requests: ReadonlyArray<BeginRequest>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<BeginResult, StoreError>>>
   /** Extend our lock; `false` when it is gone or owned by another. */
   readonly renewLock: (lock: JobLockModel.LockHandle, ttl: Duration.Duration) => Effect.Effect<boolean, StoreError>
   /** Release the lock (if any), set the status to the outcome, append the record (capped). */
   readonly finish: (request: FinishRequest) => Effect.Effect<void, StoreError>
+  /** Optional: `finish` for many requests in one call, one result per request in order (see `finishMany`). */
+  readonly finishMany?: (
+    requests: ReadonlyArray<FinishRequest>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<void, StoreError>>>
   /** The newest fire time claimed for the job by any node (misfire handling after a leader change). */
   readonly lastFireTime: (job: string) => Effect.Effect<Option.Option<number>, StoreError>
   /** The newest records of the job, newest first. */
@@ -88,6 +101,59 @@ export class JobStore extends Context.Tag("effect-job-scheduler/JobStore")<JobSt
 }>() {}
 
 /**
+ * `begin` for each request, through the store's `beginMany` when it has one, else one concurrent `begin` each.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const beginMany = (
+  store: JobStore["Type"],
+  requests: ReadonlyArray<BeginRequest>
+): Effect.Effect<ReadonlyArray<Either.Either<BeginResult, StoreError>>> =>
+  store.beginMany !== undefined
+    ? store.beginMany(requests)
+    : Effect.forEach(requests, (request) => Effect.either(store.begin(request)), { concurrency: "unbounded" })
+
+/**
+ * `finish` for each request, through the store's `finishMany` when it has one, else one concurrent `finish` each.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const finishMany = (
+  store: JobStore["Type"],
+  requests: ReadonlyArray<FinishRequest>
+): Effect.Effect<ReadonlyArray<Either.Either<void, StoreError>>> =>
+  store.finishMany !== undefined
+    ? store.finishMany(requests)
+    : Effect.forEach(requests, (request) => Effect.either(store.finish(request)), { concurrency: "unbounded" })
+
+const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
+  if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
+  if (Option.isSome(request.slot)) {
+    const slotKey = `${request.job}:${request.fireTime}`
+    if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
+      return { _tag: "Skipped", reason: "slot_taken" }
+    }
+    state.noteFire(request.job, request.fireTime)
+  }
+  let lock = Option.none<JobLockModel.LockHandle>()
+  if (Option.isSome(request.lock)) {
+    const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now)
+    if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
+    lock = held
+  }
+  state.setStatus(request.job, "running", Duration.toMillis(request.statusTtl), now)
+  return { _tag: "Started", fence: state.nextFence(request.job), lock }
+}
+
+const finishMemory = (state: MemoryState, request: FinishRequest, now: number): void => {
+  if (Option.isSome(request.lock)) state.release(request.lock.value, now)
+  state.setStatus(request.record.job, request.record.outcome, Duration.toMillis(request.statusTtl), now)
+  state.addRecord(request.record, request.maxRecords)
+}
+
+/**
  * An in-memory store over a given state. Expiry follows the effect `Clock`.
  *
  * @since 0.1.0
@@ -95,32 +161,17 @@ export class JobStore extends Context.Tag("effect-job-scheduler/JobStore")<JobSt
  */
 export const makeMemoryFrom = (state: MemoryState): JobStore["Type"] => ({
   backend: "memory",
-  begin: (request) =>
-    Effect.map(Clock.currentTimeMillis, (now): BeginResult => {
-      if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
-      if (Option.isSome(request.slot)) {
-        const slotKey = `${request.job}:${request.fireTime}`
-        if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
-          return { _tag: "Skipped", reason: "slot_taken" }
-        }
-        state.noteFire(request.job, request.fireTime)
-      }
-      let lock = Option.none<JobLockModel.LockHandle>()
-      if (Option.isSome(request.lock)) {
-        const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now)
-        if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
-        lock = held
-      }
-      state.setStatus(request.job, "running", Duration.toMillis(request.statusTtl), now)
-      return { _tag: "Started", fence: state.nextFence(request.job), lock }
-    }),
+  begin: (request) => Effect.map(Clock.currentTimeMillis, (now) => beginMemory(state, request, now)),
+  beginMany: (requests) =>
+    Effect.map(Clock.currentTimeMillis, (now) => requests.map((request) => Either.right(beginMemory(state, request, now)))),
   renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
-  finish: (request) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      if (Option.isSome(request.lock)) state.release(request.lock.value, now)
-      state.setStatus(request.record.job, request.record.outcome, Duration.toMillis(request.statusTtl), now)
-      state.addRecord(request.record, request.maxRecords)
-    }),
+  finish: (request) => Effect.map(Clock.currentTimeMillis, (now) => finishMemory(state, request, now)),
+  finishMany: (requests) =>
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      requests.map((request) => {
+        finishMemory(state, request, now)
+        return Either.void
+      })),
   lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
   recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
   setPaused: (job, paused) =>

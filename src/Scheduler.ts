@@ -10,23 +10,30 @@ import * as Deferred from "effect/Deferred"
 import * as DurationM from "effect/Duration"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as FiberHandle from "effect/FiberHandle"
 import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as Cron from "./Cron.js"
 import { DuplicateJob, type JobError, type StoreError, UnknownJob } from "./Errors.js"
 import { JobMetrics } from "./internal/jobMetrics.js"
-import { Timer } from "./internal/timer.js"
+import { Timer, type TimerEntry } from "./internal/timer.js"
 import * as Job from "./Job.js"
 import type { JobLockModel, LockHandle } from "./JobLockModel.js"
 import { type BeginRequest, type BeginResult, JobStore } from "./JobStore.js"
@@ -144,15 +151,54 @@ interface Running {
   readonly runId: string
   readonly kind: typeof RunKind.Type
   readonly state: JobState
+  /** The fire time it runs for (for a manual run, when it was triggered). */
+  readonly fireTime: number
   fiber: Fiber.RuntimeFiber<void, never> | undefined
   /** Why the scheduler interrupted this run, when it did (the first reason wins). */
   reason: "timeout" | "lock_lost" | "leadership_lost" | "replaced" | "shutdown" | undefined
-  /** Set once the run has ended: its timer entries (deadline, renewals) are stale from then on. */
+  /** Set once the handler has ended: its timer entries (deadline, renewals) are stale from then on. */
   done: boolean
+  /** Set once the run is over: record written, lock released (or it never started). */
+  over: boolean
   lock: Option.Option<LockHandle>
+  fence: number
+  startedAt: number
   /** When the last successful renewal (or the acquisition) was sent. */
   confirmedAt: number
+  attempt: number
+  /** The runs this one replaces (overlap `replace`): it begins once they are over. */
+  replaces?: ReadonlyArray<Running>
+  /** Called once the run is over. */
+  waiters: Array<() => void> | undefined
 }
+
+/** What the fire timer holds per planned fire; stale once the job's generation moved on. */
+interface FireEntry {
+  readonly state: JobState
+  readonly generation: number
+}
+
+interface Finished {
+  readonly _tag: "Finished"
+  readonly running: Running
+  readonly exit: Exit.Exit<void, JobError>
+  readonly finishedAt: number
+}
+
+/** Work queued for the bookkeeping fiber. */
+type Bookkeeping =
+  | Finished
+  | {
+    readonly _tag: "Skipped"
+    readonly state: JobState
+    readonly fireTime: number
+    readonly reason: SkipReason
+    readonly extra: Record<string, unknown> | undefined
+  }
+  | { readonly _tag: "Missed"; readonly state: JobState; readonly missed: number; readonly newest: number }
+  | { readonly _tag: "Dropped"; readonly state: JobState }
+
+const isSystemError = (error: JobError): boolean => error._tag === "SystemError"
 
 /** What the run timer wakes up for: a run's timeout, or its next lock renewal. */
 interface RunTimerEntry {
@@ -161,8 +207,8 @@ interface RunTimerEntry {
 }
 
 /**
- * What the scheduler keeps per job. The pieces a job needs only once it runs (its metric labels, its handler with
- * the layer's context, its `begin` template) are made on first use: an idle job costs only what it must.
+ * What the scheduler keeps per job. The pieces a job needs only once it runs (its metric labels, its `begin`
+ * template, durations in milliseconds) are made on first use: an idle job costs only what it must.
  */
 class JobState {
   /** Bumped whenever the planned fire changes; timer entries of older generations are stale. */
@@ -176,23 +222,38 @@ class JobState {
   failures = 0
   skips = 0
   private metricsCache: JobMetrics | undefined = undefined
-  private handlerCache: Effect.Effect<void, JobError, RunContext> | undefined = undefined
   private beginCache: JobState["begin"] | undefined = undefined
+  private retryCache: Schedule.Schedule<unknown, unknown> | undefined = undefined
 
-  constructor(
-    readonly job: AnyJob,
-    // The handlers' requirements, from the scheduler's layer (typed at `make`).
-    private readonly context: Context.Context<never>,
-    private readonly misfireThresholdMs: number
-  ) {}
+  constructor(readonly job: AnyJob, private readonly misfireThresholdMs: number) {}
 
   get metrics(): JobMetrics {
     return this.metricsCache ??= new JobMetrics(this.job.name)
   }
 
-  /** The handler with the layer's context provided; it still needs `RunContext`. */
-  get handler(): Effect.Effect<void, JobError, RunContext> {
-    return this.handlerCache ??= Effect.provide(this.job.handler, this.context)
+  get timeoutMs(): number {
+    return DurationM.toMillis(this.job.timeout)
+  }
+
+  /** Renew every third of the TTL: two renewals can fail before the lock could lapse. */
+  get renewEveryMs(): number {
+    return Math.max(1, Math.floor(DurationM.toMillis(this.job.lock.ttl) / 3))
+  }
+
+  get misfireGraceMs(): number {
+    return DurationM.toMillis(this.job.misfireGrace)
+  }
+
+  /** How far back a late fire looks for the newest missed fire time. */
+  get windowMs(): number {
+    return Math.max(this.misfireGraceMs, this.misfireThresholdMs)
+  }
+
+  get retrySchedule(): Schedule.Schedule<unknown, unknown> {
+    const retry = this.job.retry
+    return this.retryCache ??= Schedule.exponential(retry.delay, retry.factor).pipe(
+      Schedule.modifyDelay((delay) => DurationM.min(delay, retry.maxDelay))
+    )
   }
 
   /** The parts of every `begin` request that do not change from run to run. */
@@ -286,7 +347,7 @@ export const make = <R>(
       if (states.has(job.name)) return yield* new DuplicateJob({ job: job.name })
       // Exclude<R | RunContext, R> does not reduce for a generic R: the job is kept as Job<never> and its R comes
       // from `context` when the handler is first needed.
-      states.set(job.name, new JobState(job as AnyJob, context as Context.Context<never>, misfireThresholdMs))
+      states.set(job.name, new JobState(job as AnyJob, misfireThresholdMs))
     }
 
     const runs = yield* FiberSet.make<void, never>()
@@ -296,7 +357,7 @@ export const make = <R>(
     // -------------------------------------------------------------------------------------------------------------
     // The fire timer: one heap over all planned fires, one fiber waiting for its top (while leading).
     // -------------------------------------------------------------------------------------------------------------
-    const fireTimer = new Timer<{ readonly state: JobState; readonly generation: number }>(
+    const fireTimer = new Timer<FireEntry>(
       maxWaitMs,
       (entry) => entry.generation !== entry.state.generation
     )
@@ -308,131 +369,11 @@ export const make = <R>(
       if (time !== undefined && leading) fireTimer.schedule(time, { state, generation: state.generation })
     }
 
-    const logSkip = (state: JobState, fireTime: number, reason: SkipReason, extra?: Record<string, unknown>) => {
-      state.skips++
-      return Effect.logInfo("job skipped").pipe(
-        Effect.annotateLogs({
-          job: state.job.name,
-          fire_time: new Date(fireTime).toISOString(),
-          node: nodeId,
-          reason,
-          ...extra
-        }),
-        Effect.zipRight(Effect.sync(() => state.metrics.skip(reason)))
-      )
-    }
-
-    // -------------------------------------------------------------------------------------------------------------
-    // One run: begin (pause, slot, lock, fence) -> handler under timeout, retry and lock renewal -> finish (release,
-    // status, record) -> one log line.
-    // -------------------------------------------------------------------------------------------------------------
-    const execute = (
-      state: JobState,
-      running: Running,
-      fireTime: number,
-      started: Extract<BeginResult, { _tag: "Started" }>,
-      startedAt: number,
-      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-    ): Effect.Effect<void> => {
-      const job = state.job
-      let attempt = 0
-      const attemptOnce = Effect.suspend(() => {
-        attempt++
-        return Effect.provideService(state.handler, RunContext, {
-          job: job.name,
-          fireTime: new Date(fireTime),
-          runId: running.runId,
-          attempt,
-          nodeId,
-          fence: started.fence,
-          kind: running.kind
-        })
-      })
-      const retried = job.retry.times === 0 ? attemptOnce : attemptOnce.pipe(
-        Effect.retry({
-          times: job.retry.times,
-          schedule: Schedule.exponential(job.retry.delay, job.retry.factor).pipe(
-            Schedule.modifyDelay((delay) => DurationM.min(delay, job.retry.maxDelay))
-          ),
-          while: (error) => error._tag === "SystemError"
-        })
-      )
-      // The timeout and the lock renewals are entries of the run timer, which interrupts this fiber with a reason
-      // (`timeout`, `lock_lost`): no extra fiber per run. Only the handler is interruptible; recording the
-      // outcome and releasing the lock always happen.
-      running.lock = started.lock
-      running.confirmedAt = startedAt
-      runTimer.schedule(startedAt + DurationM.toMillis(job.timeout), { run: running, kind: "deadline" })
-      if (Option.isSome(started.lock)) runTimer.schedule(startedAt + renewEvery(state), { run: running, kind: "renew" })
-      return restore(retried).pipe(
-        Effect.onExit((exit) =>
-          Effect.gen(function*() {
-            running.done = true
-            const finishedAt = yield* Clock.currentTimeMillis
-            // Let runs that fired at the same time start their handlers before this one's bookkeeping (store,
-            // record, log): with many jobs on one fire time, start lateness then grows with the cost of starting a
-            // run, not of a whole run.
-            yield* Effect.yieldNow()
-            const { error, outcome } = outcomeOf(exit, running)
-            // Built from values this function computed: validating them again would only cost time per run.
-            const record = new RunRecord({
-              runId: running.runId,
-              job: job.name,
-              kind: running.kind,
-              fireTime,
-              startedAt,
-              finishedAt,
-              durationMs: finishedAt - startedAt,
-              node: nodeId,
-              attempt,
-              fence: started.fence,
-              outcome,
-              ...(error === undefined ? {} : { error })
-            }, true)
-            state.lastRun = Option.some(record)
-            state.runs++
-            if (outcome === "success") state.success++
-            else if (outcome !== "business_error") state.failures++
-            // Stores bound every operation themselves (JobStore's contract), so no timeout fiber is added here.
-            yield* store.finish({ record, lock: started.lock, statusTtl, maxRecords }).pipe(
-              Effect.catchAllCause((cause) =>
-                Effect.logError("run record not saved", cause).pipe(Effect.annotateLogs({ job: job.name }))
-              )
-            )
-            state.metrics.run(outcome, record.durationMs)
-            const annotations = {
-              job: job.name,
-              fire_time: new Date(fireTime).toISOString(),
-              run_id: running.runId,
-              node: nodeId,
-              fence: started.fence,
-              outcome,
-              duration_ms: record.durationMs,
-              lateness_ms: startedAt - fireTime,
-              attempt,
-              kind: running.kind,
-              ...(error === undefined ? {} : { error })
-            }
-            const logCause = outcome === "defect" ? (Exit.isFailure(exit) ? exit.cause : Cause.empty) : Cause.empty
-            yield* Effect.logWithLevel(levelOf(outcome), "job finished", logCause).pipe(Effect.annotateLogs(annotations))
-          })
-        ),
-        Effect.catchAllCause(() => Effect.void),
-        Effect.withSpan("job.run", {
-          attributes: { job: job.name, fire_time: fireTime, run_id: running.runId, node: nodeId, fence: started.fence },
-          // A stack trace per run costs more than the rest of the run's bookkeeping; the span name says where.
-          captureStackTrace: false
-        })
-      )
-    }
-
     // -------------------------------------------------------------------------------------------------------------
     // The run timer: every running job's deadline and lock renewals, one fiber for all of them (always running, also
     // while not leading: manual runs and the shutdown drain need their timeouts too).
     // -------------------------------------------------------------------------------------------------------------
     const runTimer = new Timer<RunTimerEntry>(maxWaitMs, (entry) => entry.run.done)
-    /** Renew every third of the TTL: two renewals can fail before the lock could lapse. */
-    const renewEvery = (state: JobState) => Math.max(1, Math.floor(DurationM.toMillis(state.job.lock.ttl) / 3))
 
     /** Interrupt a run for `reason`, without waiting for it (its finalizer records the outcome). */
     const interruptRun = (running: Running, reason: NonNullable<Running["reason"]>) =>
@@ -451,7 +392,7 @@ export const make = <R>(
       Effect.gen(function*() {
         const state = running.state
         const ttl = state.job.lock.ttl
-        const every = renewEvery(state)
+        const every = state.renewEveryMs
         const sentAt = yield* Clock.currentTimeMillis
         const renewed = yield* store.renewLock(lock, ttl).pipe(
           Effect.catchAllCause((cause) =>
@@ -473,152 +414,446 @@ export const make = <R>(
         runTimer.schedule(now + every, { run: running, kind: "renew" })
       })
 
-    const onRunTimer = (entry: RunTimerEntry): Effect.Effect<void> => {
-      const running = entry.run
-      if (running.done) return Effect.void
-      if (entry.kind === "deadline") return interruptRun(running, "timeout")
-      return Option.match(running.lock, {
-        onNone: () => Effect.void,
-        onSome: (lock) => Effect.asVoid(FiberSet.run(runs, renew(running, lock)))
+    const onRunTimer = (batch: ReadonlyArray<TimerEntry<RunTimerEntry>>): Effect.Effect<void> =>
+      Effect.forEach(batch, ({ value: entry }) => {
+        const running = entry.run
+        if (running.done) return Effect.void
+        if (entry.kind === "deadline") return interruptRun(running, "timeout")
+        return Option.match(running.lock, {
+          onNone: () => Effect.void,
+          onSome: (lock) => Effect.asVoid(FiberSet.run(runs, renew(running, lock)))
+        })
+      }, { discard: true })
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Runs are root fibers forked from one runtime made here: the context of this scope (the handlers' layer) plus
+    // each run's `RunContext` and span, and this scope's fiber refs (logger, log level, clock, tracer). They start
+    // uninterruptible and only the handler is made interruptible, so an interruption that arrives before a run's
+    // first step still lets it record its outcome and release its lock.
+    // -------------------------------------------------------------------------------------------------------------
+    const baseRuntime = yield* Effect.runtime<never>()
+    const runFlags = RuntimeFlags.disable(baseRuntime.runtimeFlags, RuntimeFlags.Interruption)
+    const baseContext = context as Context.Context<never>
+    const clock = yield* Effect.clock
+    const tracer = yield* Effect.tracer
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Bookkeeping (store `finish`, counters, metrics, log lines) is queued and done by one fiber in batches, after
+    // the runs that are due have started: a run's start costs only what starting it needs.
+    // -------------------------------------------------------------------------------------------------------------
+    let backlog: Array<Bookkeeping> = []
+    let drainGate: Deferred.Deferred<void> | undefined = undefined
+    const enqueue = (item: Bookkeeping) => {
+      backlog.push(item)
+      const gate = drainGate
+      if (gate !== undefined) {
+        drainGate = undefined
+        Deferred.unsafeDone(gate, Exit.void)
+      }
+    }
+
+    const skip = (state: JobState, fireTime: number, reason: SkipReason, extra?: Record<string, unknown>) => {
+      state.skips++
+      state.metrics.skip(reason)
+      enqueue({ _tag: "Skipped", state, fireTime, reason, extra })
+    }
+
+    /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
+    const afterRun = (state: JobState, now: number) => {
+      if (state.job.trigger._tag === "FixedDelay" && leading && state.running.size === 0 && !shuttingDown) {
+        plan(state, now + DurationM.toMillis(state.job.trigger.every))
+      }
+    }
+
+    /** The run is over (bookkeeping done, or it never started): whoever waits for it may go on. */
+    const complete = (running: Running, now: number) => {
+      running.done = true
+      running.over = true
+      running.state.running.delete(running)
+      const waiters = running.waiters
+      running.waiters = undefined
+      if (waiters !== undefined) for (const wake of waiters) wake()
+      afterRun(running.state, now)
+    }
+
+    /** Wait until every run of `list` is over (its record written and its lock released, or it never started). */
+    const awaitOver = (list: ReadonlyArray<Running>): Effect.Effect<void> =>
+      Effect.async<void>((resume) => {
+        let left = 0
+        const wake = () => {
+          if (--left === 0) resume(Effect.void)
+        }
+        for (const running of list) {
+          if (running.over) continue
+          left++
+          ;(running.waiters ??= []).push(wake)
+        }
+        if (left === 0) resume(Effect.void)
       })
+
+    const settle = (batch: ReadonlyArray<Bookkeeping>): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        // Log lines carry their fields as annotations. Built in one mutable pass over this fiber's annotations: the
+        // usual `annotateLogs` makes a new persistent map per field, most of the allocation of a short run.
+        const baseAnnotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+        const logWith = (
+          level: LogLevel.LogLevel,
+          message: string,
+          fields: Record<string, unknown>,
+          cause: Cause.Cause<unknown> = Cause.empty
+        ) =>
+          Effect.locally(
+            Effect.logWithLevel(level, message, cause),
+            FiberRef.currentLogAnnotations,
+            HashMap.mutate(baseAnnotations, (annotations) => {
+              for (const key in fields) HashMap.set(annotations, key, fields[key])
+            })
+          )
+        const finished: Array<{ readonly item: Finished; readonly record: RunRecord; readonly error?: string }> = []
+        for (const item of batch) {
+          if (item._tag !== "Finished") continue
+          const { running } = item
+          const { error, outcome } = outcomeOf(item.exit, running)
+          // Built from values this scheduler computed: validating them again would only cost time per run.
+          const record = new RunRecord({
+            runId: running.runId,
+            job: running.state.job.name,
+            kind: running.kind,
+            fireTime: running.fireTime,
+            startedAt: running.startedAt,
+            finishedAt: item.finishedAt,
+            durationMs: item.finishedAt - running.startedAt,
+            node: nodeId,
+            attempt: running.attempt,
+            fence: running.fence,
+            outcome,
+            ...(error === undefined ? {} : { error })
+          }, true)
+          finished.push(error === undefined ? { item, record } : { item, record, error })
+        }
+        // Stores bound every operation themselves (JobStore's contract), so no timeout is added here.
+        const saved = finished.length === 0 ? [] : yield* JobStoreM.finishMany(
+          store,
+          finished.map(({ item, record }) => ({ record, lock: item.running.lock, statusTtl, maxRecords }))
+        )
+        let k = 0
+        for (const item of batch) {
+          switch (item._tag) {
+            case "Skipped": {
+              yield* logWith(LogLevel.Info, "job skipped", {
+                job: item.state.job.name,
+                fire_time: new Date(item.fireTime).toISOString(),
+                node: nodeId,
+                reason: item.reason,
+                ...item.extra
+              })
+              break
+            }
+            case "Missed": {
+              yield* logWith(LogLevel.Info, "missed fires", {
+                job: item.state.job.name,
+                node: nodeId,
+                missed: item.missed,
+                newest_fire: new Date(item.newest).toISOString()
+              })
+              break
+            }
+            case "Dropped": {
+              yield* Effect.logDebug("fire dropped: not leading").pipe(
+                Effect.annotateLogs({ job: item.state.job.name })
+              )
+              break
+            }
+            case "Finished": {
+              const { error, record } = finished[k]
+              const result = saved[k]
+              k++
+              const running = item.running
+              const state = running.state
+              if (result !== undefined && Either.isLeft(result)) {
+                yield* Effect.logError("run record not saved", Cause.fail(result.left)).pipe(
+                  Effect.annotateLogs({ job: state.job.name })
+                )
+              }
+              const outcome = record.outcome
+              state.lastRun = Option.some(record)
+              state.runs++
+              if (outcome === "success") state.success++
+              else if (outcome !== "business_error") state.failures++
+              state.metrics.lateness(running.startedAt - running.fireTime)
+              state.metrics.run(outcome, record.durationMs)
+              const logCause = outcome === "defect" && Exit.isFailure(item.exit) ? item.exit.cause : Cause.empty
+              yield* logWith(levelOf(outcome), "job finished", {
+                job: state.job.name,
+                fire_time: new Date(running.fireTime).toISOString(),
+                run_id: running.runId,
+                node: nodeId,
+                fence: running.fence,
+                outcome,
+                duration_ms: record.durationMs,
+                lateness_ms: running.startedAt - running.fireTime,
+                attempt: running.attempt,
+                kind: running.kind,
+                ...(error === undefined ? {} : { error })
+              }, logCause)
+              complete(running, item.finishedAt)
+              break
+            }
+          }
+        }
+      })
+
+    const drainLoop: Effect.Effect<never> = Effect.gen(function*() {
+      for (;;) {
+        if (backlog.length === 0) {
+          const gate = yield* Deferred.make<void>()
+          drainGate = gate
+          yield* Deferred.await(gate)
+          continue
+        }
+        const batch = backlog
+        backlog = []
+        yield* Effect.uninterruptible(settle(batch))
+      }
+    })
+
+    // -------------------------------------------------------------------------------------------------------------
+    // One run: begin (pause, slot, lock, fence; batched per fire time) -> the handler, in its own fiber, under the
+    // run timer's deadline and lock renewals -> queued bookkeeping (release, status, record, one log line).
+    // -------------------------------------------------------------------------------------------------------------
+    const newRunning = (state: JobState, fireTime: number, kind: typeof RunKind.Type): Running => {
+      const running: Running = {
+        runId: newRunId(),
+        kind,
+        state,
+        fireTime,
+        fiber: undefined,
+        reason: undefined,
+        done: false,
+        over: false,
+        lock: Option.none(),
+        fence: 0,
+        startedAt: 0,
+        confirmedAt: 0,
+        attempt: 1,
+        waiters: undefined
+      }
+      // Counted as running from here, so a fire during its `begin` sees the overlap.
+      state.running.add(running)
+      return running
+    }
+
+    /** The handler of one run; retried runs get a fresh `RunContext` (its `attempt`) per retry. */
+    const handlerOf = (running: Running, runContext: RunContext["Type"]): Effect.Effect<void, JobError, RunContext> => {
+      const job = running.state.job
+      if (job.retry.times === 0) return job.handler
+      return Effect.suspend(() => {
+        running.attempt++
+        return running.attempt === 1
+          ? job.handler
+          : Effect.provideService(job.handler, RunContext, { ...runContext, attempt: running.attempt })
+      }).pipe(
+        Effect.retry({ times: job.retry.times, schedule: running.state.retrySchedule, while: isSystemError })
+      )
+    }
+
+    const handlerEnded = (running: Running, span: Tracer.Span | undefined) => (exit: Exit.Exit<void, JobError>) =>
+      Effect.sync(() => {
+        running.done = true
+        span?.end(clock.unsafeCurrentTimeNanos(), exit)
+        enqueue({ _tag: "Finished", running, exit, finishedAt: clock.unsafeCurrentTimeMillis() })
+      })
+
+    /** Start a begun run: its deadline and renewals on the run timer, then its fiber. Synchronous. */
+    const start = (running: Running, started: Extract<BeginResult, { _tag: "Started" }>) => {
+      const state = running.state
+      const job = state.job
+      const now = clock.unsafeCurrentTimeMillis()
+      running.fence = started.fence
+      running.lock = started.lock
+      running.startedAt = now
+      running.confirmedAt = now
+      runTimer.schedule(now + state.timeoutMs, { run: running, kind: "deadline" })
+      if (Option.isSome(started.lock)) runTimer.schedule(now + state.renewEveryMs, { run: running, kind: "renew" })
+      const runContext: RunContext["Type"] = {
+        job: job.name,
+        fireTime: new Date(running.fireTime),
+        runId: running.runId,
+        attempt: 1,
+        nodeId,
+        fence: started.fence,
+        kind: running.kind
+      }
+      if (job.retry.times > 0) running.attempt = 0
+      let runContexts = Context.add(baseContext, RunContext, runContext)
+      let span: Tracer.Span | undefined = undefined
+      if (tracing) {
+        span = tracer.span("job.run", Option.none(), Context.empty(), [], clock.unsafeCurrentTimeNanos(), "internal")
+        span.attribute("job", job.name)
+        span.attribute("fire_time", running.fireTime)
+        span.attribute("run_id", running.runId)
+        span.attribute("node", nodeId)
+        span.attribute("fence", started.fence)
+        runContexts = Context.add(runContexts, Tracer.ParentSpan, span)
+      }
+      const runtime = Runtime.make({ context: runContexts, runtimeFlags: runFlags, fiberRefs: baseRuntime.fiberRefs })
+      const body = Effect.flatMap(
+        Effect.exit(Effect.interruptible(handlerOf(running, runContext))),
+        handlerEnded(running, span)
+      )
+      const fiber = Runtime.runFork(runtime)(body)
+      running.fiber = fiber
+      // Interrupted (leadership lost, shutdown, replaced) while it was beginning: it starts and stops at once.
+      if (running.reason !== undefined) fiber.unsafeInterruptAsFork(FiberId.none)
+    }
+
+    const requestOf = (running: Running): BeginRequest => {
+      const state = running.state
+      const begin = state.begin
+      return {
+        job: state.job.name,
+        fireTime: running.fireTime,
+        runId: running.runId,
+        nodeId,
+        slot: running.kind === "scheduled" ? Option.some({ ttl: begin.slotTtl }) : Option.none(),
+        lock: begin.lock,
+        statusTtl: begin.statusTtl
+      }
     }
 
     /**
-     * Launch one run in its own fiber: (for `replace`, wait for the runs it replaces) -> begin -> body -> finish. The
-     * run counts as running from launch, so a fire during its `begin` sees the overlap. `begin` and the finalizer that
-     * releases what it took are in one uninterruptible region, so no lock can leak between them.
+     * `begin` all of `list` in one store call and start those that may run. Uninterruptible: nothing can stop it
+     * between taking a lock and starting the run that releases it.
      */
-    const launch = (
-      state: JobState,
-      fireTime: number,
-      kind: typeof RunKind.Type,
-      replaced: ReadonlyArray<Fiber.RuntimeFiber<void, never>> = []
-    ): Effect.Effect<Deferred.Deferred<TriggerResult, StoreError> | undefined> =>
-      Effect.gen(function*() {
-        // Only a manual trigger waits for `begin`'s answer; scheduled fires do not pay for a Deferred.
-        const result = kind === "manual" ? yield* Deferred.make<TriggerResult, StoreError>() : undefined
-        const running: Running = {
-          runId: newRunId(),
-          kind,
-          state,
-          fiber: undefined,
-          reason: undefined,
-          done: false,
-          lock: Option.none(),
-          confirmedAt: 0
-        }
-        state.running.add(running)
-        const request: BeginRequest = {
-          job: state.job.name,
-          fireTime,
-          runId: running.runId,
-          nodeId,
-          slot: kind === "scheduled" ? Option.some({ ttl: state.begin.slotTtl }) : Option.none(),
-          lock: state.begin.lock,
-          statusTtl: state.begin.statusTtl
-        }
-        const body = Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function*() {
-            if (replaced.length > 0) yield* Fiber.interruptAll(replaced)
-            const begun = yield* Effect.exit(store.begin(request))
-            if (result !== undefined) {
-              yield* Deferred.done(
-                result,
-                Exit.map(begun, (r): TriggerResult =>
-                  r._tag === "Started" ? { _tag: "Started", runId: running.runId, fence: r.fence } : r)
-              )
+    const beginAndStart = (
+      list: ReadonlyArray<Running>
+    ): Effect.Effect<ReadonlyArray<Either.Either<BeginResult, StoreError>>> =>
+      Effect.uninterruptible(
+        Effect.map(JobStoreM.beginMany(store, list.map(requestOf)), (results) => {
+          const now = clock.unsafeCurrentTimeMillis()
+          for (let i = 0; i < list.length; i++) {
+            const running = list[i]
+            const result = results[i]
+            if (result === undefined || Either.isLeft(result)) {
+              const reason = result === undefined ? "no result" : result.left.message
+              skip(running.state, running.fireTime, "store_error", { error: reason })
+              complete(running, now)
+            } else if (result.right._tag === "Skipped") {
+              skip(running.state, running.fireTime, result.right.reason)
+              complete(running, now)
+            } else {
+              start(running, result.right)
             }
-            if (Exit.isFailure(begun)) {
-              const reason = Cause.squash(begun.cause)
-              return yield* logSkip(state, fireTime, "store_error", { error: String((reason as Error)?.message ?? reason) })
-            }
-            const started = begun.value
-            if (started._tag === "Skipped") return yield* logSkip(state, fireTime, started.reason)
-            const startedAt = yield* Clock.currentTimeMillis
-            state.metrics.lateness(startedAt - fireTime)
-            return yield* execute(state, running, fireTime, started, startedAt, restore)
-          })
-        ).pipe(
-          Effect.ensuring(Effect.suspend(() => {
-            running.done = true
-            state.running.delete(running)
-            return afterRun(state)
-          }))
-        )
-        running.fiber = yield* FiberSet.run(runs, body)
-        return result
+          }
+          return results
+        })
+      )
+
+    /** Scheduled runs: leadership is checked at the last moment, once per batch (a node that woke from a freeze must not start anything). */
+    const launchScheduled = (list: ReadonlyArray<Running>): Effect.Effect<void> =>
+      Effect.flatMap(election.isLeader, (isLeader) => {
+        if (isLeader) return Effect.asVoid(beginAndStart(list))
+        const now = clock.unsafeCurrentTimeMillis()
+        for (const running of list) {
+          enqueue({ _tag: "Dropped", state: running.state })
+          complete(running, now)
+        }
+        return Effect.void
       })
 
-    /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
-    const afterRun = (state: JobState) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.sync(() => {
-          if (state.job.trigger._tag === "FixedDelay" && leading && state.running.size === 0 && !shuttingDown) {
-            plan(state, now + DurationM.toMillis(state.job.trigger.every))
-          }
-        }))
+    /**
+     * A planned fire is due: find the newest fire time <= now (older ones are superseded: never N catch-up runs),
+     * plan the next fire, apply the misfire and overlap rules. Returns the run to begin, or undefined.
+     */
+    const due = (state: JobState, newest: number, now: number): Running | undefined => {
+      const job = state.job
+      // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
+      const lateness = now - newest
+      const onTime = lateness <= misfireThresholdMs
+      const catchUp = !onTime && job.misfire === "runOnce" && lateness <= state.misfireGraceMs
+      if (!onTime && !catchUp) {
+        skip(state, newest, "misfired", { lateness_ms: lateness })
+        afterRun(state, now)
+        return undefined
+      }
+      if (state.running.size > 0) {
+        if (job.overlap === "skip") {
+          skip(state, newest, "overlap")
+          afterRun(state, now)
+          return undefined
+        }
+        if (job.overlap === "replace") {
+          const replaced = Array.from(state.running)
+          for (const running of replaced) running.reason = "replaced"
+          const running = newRunning(state, newest, "scheduled")
+          running.replaces = replaced
+          return running
+        }
+      }
+      return newRunning(state, newest, "scheduled")
+    }
 
-    /** A planned fire is due: apply overlap and misfire rules, plan the next fire, and start the run. */
-    const fire = (state: JobState, planned: number, now: number): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        const job = state.job
-        const trigger = job.trigger
-        // Newest fire time <= now: fires older than it are superseded (never N catch-up runs).
+    /** The newest fire time <= now from the planned one, planning the next fire (synchronous triggers). */
+    const advance = (state: JobState, planned: number, now: number): number => {
+      const trigger = state.job.trigger
+      if (trigger._tag === "Cron") {
         let newest = planned
         let missed = 0
-        const window = Math.max(DurationM.toMillis(job.misfireGrace), misfireThresholdMs)
-        if (trigger._tag === "Cron") {
-          let candidate = Cron.next(trigger.cron, Math.max(planned, now - window - 1))
-          while (candidate <= now) {
-            newest = candidate
-            missed++
-            candidate = Cron.next(trigger.cron, candidate)
-          }
-          plan(state, Cron.next(trigger.cron, now))
-        } else if (trigger._tag === "FixedRate") {
-          const every = DurationM.toMillis(trigger.every)
-          const steps = Math.floor((now - planned) / every)
-          newest = planned + steps * every
-          missed = steps
-          plan(state, newest + every)
-        } else if (trigger._tag === "Schedule") {
-          const [nextState, , decision] = yield* trigger.schedule.step(now, undefined, state.scheduleState)
-          state.scheduleState = nextState
-          plan(state, ScheduleDecision.isDone(decision) ? undefined : Math.max(now + 1, Intervals.start(decision.intervals)))
+        let candidate = Cron.next(trigger.cron, Math.max(planned, now - state.windowMs - 1))
+        while (candidate <= now) {
+          newest = candidate
+          missed++
+          candidate = Cron.next(trigger.cron, candidate)
         }
-        // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
-        const lateness = now - newest
-        if (missed > 0) {
-          yield* Effect.logInfo("missed fires").pipe(
-            Effect.annotateLogs({ job: job.name, node: nodeId, missed, newest_fire: new Date(newest).toISOString() })
-          )
-        }
-        const onTime = lateness <= misfireThresholdMs
-        const catchUp = !onTime && job.misfire === "runOnce" && lateness <= DurationM.toMillis(job.misfireGrace)
-        if (!onTime && !catchUp) {
-          yield* logSkip(state, newest, "misfired", { lateness_ms: lateness })
-          return yield* afterRun(state)
-        }
-        const replaced: Array<Fiber.RuntimeFiber<void, never>> = []
-        if (state.running.size > 0) {
-          if (job.overlap === "skip") {
-            yield* logSkip(state, newest, "overlap")
-            return yield* afterRun(state)
-          }
-          if (job.overlap === "replace") {
-            for (const running of state.running) {
-              running.reason = "replaced"
-              if (running.fiber !== undefined) replaced.push(running.fiber)
-            }
-          }
-        }
-        // Leadership is checked at the last moment: a node that woke from a freeze must not start anything.
-        if (!(yield* election.isLeader)) {
-          return yield* Effect.logDebug("fire dropped: not leading").pipe(Effect.annotateLogs({ job: job.name }))
-        }
-        yield* launch(state, newest, "scheduled", replaced)
-      })
+        plan(state, candidate)
+        if (missed > 0) enqueue({ _tag: "Missed", state, missed, newest })
+        return newest
+      }
+      if (trigger._tag === "FixedRate") {
+        const every = DurationM.toMillis(trigger.every)
+        const steps = Math.floor((now - planned) / every)
+        const newest = planned + steps * every
+        plan(state, newest + every)
+        if (steps > 0) enqueue({ _tag: "Missed", state, missed: steps, newest })
+        return newest
+      }
+      return planned
+    }
 
+    /** Every fire due at one wake-up of the fire timer, begun in one store call. */
+    const fireBatch = (batch: ReadonlyArray<TimerEntry<FireEntry>>, now: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const list: Array<Running> = []
+        for (const { time, value } of batch) {
+          const state = value.state
+          if (value.generation !== state.generation) continue
+          state.nextFire = undefined
+          const trigger = state.job.trigger
+          if (trigger._tag === "Schedule") {
+            const [nextState, , decision] = yield* trigger.schedule.step(now, undefined, state.scheduleState)
+            state.scheduleState = nextState
+            plan(state, ScheduleDecision.isDone(decision) ? undefined : Math.max(now + 1, Intervals.start(decision.intervals)))
+          }
+          const running = due(state, advance(state, time, now), now)
+          if (running === undefined) continue
+          if (running.replaces === undefined) {
+            list.push(running)
+          } else {
+            // Replacing: the new run begins once the runs it replaces are over (their locks released).
+            const replaced = running.replaces
+            const fibers = replaced.flatMap((r) => (r.fiber === undefined ? [] : [r.fiber]))
+            yield* FiberSet.run(
+              runs,
+              Effect.zipRight(
+                Effect.zipRight(Fiber.interruptAll(fibers), awaitOver(replaced)),
+                launchScheduled([running])
+              )
+            )
+          }
+        }
+        if (list.length > 0) yield* launchScheduled(list)
+      })
     /** The first planned fire of a job when this node starts leading: from the last fire recorded by any node. */
     const firstFire = (state: JobState, now: number): Effect.Effect<number | undefined> =>
       Effect.gen(function*() {
@@ -649,11 +884,7 @@ export const make = <R>(
         }
       })
 
-    const timerLoop = fireTimer.run((entry, time, now) => {
-      if (entry.generation !== entry.state.generation) return Effect.void
-      entry.state.nextFire = undefined
-      return fire(entry.state, time, now)
-    })
+    const timerLoop = fireTimer.run(fireBatch)
 
     const lead = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -693,13 +924,15 @@ export const make = <R>(
       const fibers: Array<Fiber.RuntimeFiber<void, never>> = []
       for (const state of states.values()) {
         for (const running of state.running) {
-          running.reason = "leadership_lost"
+          // A run still beginning has no fiber yet: it is interrupted as soon as it starts.
+          running.reason ??= "leadership_lost"
           if (running.fiber !== undefined) fibers.push(running.fiber)
         }
       }
       yield* Fiber.interruptAll(fibers)
     })
     yield* Effect.forkScoped(runTimer.run(onRunTimer))
+    yield* Effect.forkScoped(drainLoop)
     yield* Metric.set(Metrics.leader, 0)
     yield* election.changes.pipe(
       Stream.runForEach((leadership) => (leadership._tag === "Leader" ? becomeLeader : loseLeadership)),
@@ -719,17 +952,18 @@ export const make = <R>(
         yield* Effect.logInfo("shutting down: waiting for running jobs").pipe(
           Effect.annotateLogs({ node: nodeId, running: pending.length, grace_ms: DurationM.toMillis(shutdownGrace) })
         )
-        const fibers = pending.flatMap((running) => (running.fiber === undefined ? [] : [running.fiber]))
         const drained = DurationM.isZero(shutdownGrace)
           ? Option.none()
           // Finalizers are uninterruptible: without `interruptible` the timeout could not stop the wait.
-          : yield* Fiber.awaitAll(fibers).pipe(Effect.interruptible, Effect.timeout(shutdownGrace), Effect.option)
+          : yield* awaitOver(pending).pipe(Effect.interruptible, Effect.timeout(shutdownGrace), Effect.option)
         if (Option.isNone(drained)) {
-          for (const running of pending) running.reason = "shutdown"
+          for (const running of pending) running.reason ??= "shutdown"
           yield* Effect.logWarning("shutdown grace over: interrupting running jobs").pipe(
             Effect.annotateLogs({ node: nodeId })
           )
-          yield* Fiber.interruptAll(fibers)
+          yield* Fiber.interruptAll(pending.flatMap((running) => (running.fiber === undefined ? [] : [running.fiber])))
+          // Their records and lock releases are queued: wait for them (stores bound each operation).
+          yield* awaitOver(pending)
         }
       })
     )
@@ -760,9 +994,19 @@ export const make = <R>(
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
       trigger: (name) =>
         Effect.flatMap(lookup(name), (state) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            // A manual launch always returns its Deferred.
-            Effect.flatMap(launch(state, now, "manual"), (result) => Deferred.await(result!)))),
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const running = newRunning(state, now, "manual")
+            return Effect.flatMap(beginAndStart([running]), ([result]): Effect.Effect<TriggerResult, StoreError> =>
+              result === undefined
+                ? Effect.die(new Error("the store returned no result for the run"))
+                : Either.isLeft(result)
+                ? Effect.fail(result.left)
+                : Effect.succeed(
+                  result.right._tag === "Started"
+                    ? { _tag: "Started", runId: running.runId, fence: result.right.fence }
+                    : result.right
+                ))
+          })),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
           Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))

@@ -28,7 +28,7 @@ describe("Timer", () => {
       timer.schedule(5_000, "b")
       timer.schedule(3_000, "a")
       const fiber = yield* Effect.forkScoped(
-        timer.run((value, time, now) => Effect.sync(() => void seen.push([value, time, now])))
+        timer.run((batch, now) => Effect.sync(() => batch.forEach(({ time, value }) => seen.push([value, time, now]))))
       )
       yield* TestClock.adjust(1_000)
       timer.schedule(2_500, "early") // earlier than the current head: wakes the loop
@@ -49,10 +49,32 @@ describe("Timer", () => {
       expect(timer.size).toBeLessThan(2_100)
       const seen: Array<number> = []
       const fiber = yield* Effect.forkScoped(
-        timer.run((value) => Effect.sync(() => void (stale.has(value) || seen.push(value))))
+        timer.run((batch) => Effect.sync(() => batch.forEach(({ value }) => void (stale.has(value) || seen.push(value)))))
       )
       yield* TestClock.adjust(20_000)
       expect(seen).toEqual(Array.from({ length: 500 }, (_, k) => k * 10))
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.scoped("hands entries due at one wake-up over as one batch, and entries that come due meanwhile at once", () =>
+    Effect.gen(function*() {
+      const batches: Array<Array<string>> = []
+      const timer = new Timer<string>(60_000, () => false)
+      for (const name of ["x", "y", "z"]) timer.schedule(1_000, name)
+      timer.schedule(2_000, "later")
+      const fiber = yield* Effect.forkScoped(
+        timer.run((batch, now) =>
+          Effect.sync(() => {
+            batches.push(batch.map(({ value }) => value))
+            // Scheduled during the dispatch and already due: must not wait for another timer tick.
+            if (batches.length === 1) timer.schedule(now, "due-now")
+          })
+        )
+      )
+      yield* TestClock.adjust(1_000)
+      expect(batches).toEqual([["x", "y", "z"], ["due-now"]])
+      yield* TestClock.adjust(1_000)
+      expect(batches).toEqual([["x", "y", "z"], ["due-now"], ["later"]])
       yield* Fiber.interrupt(fiber)
     }))
 })

@@ -12,7 +12,10 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { MinHeap } from "./heap.js"
+import { type HeapEntry, MinHeap } from "./heap.js"
+
+/** One due entry: its value and the time it was due at (epoch ms). */
+export type TimerEntry<A> = HeapEntry<A>
 
 /** Below this many entries the heap is never swept: sweeping small heaps would cost more than it frees. */
 const MIN_SWEEP_SIZE = 1024
@@ -53,29 +56,41 @@ export class Timer<A> {
   }
 
   /**
-   * Wait for entries and hand each due one to `onDue(value, time, now)`, forever. Never early: the clock is read
-   * again after every wake-up (a Node timer may fire ~1 ms before its target), and an entry is handed over once.
+   * Wait for entries and hand all entries due at one wake-up to `onDue(batch, now)` in one call, forever. Never
+   * early: the clock is read again after every wake-up (a Node timer may fire ~1 ms before its target), and an entry
+   * is handed over once. One call per wake-up lets a caller treat simultaneous entries as one batch (one leadership
+   * check, one store round trip) instead of paying per entry.
    */
-  run(onDue: (value: A, time: number, now: number) => Effect.Effect<void>): Effect.Effect<never> {
+  run(onDue: (batch: ReadonlyArray<TimerEntry<A>>, now: number) => Effect.Effect<void>): Effect.Effect<never> {
     const self = this
     return Effect.gen(function*() {
       for (;;) {
         const now = yield* Clock.currentTimeMillis
-        for (let top = self.heap.peek(); top !== undefined && top.time <= now; top = self.heap.peek()) {
-          self.heap.pop()
-          yield* onDue(top.value, top.time, now)
+        let top = self.heap.peek()
+        if (top !== undefined && top.time <= now) {
+          const batch: Array<TimerEntry<A>> = []
+          for (; top !== undefined && top.time <= now; top = self.heap.peek()) {
+            self.heap.pop()
+            batch.push(top)
+          }
+          yield* onDue(batch, now)
+          // Entries that came due during the dispatch are handed over at once, from a fresh clock reading.
+          continue
         }
-        const top = self.heap.peek()
         const gate = yield* Deferred.make<void>()
         self.wake = gate
         if (top === undefined) {
           yield* Deferred.await(gate)
         } else {
-          // Measured from after the dispatch above: with many due entries it takes a while, and a wait computed from
-          // the earlier `now` would make the next wake-up late by that long.
-          const after = yield* Clock.currentTimeMillis
-          const wait = Math.min(Math.max(1, top.time - after), self.maxWaitMs)
-          yield* Effect.raceFirst(Effect.sleep(wait), Deferred.await(gate))
+          // The wait is measured when the sleeping fiber arms its timer, not here: `raceFirst` starts its fibers on the
+          // scheduler, behind whatever other fibers are queued (a batch of bookkeeping), and a wait computed before
+          // that would make the wake-up late by as long as they ran.
+          const target = top.time
+          const sleep = Effect.flatMap(
+            Clock.currentTimeMillis,
+            (armedAt) => Effect.sleep(Math.min(Math.max(1, target - armedAt), self.maxWaitMs))
+          )
+          yield* Effect.raceFirst(sleep, Deferred.await(gate))
         }
         self.wake = undefined
       }
