@@ -9,7 +9,8 @@
  * contenders so that load drift on the machine hits both alike. Times are taken from each candidate's own API (ours:
  * the `changes` stream / `isLeader`; etcd3: the `elected` / `error` events).
  * - graceful: the leader shuts down (ours: its scope closes; etcd3: `campaign.resign()`, then `client.close()`);
- *   figure = until the other leads,
+ *   figure = from the start of that shutdown until the other leads (ours: after this script has stopped its own
+ *   observer of the leader's `changes`, which is bench plumbing, not the election),
  *   and the part of it after a third client saw the leader's key deleted (the follower's reaction).
  * - partition: the leader's connection to etcd goes through a TCP proxy that starts dropping every byte in both
  *   directions (sockets stay open: a silent network cut); the process keeps running. Failover = until the other
@@ -25,6 +26,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -60,8 +62,11 @@ interface Candidate {
   readonly leaderSince: () => number | undefined
   /** What the candidate's own API says now. */
   readonly believesLeader: () => boolean
-  /** Step down and hand over (ours: close its scope; etcd3: resign). */
-  readonly resign: () => Effect.Effect<void>
+  /**
+   * Step down and hand over (ours: close its scope; etcd3: resign). Returns when the handover started (epoch ms):
+   * the moment the candidate's own shutdown began, after any bench-only observers were stopped.
+   */
+  readonly resign: () => Effect.Effect<number>
 }
 
 interface Contender {
@@ -87,7 +92,7 @@ const ours: Contender = {
       ).pipe(Effect.orDie)
       const election = Context.get(context, LeaderElection)
       let since: number | undefined
-      yield* Stream.runForEach(election.changes, (state) =>
+      const observer = yield* Stream.runForEach(election.changes, (state) =>
         Effect.sync(() => {
           if (state._tag === "Leader" && since === undefined) since = epochNow()
         })).pipe(Effect.forkIn(scope))
@@ -95,7 +100,15 @@ const ours: Contender = {
         leaderSince: () => since,
         // `isLeader` is an `Effect.sync`: running it synchronously is exact.
         believesLeader: () => Effect.runSync(election.isLeader),
-        resign: () => Scope.close(scope, Exit.void)
+        // The observer above is this script's, not the election's: stopped (1-7 ms measured) before the clock starts.
+        resign: () =>
+          Effect.zipRight(
+            Fiber.interrupt(observer),
+            Effect.suspend(() => {
+              const startedAt = epochNow()
+              return Effect.as(Scope.close(scope, Exit.void), startedAt)
+            })
+          )
       }
     })
 }
@@ -121,7 +134,11 @@ const stock: Contender = {
         leaderSince: () => since,
         believesLeader: () => since !== undefined && !lost,
         // What a shutting-down node does, as our layer's scope close does: resign, then close the client.
-        resign: () => Effect.zipRight(resign(), Effect.sync(() => client.close()))
+        resign: () =>
+          Effect.suspend(() => {
+            const startedAt = epochNow()
+            return Effect.as(Effect.zipRight(resign(), Effect.sync(() => client.close())), startedAt)
+          })
       }
     })
 }
@@ -227,8 +244,7 @@ const graceful = (etcd: EtcdServer, contender: Contender): Effect.Effect<Sample>
   Effect.scoped(Effect.gen(function*() {
     const deleted = yield* firstDelete(etcd)
     const { a, b } = yield* pair(contender, etcd.endpoint, etcd.endpoint)
-    const t0 = epochNow()
-    yield* a.resign()
+    const t0 = yield* a.resign()
     yield* waitUntil("the follower to lead", 10_000, () => b.leaderSince() !== undefined)
     const tookOver = b.leaderSince()!
     return { ms: tookOver - t0, reactionMs: deleted.at === undefined ? undefined : tookOver - deleted.at }
