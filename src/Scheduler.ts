@@ -33,6 +33,7 @@ import * as Tracer from "effect/Tracer"
 import * as Cron from "./Cron.js"
 import { DuplicateJob, type JobError, type StoreError, UnknownJob } from "./Errors.js"
 import { JobMetrics } from "./internal/jobMetrics.js"
+import { RunSpan } from "./internal/runSpan.js"
 import { Timer, type TimerEntry } from "./internal/timer.js"
 import * as Job from "./Job.js"
 import type { JobLockModel, LockHandle } from "./JobLockModel.js"
@@ -437,6 +438,8 @@ export const make = <R>(
     const clock = yield* Effect.clock
     const tracer = yield* Effect.tracer
     const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+    // Effect's built-in tracer keeps spans nowhere: a lighter span of the same shape stands in for its spans.
+    const nativeTracer = tracer === Effect.runSync(Effect.tracer)
 
     // -------------------------------------------------------------------------------------------------------------
     // Bookkeeping (store `finish`, counters, metrics, log lines) is queued and done by one fiber in batches, after
@@ -686,17 +689,26 @@ export const make = <R>(
         kind: running.kind
       }
       if (job.retry.times > 0) running.attempt = 0
-      let runContexts = Context.add(baseContext, RunContext, runContext)
+      // One copy of the layer's context per run, with the run's own services set in it.
+      const services = new Map(baseContext.unsafeMap)
+      services.set(RunContext.key, runContext)
       let span: Tracer.Span | undefined = undefined
       if (tracing) {
-        span = tracer.span("job.run", Option.none(), Context.empty(), [], clock.unsafeCurrentTimeNanos(), "internal")
-        span.attribute("job", job.name)
-        span.attribute("fire_time", running.fireTime)
-        span.attribute("run_id", running.runId)
-        span.attribute("node", nodeId)
-        span.attribute("fence", started.fence)
-        runContexts = Context.add(runContexts, Tracer.ParentSpan, span)
+        const startTime = clock.unsafeCurrentTimeNanos()
+        const fields = { job: job.name, fireTime: running.fireTime, runId: running.runId, node: nodeId, fence: started.fence }
+        if (nativeTracer) {
+          span = new RunSpan("job.run", startTime, fields)
+        } else {
+          span = tracer.span("job.run", Option.none(), Context.empty(), [], startTime, "internal")
+          span.attribute("job", fields.job)
+          span.attribute("fire_time", fields.fireTime)
+          span.attribute("run_id", fields.runId)
+          span.attribute("node", fields.node)
+          span.attribute("fence", fields.fence)
+        }
+        services.set(Tracer.ParentSpan.key, span)
       }
+      const runContexts = Context.unsafeMake<RunContext>(services)
       const runtime = Runtime.make({ context: runContexts, runtimeFlags: runFlags, fiberRefs: baseRuntime.fiberRefs })
       const body = Effect.flatMap(
         Effect.exit(Effect.interruptible(handlerOf(running, runContext))),

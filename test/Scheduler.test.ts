@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, HashMap, Layer, Logger, Option, Schedule, TestClock } from "effect"
+import { Clock, Duration, Effect, Fiber, HashMap, Layer, Logger, Option, Schedule, TestClock, Tracer } from "effect"
 import { BusinessError, SystemError } from "../src/Errors.js"
 import * as Job from "../src/Job.js"
 import { JobLockModel } from "../src/JobLockModel.js"
@@ -574,4 +574,79 @@ describe("Scheduler: logs", () => {
       expect(line).toMatchObject({ level: "INFO", message: "job finished", job: "j", outcome: "success", duration_ms: 5 })
       expect(Number.isNaN(Date.parse(line.timestamp))).toBe(false)
     }))
+})
+
+describe("Scheduler: spans", () => {
+  it.scoped("each run is a job.run span: the handler sees it as its current span, with the run's attributes", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const seen: Array<Tracer.Span> = []
+      const children: Array<Tracer.Span> = []
+      const handler = Effect.gen(function*() {
+        const span = yield* Effect.currentSpan
+        seen.push(span)
+        yield* Effect.annotateCurrentSpan("rows", 3)
+        // A span made by the handler is a child of the run's span.
+        yield* Effect.withSpan(Effect.flatMap(Effect.currentSpan, (child) => Effect.sync(() => children.push(child))), "query")
+      }).pipe(Effect.orDie)
+      yield* start([Job.unsafeMake({ name: "traced", every: "1 second", fixedRate: true, handler })])
+      yield* advance("2 seconds", "500 millis")
+      expect(seen.length).toBe(2)
+      const [first, second] = seen as [Tracer.Span, Tracer.Span]
+      expect(first.name).toBe("job.run")
+      expect(first.attributes.get("job")).toBe("traced")
+      expect(first.attributes.get("fire_time")).toBe(at("2026-05-01T00:00:01Z"))
+      expect(first.attributes.get("node")).toBe("node-a")
+      expect(first.attributes.get("fence")).toBe(1)
+      expect(typeof first.attributes.get("run_id")).toBe("string")
+      expect(first.attributes.get("rows")).toBe(3)
+      expect(first.spanId).not.toBe(second.spanId)
+      expect(first.traceId).toMatch(/^[0-9a-f]{32}$/)
+      expect(first.status._tag).toBe("Ended")
+      expect(children[0]!.parent.pipe(Option.map((p) => p.spanId))).toEqual(Option.some(first.spanId))
+      expect(children[0]!.traceId).toBe(first.traceId)
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.scoped("with a tracer installed, that tracer makes one span per run and sees it ended with the run's exit", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const made: Array<{ readonly name: string; readonly span: Tracer.Span }> = []
+      const ended: Array<{ readonly name: string; readonly exit: string }> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          const attributes = new Map<string, unknown>()
+          const span: Tracer.Span = {
+            _tag: "Span",
+            name,
+            spanId: `span-${made.length + 1}`,
+            traceId: "trace",
+            parent,
+            context,
+            status: { _tag: "Started", startTime },
+            attributes,
+            links,
+            sampled: true,
+            kind,
+            end: (_endTime, exit) => void ended.push({ name, exit: exit._tag }),
+            attribute: (key, value) => void attributes.set(key, value),
+            event: () => undefined,
+            addLinks: () => undefined
+          }
+          made.push({ name, span })
+          return span
+        },
+        context: (f) => f()
+      })
+      yield* Effect.gen(function*() {
+        yield* start([
+          Job.unsafeMake({ name: "ok", every: "1 second", fixedRate: true, handler: Effect.void }),
+          Job.unsafeMake({ name: "bad", every: "1 second", fixedRate: true, handler: Effect.die("boom") })
+        ])
+        yield* advance("1 second", "500 millis")
+      }).pipe(Effect.withTracer(tracer))
+      const runs = made.filter((m) => m.name === "job.run")
+      expect(runs.map((m) => m.span.attributes.get("job")).sort()).toEqual(["bad", "ok"])
+      expect(runs.every((m) => m.span.attributes.get("fence") === 1)).toBe(true)
+      expect(ended.filter((e) => e.name === "job.run").map((e) => e.exit).sort()).toEqual(["Failure", "Success"])
+    }).pipe(Effect.provide(TestLayers)))
 })

@@ -173,17 +173,21 @@ const run = async (n: number, seconds: number, lock: boolean) => {
   // Allocation: bytes allocated (collected or not) by function and by file.
   const allocByFn = new Map<string, number>()
   const allocByFile = new Map<string, number>()
+  // ... and by the innermost function of ours (src/) on the allocating stack: which of our steps the bytes are for.
+  const allocByOurs = new Map<string, number>()
   let totalBytes = 0
-  const walk = (node: SamplingNode) => {
+  const walk = (node: SamplingNode, ours: string) => {
+    const name = frameName(node.callFrame)
+    const inner = name.includes("src/") ? name : ours
     if (node.selfSize > 0) {
-      const name = frameName(node.callFrame)
       totalBytes += node.selfSize
       allocByFn.set(name, (allocByFn.get(name) ?? 0) + node.selfSize)
       allocByFile.set(fileOf(name), (allocByFile.get(fileOf(name)) ?? 0) + node.selfSize)
+      allocByOurs.set(inner, (allocByOurs.get(inner) ?? 0) + node.selfSize)
     }
-    node.children.forEach(walk)
+    node.children.forEach((child) => walk(child, inner))
   }
-  walk(heap.head)
+  walk(heap.head, "(outside src/)")
 
   const sorted = [...lateness].sort((a, b) => a - b)
   const idle = selfByFn.get("(idle)") ?? 0
@@ -207,6 +211,8 @@ const run = async (n: number, seconds: number, lock: boolean) => {
   console.log(table(["allocated by file", "bytes/fire", "share"], top(allocByFile, 12, kb, totalBytes)))
   console.log("")
   console.log(table(["allocated by function", "bytes/fire", "share"], top(allocByFn, 25, kb, totalBytes)))
+  console.log("")
+  console.log(table(["allocated under our function", "bytes/fire", "share"], top(allocByOurs, 20, kb, totalBytes)))
   process.exit(0)
 }
 
