@@ -399,3 +399,51 @@ export const evalScript = (
       ? client.eval(script.lua, keys.length, ...keys, ...args)
       : Promise.reject(error)
   )
+
+/**
+ * One script call of `evalMany`: its keys and arguments.
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
+export interface ScriptCall {
+  readonly keys: ReadonlyArray<string>
+  readonly args: ReadonlyArray<string | number>
+}
+
+/**
+ * Run a script once per call in one pipeline (one round trip for all of them), with the same `EVAL` fallback as
+ * `evalScript` for the calls the server answered with `NOSCRIPT`. One result per call, in order: its reply, or the
+ * error Redis answered it with. Rejects when the pipeline itself fails (connection lost).
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
+export const evalMany = async (
+  client: Client,
+  script: Script,
+  calls: ReadonlyArray<ScriptCall>
+): Promise<Array<{ readonly error: Error } | { readonly reply: unknown }>> => {
+  const send = async (indexes: ReadonlyArray<number>, full: boolean) => {
+    const pipeline = client.pipeline()
+    for (const i of indexes) {
+      const { args, keys } = calls[i]!
+      if (full) pipeline.eval(script.lua, keys.length, ...keys, ...args)
+      else pipeline.evalsha(script.sha1, keys.length, ...keys, ...args)
+    }
+    const replies = await pipeline.exec()
+    if (replies === null) throw new Error("pipeline discarded")
+    return replies.map(([error, reply]) => (error === null ? { reply } : { error }))
+  }
+  const all = calls.map((_, i) => i)
+  const results = await send(all, false)
+  const unknown = all.filter((i) => {
+    const result = results[i]!
+    return "error" in result && messageOf(result.error).startsWith("NOSCRIPT")
+  })
+  if (unknown.length > 0) {
+    const again = await send(unknown, true)
+    unknown.forEach((i, k) => results[i] = again[k]!)
+  }
+  return results
+}

@@ -5,6 +5,7 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -288,6 +289,41 @@ const contract = ({ advance, test }: Backend) => {
       assert.instanceOf(read, RunRecord)
       expect(read).toEqual(failed)
     }))
+  test("beginMany answers each request as begin would, in order, requests of one batch seeing each other", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      assert.isDefined(store.beginMany, "the backend implements beginMany itself")
+      yield* store.setPaused("paused_job", true)
+      started(yield* store.begin(manual(T0, "busy")))
+      const results = yield* store.beginMany!([
+        request(T0 + 1000),
+        request(T0 + 1000, { nodeId: "node-2" }),
+        request(T0 + 1000, { job: "paused_job" }),
+        request(T0 + 1000, { job: "busy" }),
+        manual(T0 + 1500, "other")
+      ])
+      const answers = results.map((result) => Either.isRight(result) ? skipped(result.right) : "error")
+      assert.deepStrictEqual(answers, ["started", "slot_taken", "paused", "lock_held", "started"])
+      const first = started(Either.getOrThrow(results[0]!))
+      assert.strictEqual(first.fence, 1)
+      assert.strictEqual(Option.getOrThrow(first.lock).key, "sync_user")
+      const other = started(Either.getOrThrow(results[4]!))
+
+      // finishMany releases each lock and records each run.
+      assert.isDefined(store.finishMany, "the backend implements finishMany itself")
+      const finished = yield* store.finishMany!([
+        { record: record("sync_user", T0 + 1000), lock: first.lock, statusTtl: LONG, maxRecords: 5 },
+        { record: record("other", T0 + 1500, "business_error"), lock: other.lock, statusTtl: LONG, maxRecords: 5 }
+      ])
+      assert.deepStrictEqual(finished.map(Either.isRight), [true, true])
+      const model = yield* JobLockModel.JobLockModel
+      assert.deepStrictEqual(yield* model.getJobStatus("other"), Option.some("business_error"))
+      assert.strictEqual((yield* store.recentRuns("sync_user", 5)).length, 1)
+      // Both locks are free again.
+      started(yield* store.begin(manual(T0 + 2000)))
+      started(yield* store.begin(manual(T0 + 2000, "other")))
+      assert.deepStrictEqual(yield* store.beginMany!([]), [])
+    }))
 }
 
 describe("JobStore contract: memory", () => {
@@ -368,6 +404,65 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         yield* store.finish({ record: record("sync_user", T0 + 1000), lock: run.lock, statusTtl: LONG, maxRecords: 5 })
         assert.deepStrictEqual(sent, ["evalsha", "evalsha"])
         client.sendCommand = original
+      }))
+
+    it.scoped("beginMany and finishMany send one pipeline each, and load their scripts again after SCRIPT FLUSH", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const context = yield* Layer.build(redisStore(server.url, uniquePrefix()))
+        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
+        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        yield* Effect.promise(() => client.script("FLUSH"))
+        const sent: Array<string> = []
+        const original = client.sendCommand.bind(client)
+        client.sendCommand = (command, stream) => {
+          sent.push(command.name)
+          return original(command, stream)
+        }
+        let pipelines = 0
+        const pipeline = client.pipeline.bind(client)
+        client.pipeline = ((...args: Parameters<typeof client.pipeline>) => {
+          pipelines++
+          return pipeline(...args)
+        }) as typeof client.pipeline
+        const jobs = ["a", "b", "c"]
+        const results = yield* store.beginMany!(jobs.map((job) => request(T0, { job })))
+        // Unknown script: EVALSHA for each, NOSCRIPT for each, then EVAL for each: two pipelines.
+        assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha", "eval", "eval", "eval"])
+        assert.strictEqual(pipelines, 2)
+        const runs = results.map((result) => started(Either.getOrThrow(result)))
+        sent.length = 0
+        const finished = yield* store.finishMany!(
+          jobs.map((job, i) => ({ record: record(job, T0), lock: runs[i]!.lock, statusTtl: LONG, maxRecords: 5 }))
+        )
+        assert.deepStrictEqual(finished.map(Either.isRight), [true, true, true])
+        assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha", "eval", "eval", "eval"])
+        sent.length = 0
+        // Known now: one EVALSHA each.
+        const again = yield* store.beginMany!(jobs.map((job) => request(T0 + 1000, { job })))
+        assert.deepStrictEqual(again.map((result) => Either.isRight(result) ? skipped(result.right) : "error"), [
+          "started",
+          "started",
+          "started"
+        ])
+        assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha"])
+        assert.strictEqual(pipelines, 5)
+        client.sendCommand = original
+        client.pipeline = pipeline
+      }))
+
+    it.scoped("beginMany on a stopped connection answers every request with a StoreError", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const context = yield* Layer.build(redisStore(server.url, uniquePrefix()))
+        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
+        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        client.disconnect()
+        const results = yield* store.beginMany!([request(T0), request(T0, { job: "b" })])
+        assert.deepStrictEqual(results.map((result) => Either.isLeft(result) ? result.left._tag : "ok"), [
+          "StoreError",
+          "StoreError"
+        ])
       }))
   }
 )

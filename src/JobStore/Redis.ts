@@ -21,7 +21,7 @@ import { StoreError } from "../Errors.js"
 import * as JobLockModel from "../JobLockModel.js"
 import * as JobLockModelRedis from "../JobLockModel/Redis.js"
 import { JobStore } from "../JobStore.js"
-import type { BeginResult } from "../JobStore.js"
+import type { BeginRequest, BeginResult, FinishRequest } from "../JobStore.js"
 import * as Redis from "../Redis.js"
 import { RunRecord } from "../Run.js"
 
@@ -90,10 +90,38 @@ return 1`
 
 const RecordJson = Schema.parseJson(RunRecord)
 const encodeRecord = Schema.encode(RecordJson)
+const encodeRecordEither = Schema.encodeEither(RecordJson)
 const decodeRecord = Schema.decodeUnknownEither(RecordJson)
 
 const unexpectedReply = (operation: string, reply: unknown) =>
   new StoreError({ backend: "redis", operation, reason: `unexpected reply ${JSON.stringify(reply)}` })
+
+const encodeError = (error: ParseResult.ParseError) =>
+  new StoreError({
+    backend: "redis",
+    operation: "finish",
+    reason: `cannot encode the run record: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+  })
+
+/** `beginScript`'s reply as a result: `Skipped` with the script's reason, `Started` with the fence, else an error. */
+const parseBegin = (request: BeginRequest, token: string, reply: unknown): Either.Either<BeginResult, StoreError> => {
+  if (!Array.isArray(reply)) return Either.left(unexpectedReply("begin", reply))
+  switch (reply[0]) {
+    case "paused":
+    case "slot_taken":
+    case "lock_held":
+      return Either.right({ _tag: "Skipped", reason: reply[0] })
+    case "started":
+      if (typeof reply[1] !== "number") return Either.left(unexpectedReply("begin", reply))
+      return Either.right({
+        _tag: "Started",
+        fence: reply[1],
+        lock: Option.map(request.lock, (lock) => ({ key: lock.key, token }))
+      })
+    default:
+      return Either.left(unexpectedReply("begin", reply))
+  }
+}
 
 /**
  * The store over a connected client.
@@ -103,84 +131,118 @@ const unexpectedReply = (operation: string, reply: unknown) =>
  */
 export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] => {
   const keys = Redis.keys(redis.keyPrefix)
+
+  /** The keys and arguments of `beginScript` for one request, with the lock token it will hold. */
+  const beginCall = (request: BeginRequest): Redis.ScriptCall & { readonly token: string } => {
+    const lockKey = Option.match(request.lock, { onNone: () => request.job, onSome: (lock) => lock.key })
+    const token = JobLockModelRedis.newToken()
+    return {
+      token,
+      keys: [
+        keys.paused(request.job),
+        keys.tick(request.job, request.fireTime),
+        keys.last(request.job),
+        keys.lock(lockKey),
+        keys.fence(request.job),
+        keys.status(request.job)
+      ],
+      args: [
+        String(request.fireTime),
+        Option.match(request.slot, { onNone: () => "", onSome: (slot) => String(Redis.ttlMillis(slot.ttl)) }),
+        request.nodeId,
+        token,
+        Option.match(request.lock, { onNone: () => "", onSome: (lock) => String(Redis.ttlMillis(lock.ttl)) }),
+        String(Redis.ttlMillis(request.statusTtl))
+      ]
+    }
+  }
+
+  /** The keys and arguments of `finishScript` for one request and its encoded record. */
+  const finishCall = (request: FinishRequest, json: string): Redis.ScriptCall => ({
+    keys: [
+      keys.lock(Option.match(request.lock, { onNone: () => request.record.job, onSome: (lock) => lock.key })),
+      keys.status(request.record.job),
+      keys.runs(request.record.job)
+    ],
+    args: [
+      Option.match(request.lock, { onNone: () => "", onSome: (lock) => lock.token }),
+      request.record.outcome,
+      Redis.ttlMillis(request.statusTtl),
+      json,
+      Math.max(0, Math.floor(request.maxRecords))
+    ]
+  })
+
   return {
     backend: "redis",
     begin: (request) =>
       Effect.suspend(() => {
-        const token = JobLockModelRedis.newToken()
-        const lockKey = Option.match(request.lock, { onNone: () => request.job, onSome: (lock) => lock.key })
-        return redis.run("begin", (client) =>
-          Redis.evalScript(
-            client,
-            beginScript,
-            [
-              keys.paused(request.job),
-              keys.tick(request.job, request.fireTime),
-              keys.last(request.job),
-              keys.lock(lockKey),
-              keys.fence(request.job),
-              keys.status(request.job)
-            ],
-            [
-              String(request.fireTime),
-              Option.match(request.slot, { onNone: () => "", onSome: (slot) => String(Redis.ttlMillis(slot.ttl)) }),
-              request.nodeId,
-              token,
-              Option.match(request.lock, { onNone: () => "", onSome: (lock) => String(Redis.ttlMillis(lock.ttl)) }),
-              String(Redis.ttlMillis(request.statusTtl))
-            ]
-          )).pipe(
-            Effect.flatMap((reply): Effect.Effect<BeginResult, StoreError> => {
-              if (!Array.isArray(reply)) return Effect.fail(unexpectedReply("begin", reply))
-              switch (reply[0]) {
-                case "paused":
-                case "slot_taken":
-                case "lock_held":
-                  return Effect.succeed({ _tag: "Skipped", reason: reply[0] })
-                case "started":
-                  if (typeof reply[1] !== "number") return Effect.fail(unexpectedReply("begin", reply))
-                  return Effect.succeed({
-                    _tag: "Started",
-                    fence: reply[1],
-                    lock: Option.map(request.lock, (lock) => ({ key: lock.key, token }))
-                  })
-                default:
-                  return Effect.fail(unexpectedReply("begin", reply))
-              }
-            })
-          )
+        const call = beginCall(request)
+        return redis.run("begin", (client) => Redis.evalScript(client, beginScript, call.keys, call.args)).pipe(
+          Effect.flatMap((reply) => Either.match(parseBegin(request, call.token, reply), {
+            onLeft: Effect.fail,
+            onRight: Effect.succeed
+          }))
+        )
+      }),
+    beginMany: (requests) =>
+      Effect.suspend(() => {
+        if (requests.length === 0) return Effect.succeed([])
+        const calls = requests.map(beginCall)
+        return redis.run("begin", (client) => Redis.evalMany(client, beginScript, calls)).pipe(
+          Effect.map((results) =>
+            results.map((result, i) =>
+              "error" in result
+                ? Either.left(
+                  new StoreError({ backend: "redis", operation: "begin", reason: result.error.message, cause: result.error })
+                )
+                : parseBegin(requests[i]!, calls[i]!.token, result.reply)
+            )
+          ),
+          Effect.catchAll((error) => Effect.succeed(requests.map(() => Either.left(error))))
+        )
       }),
     renewLock: JobLockModelRedis.renewWith(redis),
     finish: (request) =>
       encodeRecord(request.record).pipe(
-        Effect.mapError((error) =>
-          new StoreError({
-            backend: "redis",
-            operation: "finish",
-            reason: `cannot encode the run record: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
-          })
-        ),
-        Effect.flatMap((json) =>
-          redis.run("finish", (client) =>
-            Redis.evalScript(
-              client,
-              finishScript,
-              [
-                keys.lock(Option.match(request.lock, { onNone: () => request.record.job, onSome: (lock) => lock.key })),
-                keys.status(request.record.job),
-                keys.runs(request.record.job)
-              ],
-              [
-                Option.match(request.lock, { onNone: () => "", onSome: (lock) => lock.token }),
-                request.record.outcome,
-                Redis.ttlMillis(request.statusTtl),
-                json,
-                Math.max(0, Math.floor(request.maxRecords))
-              ]
-            ))
-        ),
+        Effect.mapError(encodeError),
+        Effect.flatMap((json) => {
+          const call = finishCall(request, json)
+          return redis.run("finish", (client) => Redis.evalScript(client, finishScript, call.keys, call.args))
+        }),
         Effect.asVoid
       ),
+    finishMany: (requests) =>
+      Effect.suspend(() => {
+        const encoded = requests.map((request) =>
+          Either.mapLeft(encodeRecordEither(request.record), encodeError)
+        )
+        const sendable = requests.flatMap((request, i) => {
+          const json = encoded[i]!
+          return Either.isRight(json) ? [{ index: i, call: finishCall(request, json.right) }] : []
+        })
+        const results: Array<Either.Either<void, StoreError>> = encoded.map((json) =>
+          Either.isLeft(json) ? Either.left(json.left) : Either.void
+        )
+        if (sendable.length === 0) return Effect.succeed(results)
+        return redis.run("finish", (client) => Redis.evalMany(client, finishScript, sendable.map(({ call }) => call)))
+          .pipe(
+            Effect.map((replies) => {
+              replies.forEach((reply, k) => {
+                if ("error" in reply) {
+                  results[sendable[k]!.index] = Either.left(
+                    new StoreError({ backend: "redis", operation: "finish", reason: reply.error.message, cause: reply.error })
+                  )
+                }
+              })
+              return results
+            }),
+            Effect.catchAll((error) => {
+              for (const { index } of sendable) results[index] = Either.left(error)
+              return Effect.succeed(results)
+            })
+          )
+      }),
     lastFireTime: (job) =>
       redis.run("lastFireTime", (client) => client.get(keys.last(job))).pipe(
         Effect.map((reply) => {
