@@ -3,7 +3,7 @@
  * `LeaderElection.layerEtcd` and for etcd3's stock `Election`, in the same run against the same etcd (started by the
  * test harness on free loopback ports, data dir on tmpfs when /dev/shm exists, so that disk fsync noise stays out).
  *
- *   npx vite-node scripts/bench/leadership.ts     (env: RUNS=5, PROCESS_RUNS=3, TTL=2 seconds, SCENARIO=<name>)
+ *   node scripts/run.mjs scripts/bench/leadership.ts (env: RUNS=5, PROCESS_RUNS=3, TTL=2 seconds, SCENARIO=<name>)
  *
  * Every scenario runs two candidates with their own etcd client and a fresh election key; runs alternate between the
  * contenders so that load drift on the machine hits both alike. Times are taken from each candidate's own API (ours:

@@ -11,6 +11,9 @@
  *     Retained heap per idle job by constructor, from a heap snapshot diff (hourly jobs, no fires).
  *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts growth [N=1000] [seconds=20]
  *     Heap kept per fire while N jobs fire every second (what grows with the run rate), by constructor.
+ *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts floor [N=1000,10000]
+ *     The floor of a fiber per run: N fibers forked in one synchronous loop (`Runtime.runFork`, each running a
+ *     one-line `Effect.sync`), time from the loop's start until each fiber ran; p50/p99/max over 10 rounds.
  *
  * @since 0.1.0
  */
@@ -26,6 +29,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as fs from "node:fs"
 import * as inspector from "node:inspector"
 import { SourceMap } from "node:module"
@@ -576,10 +580,44 @@ const growth = async (n: number, seconds: number) => {
 }
 
 const [mode, ...args] = process.argv.slice(2)
+/** N trivial fibers forked in one loop: how long until the last of them has run (the cost of a fiber per run). */
+const floor = async (sizes: ReadonlyArray<number>) => {
+  const rows: Array<ReadonlyArray<string>> = []
+  for (const n of sizes) {
+    const lastStarts: Array<number> = []
+    for (let round = 0; round < 12; round++) {
+      const starts = new Float64Array(n)
+      let done = 0
+      const all = new Promise<void>((resolve) => {
+        const t0 = performance.now()
+        for (let i = 0; i < n; i++) {
+          Runtime.runFork(Runtime.defaultRuntime)(Effect.sync(() => {
+            starts[i] = performance.now() - t0
+            if (++done === n) resolve()
+          }))
+        }
+      })
+      await all
+      // The first two rounds warm the JIT up.
+      if (round >= 2) lastStarts.push(starts[n - 1]!)
+      await sleep(50)
+    }
+    lastStarts.sort((a, b) => a - b)
+    rows.push([
+      fmt(n, 0),
+      fmt(lastStarts[Math.floor(lastStarts.length / 2)]!, 2),
+      fmt(lastStarts[lastStarts.length - 1]!, 2),
+      fmt((1000 * lastStarts[Math.floor(lastStarts.length / 2)]!) / n, 2)
+    ])
+  }
+  console.log(table(["fibers forked at once", "last start ms (median of 10)", "max ms", "us per fiber"], rows))
+}
+
 if (mode === "run") await run(Number(args[0] ?? 1000), Number(args[1] ?? 5), args[2] === "lock")
 else if (mode === "breakdown") await breakdown(Number(args[0] ?? 20000))
 else if (mode === "heap") await heap(Number(args[0] ?? 100000))
 else if (mode === "growth") await growth(Number(args[0] ?? 1000), Number(args[1] ?? 20))
+else if (mode === "floor") await floor((args[0] ?? "1000,10000").split(",").map(Number))
 else {
   console.error("usage: profile.ts run [N] [seconds] [lock] | breakdown [iterations] | heap [N] | growth [N] [seconds]")
   process.exit(2)
