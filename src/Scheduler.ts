@@ -617,7 +617,18 @@ export const make = <R>(
         }
         const batch = backlog
         backlog = []
-        yield* Effect.uninterruptible(settle(batch))
+        yield* Effect.uninterruptible(settle(batch)).pipe(
+          // Not expected; but a run whose bookkeeping failed must still end, or it would count as running forever.
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Effect.logError("run bookkeeping failed", cause),
+              Effect.sync(() => {
+                const now = clock.unsafeCurrentTimeMillis()
+                for (const item of batch) if (item._tag === "Finished" && !item.running.over) complete(item.running, now)
+              })
+            )
+          )
+        )
       }
     })
 
@@ -899,7 +910,10 @@ export const make = <R>(
         }
       })
 
-    const timerLoop = fireTimer.run(fireBatch)
+    // Uninterruptible: runs of a batch count as running from when it is planned, so an interruption (leadership
+    // lost) must not strike between planning and `begin`, which would leave them counted forever. A batch is short:
+    // a synchronous pass, then one store call bounded by the store's own timeout.
+    const timerLoop = fireTimer.run((batch, now) => Effect.uninterruptible(fireBatch(batch, now)))
 
     const lead = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -1008,20 +1022,24 @@ export const make = <R>(
       status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
       trigger: (name) =>
-        Effect.flatMap(lookup(name), (state) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        Effect.flatMap(lookup(name), (state) => {
+          // Counted as running from its creation: created and begun in one uninterruptible step.
+          let runId = ""
+          return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const running = newRunning(state, now, "manual")
-            return Effect.flatMap(beginAndStart([running]), ([result]): Effect.Effect<TriggerResult, StoreError> =>
+            runId = running.runId
+            return beginAndStart([running])
+          })).pipe(
+            Effect.flatMap(([result]): Effect.Effect<TriggerResult, StoreError> =>
               result === undefined
                 ? Effect.die(new Error("the store returned no result for the run"))
                 : Either.isLeft(result)
                 ? Effect.fail(result.left)
                 : Effect.succeed(
-                  result.right._tag === "Started"
-                    ? { _tag: "Started", runId: running.runId, fence: result.right.fence }
-                    : result.right
+                  result.right._tag === "Started" ? { _tag: "Started", runId, fence: result.right.fence } : result.right
                 ))
-          })),
+          )
+        }),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
           Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))

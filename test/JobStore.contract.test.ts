@@ -3,6 +3,7 @@
  * one shared state. Expiry is driven by `TestClock` for memory and by real (short) TTLs for Redis.
  */
 import { assert, describe, expect, it, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -337,6 +338,17 @@ describe("JobStore contract: memory", () => {
 const redisStore = (url: string, keyPrefix: string) =>
   JobStoreRedis.layerRedis.pipe(Layer.provideMerge(Redis.layer({ url, keyPrefix })))
 
+/** A store and its raw client on the test server, under `prefix`, for the Redis-only tests. */
+const redisFixture = (prefix: string) =>
+  Effect.gen(function*() {
+    const server = yield* TestRedis
+    const context = yield* Layer.build(redisStore(server.url, prefix))
+    return {
+      store: Context.get(context, JobStore.JobStore),
+      client: Context.get(context, Redis.RedisClient).client
+    }
+  })
+
 layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30) })(
   "JobStore contract: redis",
   (it) => {
@@ -349,11 +361,8 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
 
     it.scoped("begin writes the documented keys: tick, last, lock, fence, status", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
         const prefix = uniquePrefix("user")
-        const context = yield* Layer.build(redisStore(server.url, prefix))
-        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
-        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const { client, store } = yield* redisFixture(prefix)
         const run = started(yield* store.begin(request(T0, { nodeId: "node-9" })))
         const get = (key: string) => Effect.promise(() => client.get(`${prefix}:job:${key}`))
         expect(yield* get(`tick:sync_user:${T0}`)).toBe("node-9")
@@ -372,11 +381,8 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
 
     it.scoped("recentRuns skips a corrupt entry with a warning instead of failing", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
         const prefix = uniquePrefix()
-        const context = yield* Layer.build(redisStore(server.url, prefix))
-        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
-        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const { client, store } = yield* redisFixture(prefix)
         const good = record("sync_user", T0)
         yield* store.finish({ record: good, lock: Option.none(), statusTtl: LONG, maxRecords: 5 })
         yield* Effect.promise(() => client.lpush(`${prefix}:job:runs:sync_user`, "{not json", "{\"runId\":1}"))
@@ -385,10 +391,7 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
 
     it.scoped("begin and finish are one Redis command each (one round trip per step)", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const context = yield* Layer.build(redisStore(server.url, uniquePrefix()))
-        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
-        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const { client, store } = yield* redisFixture(uniquePrefix())
         // Warm up: the first use of each script loads it (EVALSHA -> NOSCRIPT -> EVAL).
         const warm = started(yield* store.begin(request(T0)))
         yield* store.finish({ record: record("sync_user", T0), lock: warm.lock, statusTtl: LONG, maxRecords: 5 })
@@ -408,10 +411,7 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
 
     it.scoped("beginMany and finishMany send one pipeline each, and load their scripts again after SCRIPT FLUSH", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const context = yield* Layer.build(redisStore(server.url, uniquePrefix()))
-        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
-        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const { client, store } = yield* redisFixture(uniquePrefix())
         yield* Effect.promise(() => client.script("FLUSH"))
         const sent: Array<string> = []
         const original = client.sendCommand.bind(client)
@@ -453,10 +453,7 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
 
     it.scoped("beginMany on a stopped connection answers every request with a StoreError", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const context = yield* Layer.build(redisStore(server.url, uniquePrefix()))
-        const store = Effect.runSync(Effect.provide(JobStore.JobStore, context))
-        const { client } = Effect.runSync(Effect.provide(Redis.RedisClient, context))
+        const { client, store } = yield* redisFixture(uniquePrefix())
         client.disconnect()
         const results = yield* store.beginMany!([request(T0), request(T0, { job: "b" })])
         assert.deepStrictEqual(results.map((result) => Either.isLeft(result) ? result.left._tag : "ok"), [
