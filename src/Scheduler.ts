@@ -500,13 +500,15 @@ export const make = <R>(
         // Log lines carry their fields as annotations. Built in one mutable pass over this fiber's annotations: the
         // usual `annotateLogs` makes a new persistent map per field, most of the allocation of a short run.
         const baseAnnotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+        const minimumLevel = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
         const logWith = (
           level: LogLevel.LogLevel,
           message: string,
           fields: Record<string, unknown>,
           cause: Cause.Cause<unknown> = Cause.empty
         ) =>
-          Effect.locally(
+          // Below the minimum level the line would be dropped anyway: do not build its annotations.
+          LogLevel.lessThan(level, minimumLevel) ? Effect.void : Effect.locally(
             Effect.logWithLevel(level, message, cause),
             FiberRef.currentLogAnnotations,
             HashMap.mutate(baseAnnotations, (annotations) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, HashMap, Layer, Logger, Option, Schedule, TestClock, Tracer } from "effect"
+import { Clock, Duration, Effect, Fiber, HashMap, Layer, Logger, LogLevel, Option, Schedule, TestClock, Tracer } from "effect"
 import { BusinessError, SystemError } from "../src/Errors.js"
 import * as Job from "../src/Job.js"
 import { JobLockModel } from "../src/JobLockModel.js"
@@ -549,6 +549,22 @@ describe("Scheduler: logs", () => {
       expect(skipped.map((l) => [l.annotations.reason, l.annotations.fire_time])).toEqual([
         ["overlap", "2026-05-01T00:00:20.000Z"]
       ])
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.scoped("with the minimum log level at Warning, successes log nothing and a defect still logs job finished at ERROR", () =>
+    Effect.gen(function*() {
+      logs.length = 0
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      yield* Effect.gen(function*() {
+        yield* start([
+          Job.unsafeMake({ name: "quiet", every: "1 second", fixedRate: true, handler: Effect.void }),
+          Job.unsafeMake({ name: "loud", every: "1 second", fixedRate: true, handler: Effect.die("boom") })
+        ])
+        yield* advance("2 seconds", "500 millis")
+      }).pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
+      const finished = logs.filter((l) => l.message === "job finished")
+      expect(finished.map((l) => [l.annotations.job, l.level])).toEqual([["loud", "ERROR"], ["loud", "ERROR"]])
+      expect(finished[0]!.annotations.outcome).toBe("defect")
     }).pipe(Effect.provide(TestLayers)))
 
   it.effect("LOG_FORMAT=json writes every log line as one JSON object with the annotations as fields", () =>
