@@ -209,7 +209,8 @@ interface RunTimerEntry {
 
 /**
  * What the scheduler keeps per job. The pieces a job needs only once it runs (its metric labels, its `begin`
- * template, durations in milliseconds) are made on first use: an idle job costs only what it must.
+ * template, its retry schedule) are made on first use, and durations in milliseconds are read off the job when
+ * needed rather than kept: an idle job costs only what it must.
  */
 class JobState {
   /** Bumped whenever the planned fire changes; timer entries of older generations are stale. */
@@ -258,12 +259,14 @@ class JobState {
   }
 
   /** The parts of every `begin` request that do not change from run to run. */
-  get begin(): Pick<BeginRequest, "lock" | "statusTtl"> & { readonly slotTtl: Duration.Duration } {
+  get begin(): Pick<BeginRequest, "slot" | "lock" | "statusTtl"> {
     const job = this.job
     return this.beginCache ??= {
-      slotTtl: DurationM.millis(
-        Math.max(DurationM.toMillis(job.misfireGrace), this.misfireThresholdMs) + SLOT_TTL_MARGIN_MS
-      ),
+      slot: Option.some({
+        ttl: DurationM.millis(
+          Math.max(DurationM.toMillis(job.misfireGrace), this.misfireThresholdMs) + SLOT_TTL_MARGIN_MS
+        )
+      }),
       lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
       statusTtl: job.lock.enabled ? job.lock.ttl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
     }
@@ -515,7 +518,7 @@ export const make = <R>(
               for (const key in fields) HashMap.set(annotations, key, fields[key])
             })
           )
-        const finished: Array<{ readonly item: Finished; readonly record: RunRecord; readonly error?: string }> = []
+        const finished: Array<{ readonly item: Finished; readonly record: RunRecord }> = []
         for (const item of batch) {
           if (item._tag !== "Finished") continue
           const { running } = item
@@ -535,7 +538,7 @@ export const make = <R>(
             outcome,
             ...(error === undefined ? {} : { error })
           }, true)
-          finished.push(error === undefined ? { item, record } : { item, record, error })
+          finished.push({ item, record })
         }
         // Stores bound every operation themselves (JobStore's contract), so no timeout is added here.
         const saved = finished.length === 0 ? [] : yield* JobStoreM.finishMany(
@@ -571,7 +574,7 @@ export const make = <R>(
               break
             }
             case "Finished": {
-              const { error, record } = finished[k]
+              const { record } = finished[k]
               const result = saved[k]
               k++
               const running = item.running
@@ -600,7 +603,7 @@ export const make = <R>(
                 lateness_ms: running.startedAt - running.fireTime,
                 attempt: running.attempt,
                 kind: running.kind,
-                ...(error === undefined ? {} : { error })
+                ...(record.error === undefined ? {} : { error: record.error })
               }, logCause)
               complete(running, item.finishedAt)
               break
@@ -744,7 +747,7 @@ export const make = <R>(
         fireTime: running.fireTime,
         runId: running.runId,
         nodeId,
-        slot: running.kind === "scheduled" ? Option.some({ ttl: begin.slotTtl }) : Option.none(),
+        slot: running.kind === "scheduled" ? begin.slot : Option.none(),
         lock: begin.lock,
         statusTtl: begin.statusTtl
       }
@@ -1024,15 +1027,13 @@ export const make = <R>(
       status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
       trigger: (name) =>
-        Effect.flatMap(lookup(name), (state) => {
+        Effect.flatMap(lookup(name), (state) =>
           // Counted as running from its creation: created and begun in one uninterruptible step.
-          let runId = ""
-          return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const running = newRunning(state, now, "manual")
-            runId = running.runId
-            return beginAndStart([running])
+            return Effect.map(beginAndStart([running]), ([result]) => ({ result, runId: running.runId }))
           })).pipe(
-            Effect.flatMap(([result]): Effect.Effect<TriggerResult, StoreError> =>
+            Effect.flatMap(({ result, runId }): Effect.Effect<TriggerResult, StoreError> =>
               result === undefined
                 ? Effect.die(new Error("the store returned no result for the run"))
                 : Either.isLeft(result)
@@ -1040,8 +1041,7 @@ export const make = <R>(
                 : Effect.succeed(
                   result.right._tag === "Started" ? { _tag: "Started", runId, fence: result.right.fence } : result.right
                 ))
-          )
-        }),
+          )),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
           Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))

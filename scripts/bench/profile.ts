@@ -288,7 +288,8 @@ const breakdown = async (iterations: number) => {
     lock: lock ? Option.some({ key: "job-1", ttl }) : Option.none(),
     statusTtl: ttl
   })
-  const record = () =>
+  /** A run record as the scheduler makes one; `unchecked` skips the Schema validation, as the scheduler does. */
+  const record = (unchecked = false) =>
     new RunRecord({
       runId: crypto.randomUUID(),
       job: "job-1",
@@ -301,21 +302,7 @@ const breakdown = async (iterations: number) => {
       attempt: 1,
       fence: 1,
       outcome: "success"
-    })
-  const recordUnchecked = () =>
-    new RunRecord({
-      runId: crypto.randomUUID(),
-      job: "job-1",
-      kind: "scheduled",
-      fireTime: fire,
-      startedAt: fire,
-      finishedAt: fire,
-      durationMs: 0,
-      node: "bench",
-      attempt: 1,
-      fence: 1,
-      outcome: "success"
-    }, true)
+    }, unchecked)
   const handler = Effect.flatMap(RunContext, () => Effect.void)
   const provideCtx = (effect: Effect.Effect<void, never, RunContext>) =>
     Effect.provideService(effect, RunContext, {
@@ -346,8 +333,8 @@ const breakdown = async (iterations: number) => {
         statusTtl: ttl,
         maxRecords: 100
       })))
-  await m("new RunRecord (Schema.Class, validated)", () => Effect.sync(record))
-  await m("  proposal: new RunRecord(fields, true) (validation off)", () => Effect.sync(() => recordUnchecked()))
+  await m("new RunRecord (Schema.Class, validated)", () => Effect.sync(() => record()))
+  await m("  proposal: new RunRecord(fields, true) (validation off)", () => Effect.sync(() => record(true)))
   await m("handler with RunContext provided", () => provideCtx(handler))
   await m("Effect.timeoutFail (5 minutes) around the handler", () =>
     Effect.timeoutFail(provideCtx(handler), { duration: ttl, onTimeout: () => new Error("timeout") }))

@@ -96,6 +96,10 @@ const decodeRecord = Schema.decodeUnknownEither(RecordJson)
 const unexpectedReply = (operation: string, reply: unknown) =>
   new StoreError({ backend: "redis", operation, reason: `unexpected reply ${JSON.stringify(reply)}` })
 
+/** The error Redis answered one call of a pipeline with. */
+const replyError = (operation: string, error: Error) =>
+  new StoreError({ backend: "redis", operation, reason: error.message, cause: error })
+
 const encodeError = (error: ParseResult.ParseError) =>
   new StoreError({
     backend: "redis",
@@ -193,9 +197,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
           Effect.map((results) =>
             results.map((result, i) =>
               "error" in result
-                ? Either.left(
-                  new StoreError({ backend: "redis", operation: "begin", reason: result.error.message, cause: result.error })
-                )
+                ? Either.left(replyError("begin", result.error))
                 : parseBegin(requests[i]!, calls[i]!.token, result.reply)
             )
           ),
@@ -230,9 +232,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
             Effect.map((replies) => {
               replies.forEach((reply, k) => {
                 if ("error" in reply) {
-                  results[sendable[k]!.index] = Either.left(
-                    new StoreError({ backend: "redis", operation: "finish", reason: reply.error.message, cause: reply.error })
-                  )
+                  results[sendable[k]!.index] = Either.left(replyError("finish", reply.error))
                 }
               })
               return results
