@@ -1,6 +1,11 @@
 /**
  * effect-job-scheduler: scheduled jobs for Effect applications.
  *
+ * The root holds the backend-free core: importing it loads `effect` and this package only. The Redis and etcd
+ * backends have import paths of their own (`effect-job-scheduler/JobStore/Redis`, `effect-job-scheduler/Redis`,
+ * `effect-job-scheduler/JobLockModel/Redis`, `effect-job-scheduler/Etcd`, `effect-job-scheduler/LeaderElection/Etcd`),
+ * so an application that keeps everything in memory installs and loads neither `ioredis` nor `etcd3`.
+ *
  * @since 0.1.0
  */
 
@@ -26,13 +31,3 @@ export * as Run from "./Run.js"
 export { RunContext, RunRecord } from "./Run.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
-/** @since 0.1.0 */
-export * as Redis from "./Redis.js"
-/** @since 0.1.0 */
-export * as JobStoreRedis from "./JobStore/Redis.js"
-/** @since 0.1.0 */
-export * as JobLockModelRedis from "./JobLockModel/Redis.js"
-/** @since 0.1.0 */
-export * as Etcd from "./Etcd.js"
-/** @since 0.1.0 */
-export * as LeaderElectionEtcd from "./LeaderElection/Etcd.js"

@@ -3,7 +3,7 @@
  * tables and keeps a copy in .tmp/bench/results-<time>.md.
  *
  *   node scripts/run.mjs scripts/bench/all.ts          (npm run bench; about 10 minutes on 2 cores)
- *   env: BENCH_STEPS=lateness,idle,cron,redis,leadership (a subset), and each step's own variables
+ *   env: BENCH_STEPS=lateness,idle,cron,import,redis,leadership (a subset), and each step's own variables
  *        (BENCH_SECONDS, BENCH_N, BENCH_N_OURS, BENCH_IDLE_N, BENCH_IDLE_SECONDS, BENCH_ONLY, BENCH_CRON_MS,
  *        BENCH_CRON_ROUNDS, BENCH_REDIS_ITERATIONS, RUNS, PROCESS_RUNS, TTL)
  *
@@ -40,6 +40,8 @@ const steps: ReadonlyArray<Step> = [
     env: { BENCH_IDLE_ONLY: "ours,croner,node-cron,toad-cron,toad-interval,effect-fiber", BENCH_IDLE_SECONDS: "3" }
   },
   { id: "cron", script: "scripts/bench/cron.ts", flags: [], env: { BENCH_CRON_MS: "100" } },
+  // 10 rounds of six fresh processes, ~1 minute.
+  { id: "import", script: "scripts/bench/import.ts", flags: [], env: { BENCH_IMPORT_ROUNDS: "10" } },
   { id: "redis", script: "scripts/bench/redis.ts", flags: [] },
   // leadership.ts defaults to 5 in-process and 3 process runs per scenario (3.5 min here); 3 and 2 take under 2.
   { id: "leadership", script: "scripts/bench/leadership-report.ts", flags: [], env: { RUNS: "3", PROCESS_RUNS: "2" } }
