@@ -1,6 +1,7 @@
 /**
  * Loggers: `json` writes every log line as one JSON object on stdout (annotations as top-level fields), `pretty`
- * is effect's human-readable logger.
+ * writes one human-readable line per event (`time LEVEL message key=value ...`), with a failure's cause on the
+ * lines after it.
  *
  * @since 0.1.0
  */
@@ -35,7 +36,9 @@ const levels: Record<Level, LogLevel.LogLevel> = {
 
 const messageText = (message: unknown): string => {
   const parts = Array.isArray(message) ? message : [message]
-  return parts.map((part) => (typeof part === "string" ? part : Inspectable.format(part))).join(" ")
+  return parts.map((part) =>
+    typeof part === "string" ? part : part instanceof Error ? String(part) : Inspectable.format(part)
+  ).join(" ")
 }
 
 /**
@@ -55,6 +58,39 @@ export const jsonLogger: Logger.Logger<unknown, void> = Logger.make(({ annotatio
   process.stdout.write(JSON.stringify(line) + "\n")
 })
 
+/** A value as `key=value` text: strings bare unless they hold spaces, quotes or `=`, everything else as JSON. */
+const prettyValue = (value: unknown): string => {
+  if (typeof value === "string") return /^[^\s"=]*$/.test(value) && value !== "" ? value : JSON.stringify(value)
+  if (value instanceof Date) return value.toISOString()
+  if (typeof value === "number" || typeof value === "boolean" || value === null) return String(value)
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return Inspectable.format(value)
+  }
+}
+
+/**
+ * One line per event for people reading a terminal: `2026-01-01T02:00:00.000Z INFO job finished job=archive_user
+ * outcome=success ...`, annotations in the order they were added. A failure's cause (with its stack) follows on the
+ * next lines, indented, so that one event is still one line at the start of the screen line.
+ *
+ * @since 0.1.0
+ * @category loggers
+ */
+export const prettyLogger: Logger.Logger<unknown, void> = Logger.make(
+  ({ annotations, cause, date, logLevel, message }) => {
+    let line = `${date.toISOString()} ${logLevel.label.padEnd(5)} ${messageText(message)}`
+    for (const [key, value] of HashMap.toEntries(annotations)) line += ` ${key}=${prettyValue(value)}`
+    const details = Cause.isEmpty(cause) ? [] : [Cause.pretty(cause, { renderErrorCause: true })]
+    for (const part of Array.isArray(message) ? message : [message]) {
+      if (part instanceof Error && part.stack !== undefined) details.push(part.stack)
+    }
+    for (const detail of details) line += "\n" + detail.split("\n").map((l) => `    ${l}`).join("\n")
+    process.stdout.write(line + "\n")
+  }
+)
+
 /**
  * The logger and minimum level for the given settings.
  *
@@ -63,7 +99,7 @@ export const jsonLogger: Logger.Logger<unknown, void> = Logger.make(({ annotatio
  */
 export const layer = (options: { readonly format: Format; readonly level: Level }): Layer.Layer<never> =>
   Layer.merge(
-    options.format === "json" ? Logger.replace(Logger.defaultLogger, jsonLogger) : Logger.pretty,
+    Logger.replace(Logger.defaultLogger, options.format === "json" ? jsonLogger : prettyLogger),
     Logger.minimumLogLevel(levels[options.level])
   )
 
