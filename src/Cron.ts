@@ -22,7 +22,9 @@
  *
  * @since 0.1.0
  */
+import type * as EffectCron from "effect/Cron"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { InvalidCron } from "./Errors.js"
 import {
   civilDay,
@@ -267,6 +269,62 @@ export const parse = (
   const parsed = parseUncached(expression, timezone)
   if (key !== "" && Either.isRight(parsed) && parsedCache.size < PARSED_CACHE_MAX) parsedCache.set(key, parsed.right)
   return parsed
+}
+
+/**
+ * Takes an effect `Cron` (from `effect/Cron`'s `parse`, `unsafeParse` or `make`) as a cron of this module, so that
+ * it fires by this module's rules: Vixie-cron DST handling (a pinned time in a spring-forward gap fires at the
+ * jump, a repeated hour fires once) and results that never depend on the process's `TZ`. effect's own
+ * `Schedule.cron` handles DST differently: `Schedule.cron("30 2 * * *", "America/New_York")` fires at 07:30Z on
+ * 2026-03-08, where this module fires at 07:00Z (03:00 EDT, the jump).
+ *
+ * The zone is the effect cron's (a named zone, or a whole-hour offset as `Etc/GMT±N`), else `timezone`, else UTC.
+ * An effect cron made with `and: true` (day-of-month AND day-of-week) has no cron syntax here and is an
+ * `InvalidCron`, as is a zone given both ways that disagree.
+ *
+ * @example
+ * ```ts
+ * import { Cron as EffectCron, Either } from "effect"
+ * import * as Cron from "effect-job-scheduler/Cron"
+ *
+ * const cron = Either.getOrThrow(Cron.fromEffect(EffectCron.unsafeParse("0 30 2 * * *", "America/New_York")))
+ * new Date(Cron.next(cron, Date.UTC(2026, 2, 8))).toISOString() // "2026-03-08T07:00:00.000Z"
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromEffect = (
+  cron: EffectCron.Cron,
+  options?: { readonly timezone?: string | undefined }
+): Either.Either<Cron, InvalidCron> => {
+  const field = (values: ReadonlySet<number>) =>
+    values.size === 0 ? "*" : [...values].sort((a, b) => a - b).join(",")
+  const expression = [cron.seconds, cron.minutes, cron.hours, cron.days, cron.months, cron.weekdays].map(field)
+    .join(" ")
+  const fail = (fieldName: string | undefined, timezone: string, reason: string) =>
+    Either.left(new InvalidCron({ expression, timezone, field: fieldName, reason }))
+  const own = Option.map(cron.tz, (zone): string | undefined => {
+    if (zone._tag === "Named") return zone.id
+    if (zone.offset === 0) return "UTC"
+    const hours = zone.offset / 3_600_000
+    // IANA's Etc/GMT zones have the POSIX sign: Etc/GMT-8 is 8 hours ahead of UTC.
+    return Number.isInteger(hours) && Math.abs(hours) <= 14 ? `Etc/GMT${hours > 0 ? "-" : "+"}${Math.abs(hours)}` : undefined
+  })
+  const given = options?.timezone
+  if (Option.isSome(own) && own.value === undefined) {
+    return fail("timezone", String(given ?? "UTC"), "an offset zone that is not a whole number of hours has no IANA name")
+  }
+  const ownName = Option.getOrUndefined(own)
+  if (ownName !== undefined && given !== undefined && ownName !== given) {
+    return fail("timezone", given, `the effect Cron carries the zone ${ownName}, which differs from ${given}`)
+  }
+  const timezone = ownName ?? given ?? "UTC"
+  // effect 3.22's Cron has `and` (both day fields must match); older ones do not.
+  if ((cron as { readonly and?: boolean }).and === true && cron.days.size > 0 && cron.weekdays.size > 0) {
+    return fail("dayOfWeek", timezone, "day-of-month AND day-of-week matching has no cron syntax; use one of them")
+  }
+  return parse(expression, { timezone })
 }
 
 /** Distinct (zone, expression) pairs kept; beyond this, new ones are parsed without being kept. */

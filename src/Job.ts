@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as EffectCron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -89,8 +90,11 @@ export interface Job<out R = never> {
 export interface JobOptions<R> {
   readonly name: string
   readonly handler: Effect.Effect<void, JobError, R>
-  /** A cron expression, 6 fields (with seconds) or 5, or a macro such as `@daily`. */
-  readonly cron?: string | undefined
+  /**
+   * A cron expression, 6 fields (with seconds) or 5, or a macro such as `@daily`; or an effect `Cron` value
+   * (`Cron.unsafeParse(...)` from `effect`), which then fires by this package's DST rules (see `Cron.fromEffect`).
+   */
+  readonly cron?: string | EffectCron.Cron | undefined
   /** IANA zone of `cron`; default `UTC`. */
   readonly timezone?: string | undefined
   /** A fixed interval such as `"5 seconds"`; fixed delay unless `fixedRate` is true. */
@@ -142,7 +146,12 @@ export const LOCK_TTL_MARGIN: Duration.Duration = Duration.seconds(30)
  */
 export const DEFAULT_MISFIRE_GRACE: Duration.Duration = Duration.minutes(1)
 
-const NAME = /^[a-z0-9_.-]+$/
+/**
+ * Job names: identifier shapes (`sync_user`, `nightlyReport`, `report:tenant-42`, `billing/eu.invoice`): a letter or
+ * digit, then letters, digits and `_ . : / -`; at most 200 characters (names are parts of store keys and metric
+ * labels).
+ */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/
 
 // Shared defaults: a job that takes them holds references to these, not copies (an idle job should cost little).
 const DEFAULT_RETRY_DELAY = Duration.seconds(1)
@@ -176,7 +185,11 @@ export const make = <R>(
   Either.gen(function*() {
     const name = options.name
     if (typeof name !== "string" || !NAME.test(name)) {
-      return yield* fail(String(name), "name", "expected a name matching [a-z0-9_.-]+")
+      return yield* fail(
+        String(name),
+        "name",
+        "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)"
+      )
     }
     const given = [options.cron, options.every, options.schedule].filter((x) => x !== undefined).length
     if (given !== 1) {
@@ -184,7 +197,9 @@ export const make = <R>(
     }
     let trigger: Trigger
     if (options.cron !== undefined) {
-      trigger = yield* cron(options.cron, options.timezone ?? "UTC")
+      trigger = EffectCron.isCron(options.cron)
+        ? { _tag: "Cron", cron: yield* Cron.fromEffect(options.cron, { timezone: options.timezone }) }
+        : yield* cron(options.cron, options.timezone ?? "UTC")
     } else if (options.every !== undefined) {
       const every = yield* duration(name, "every", options.every)
       trigger = options.fixedRate ? { _tag: "FixedRate", every } : { _tag: "FixedDelay", every }
