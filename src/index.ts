@@ -9,25 +9,89 @@
  * @since 0.1.0
  */
 
-/** @since 0.1.0 */
+/**
+ * Cron expressions with seconds, IANA zones and Vixie-cron DST rules: `parse`, `fromEffect`, `next`.
+ *
+ * @since 0.1.0
+ */
 export * as Cron from "./Cron.js"
-/** @since 0.1.0 */
+
+/**
+ * The errors of the package: what handlers fail with (`BusinessError`, `SystemError`), why runs stop (`JobTimeout`,
+ * `LockLost`, `LeadershipLost`), bad definitions (`InvalidCron`, `InvalidJob`, `DuplicateJob`, `UnknownJob`) and
+ * backend failures (`StoreError`, `ElectionError`).
+ *
+ * @since 0.1.0
+ */
 export * from "./Errors.js"
-/** @since 0.1.0 */
+
+/**
+ * Job definitions: a name, a trigger, a handler and its options, validated when made (`make`, `unsafeMake`).
+ *
+ * @since 0.1.0
+ */
 export * as Job from "./Job.js"
-/** @since 0.1.0 */
+
+/**
+ * The per-run lock and job status (`acquireLock`, `releaseLock`, `setJobStatus`, `getJobStatus`, `withLock`).
+ *
+ * @since 0.1.0
+ */
 export * as JobLockModel from "./JobLockModel.js"
-/** @since 0.1.0 */
+
+/**
+ * The run path's state: slot claims, locks, fences, statuses, run records and pause flags; `layerMemory`.
+ *
+ * @since 0.1.0
+ */
 export * as JobStore from "./JobStore.js"
-/** @since 0.1.0 */
+
+/**
+ * Which node runs the jobs: `layerSingleNode`, `layerManual` for tests; etcd in its own module.
+ *
+ * @since 0.1.0
+ */
 export * as LeaderElection from "./LeaderElection.js"
-/** @since 0.1.0 */
+
+/**
+ * Loggers: one JSON object per line, or one readable line per event; the minimum level.
+ *
+ * @since 0.1.0
+ */
 export * as Logging from "./Logging.js"
-/** @since 0.1.0 */
+
+/**
+ * The scheduler's metrics as effect `Metric`s: runs, durations, lateness, skips, leadership, lock renewals.
+ *
+ * @since 0.1.0
+ */
 export * as Metrics from "./Metrics.js"
-/** @since 0.1.0 */
+
+/**
+ * What a run is and what it ended in: `RunContext`, `RunRecord`, `Outcome`, `SkipReason`.
+ *
+ * @since 0.1.0
+ */
 export * as Run from "./Run.js"
-/** @since 0.1.0 */
-export { RunContext, RunRecord } from "./Run.js"
-/** @since 0.1.0 */
+
+export {
+  /**
+   * What a handler knows about its run: job, fire time, run id, attempt, node id and fence.
+   *
+   * @since 0.1.0
+   */
+  RunContext,
+  /**
+   * One record per run, kept per job and readable from any node.
+   *
+   * @since 0.1.0
+   */
+  RunRecord
+} from "./Run.js"
+
+/**
+ * The scheduler: runs registered jobs while this node leads; status, trigger, pause, resume, runs; its layers.
+ *
+ * @since 0.1.0
+ */
 export * as Scheduler from "./Scheduler.js"
