@@ -927,8 +927,9 @@ export const make = <R>(
     const timerLoop = fireTimer.run((batch, now) => Effect.uninterruptible(fireBatch(batch, now)))
 
     const lead = Effect.gen(function*() {
-      // A store that lost its data while we did not lead says so now (logged and counted by the store).
-      if (store.checkEpoch !== undefined) yield* Effect.ignore(store.checkEpoch)
+      // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
+      // planning, so that a slow store does not delay the first fires.
+      if (store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(store.checkEpoch))
       const now = yield* Clock.currentTimeMillis
       const enabled = Array.from(states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => firstFire(state, now), { concurrency: 64 })
