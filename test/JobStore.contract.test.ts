@@ -133,7 +133,12 @@ const contract = ({ advance, test }: Backend) => {
       // The old holder can neither renew nor release it; its late finish leaves the new lock alone.
       assert.isFalse(yield* store.renewLock(oldLock, LONG))
       assert.isFalse(yield* model.releaseLock(oldLock))
-      yield* store.finish({ record: record("sync_user", T0, "leadership_lost", old.fence), lock: old.lock, statusTtl: LONG, maxRecords: 5 })
+      yield* store.finish({
+        record: record("sync_user", T0, "leadership_lost", old.fence),
+        lock: old.lock,
+        statusTtl: LONG,
+        maxRecords: 5
+      })
       assert.isTrue(yield* store.renewLock(nextLock, LONG))
       assert.strictEqual(skipped(yield* store.begin(request(T0 + 2000, { term: 9 }))), "lock_held")
     }))
@@ -153,7 +158,12 @@ const contract = ({ advance, test }: Backend) => {
       // A run begun without a term (a manual run on a node that does not lead) holds a lock no term takes over.
       const manualRun = started(yield* store.begin(manual(T0 + 4000)))
       assert.strictEqual(skipped(yield* store.begin(request(T0 + 5000, { term: 1_000_000 }))), "lock_held")
-      yield* store.finish({ record: record("sync_user", T0 + 4000), lock: manualRun.lock, statusTtl: LONG, maxRecords: 5 })
+      yield* store.finish({
+        record: record("sync_user", T0 + 4000),
+        lock: manualRun.lock,
+        statusTtl: LONG,
+        maxRecords: 5
+      })
 
       // Nor does a lock taken outside the scheduler (JobLockModel, or a Go service sharing the keys).
       const outside = Option.getOrThrow(yield* model.acquireLock("sync_user", LONG))
@@ -475,11 +485,12 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         }
         const after = Date.now() * 1000
         // The test process and redis-server share this host's clock; 5 s of slack for a loaded machine.
-        assert.isTrue(fences[0]! >= before - 5_000_000 && fences[4]! <= after + 5_000_000, `fences ${fences.join(", ")}`)
+        const within = fences[0]! >= before - 5_000_000 && fences[4]! <= after + 5_000_000
+        assert.isTrue(within, `fences ${fences.join(", ")}`)
         for (let i = 1; i < fences.length; i++) assert.isAbove(fences[i]!, fences[i - 1]!)
       }))
 
-    it.scoped("a fence counter ahead of the clock is continued by +1; past 2^53 - 1 begin fails and writes nothing", () =>
+    it.scoped("a fence counter ahead of the clock goes on by +1; past 2^53 - 1 begin fails and writes nothing", () =>
       Effect.gen(function*() {
         const prefix = uniquePrefix()
         const { client, store } = yield* redisFixture(prefix)
@@ -494,7 +505,9 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         // Nothing was claimed, taken or counted: the fire time is still free, the lock too.
         expect(yield* Effect.promise(() => client.exists(`${prefix}:job:tick:sync_user:${T0 + 1000}`))).toBe(0)
         expect(yield* Effect.promise(() => client.exists(`${prefix}:job:lock:sync_user`))).toBe(0)
-        expect(yield* Effect.promise(() => client.get(`${prefix}:job:fence:sync_user`))).toBe(String(JobStoreRedis.MAX_FENCE))
+        expect(yield* Effect.promise(() => client.get(`${prefix}:job:fence:sync_user`))).toBe(
+          String(JobStoreRedis.MAX_FENCE)
+        )
       }))
 
     it.scoped("a lock taken under a term carries it in its token: term:{term}:{random}", () =>
@@ -510,12 +523,14 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         assert.strictEqual(skipped(yield* store.begin(request(T0, { job: "other", term: 10 ** 12 }))), "lock_held")
       }))
 
-    it.scoped("FLUSHALL: the next begin notices the new epoch (ERROR + metric) and its fence beats every earlier one", () =>
+    it.scoped("FLUSHALL: the next begin notices the new epoch (ERROR + metric); its fence beats all before", () =>
       Effect.gen(function*() {
         const prefix = uniquePrefix()
         const { client, store } = yield* redisFixture(prefix)
         const fences: Array<number> = []
-        for (let i = 0; i < 3; i++) fences.push(started(yield* store.begin(request(T0 + i * 1000, { lock: undefined }))).fence)
+        for (let i = 0; i < 3; i++) {
+          fences.push(started(yield* store.begin(request(T0 + i * 1000, { lock: undefined }))).fence)
+        }
         const epoch = yield* Effect.promise(() => client.get(`${prefix}:job:epoch`))
         assert.isString(epoch)
         const counted = yield* dataLossCount("marker")
@@ -539,7 +554,9 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         const ahead = Date.now() * 1000 + 3_600_000_000
         yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(ahead)))
         const given: Array<number> = []
-        for (let i = 0; i < 3; i++) given.push(started(yield* store.begin(request(T0 + i * 1000, { lock: undefined }))).fence)
+        for (let i = 0; i < 3; i++) {
+          given.push(started(yield* store.begin(request(T0 + i * 1000, { lock: undefined }))).fence)
+        }
         assert.deepStrictEqual(given, [ahead + 1, ahead + 2, ahead + 3])
         yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(ahead + 1)))
         const counted = yield* dataLossCount("fence_rollback")

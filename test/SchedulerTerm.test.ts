@@ -38,7 +38,9 @@ describe("Scheduler: leadership terms on the run path", () => {
       // A run of a dead leader (term 3) holds the lock for ten minutes.
       const dead = yield* store.begin(request(T0 - 500, 3))
       assert.strictEqual(dead._tag, "Started")
-      const scheduler = yield* start([Job.unsafeMake({ name: "work", every: "1 second", fixedRate: true, handler: Effect.void })])
+      const scheduler = yield* start([
+        Job.unsafeMake({ name: "work", every: "1 second", fixedRate: true, handler: Effect.void })
+      ])
       yield* TestClock.adjust("1 second")
       yield* TestClock.adjust("10 millis")
       expect((yield* scheduler.runs("work")).map((run) => run.outcome)).toEqual(["success"])
@@ -51,7 +53,9 @@ describe("Scheduler: leadership terms on the run path", () => {
       expect((yield* scheduler.runs("work")).map((run) => run.outcome)).toEqual(["success"])
       const status = yield* scheduler.jobStatus("work")
       assert.strictEqual(status.counters.skips, 1)
-    }).pipe(Effect.provide(Layer.merge(JobStore.layerMemory, LeaderElection.layerManual("node-a", LeaderElection.leader(7))))))
+    }).pipe(
+      Effect.provide(Layer.merge(JobStore.layerMemory, LeaderElection.layerManual("node-a", LeaderElection.leader(7))))
+    ))
 
   it.scoped("a manual run on a node that does not lead takes its lock without a term: no leader takes it over", () =>
     Effect.gen(function*() {
@@ -67,7 +71,9 @@ describe("Scheduler: leadership terms on the run path", () => {
       yield* Deferred.succeed(release, undefined)
       yield* TestClock.adjust("10 millis")
       expect((yield* scheduler.runs("work")).map((run) => run.outcome)).toEqual(["success"])
-    }).pipe(Effect.provide(Layer.merge(JobStore.layerMemory, LeaderElection.layerManual("node-a", LeaderElection.follower())))))
+    }).pipe(
+      Effect.provide(Layer.merge(JobStore.layerMemory, LeaderElection.layerManual("node-a", LeaderElection.follower())))
+    ))
 
   it.scoped("the store's epoch check runs when the node starts leading", () =>
     Effect.gen(function*() {

@@ -208,7 +208,11 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
     case "paused":
     case "slot_taken":
     case "lock_held":
-      return { result: Either.right({ _tag: "Skipped", reason: reply[0] }), epoch: stringOr(reply[1]), previous: undefined }
+      return {
+        result: Either.right({ _tag: "Skipped", reason: reply[0] }),
+        epoch: stringOr(reply[1]),
+        previous: undefined
+      }
     case "fence_exhausted":
       return {
         result: Either.left(
@@ -469,7 +473,8 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       redis.run("setPaused", (client): Promise<unknown> =>
         paused ? client.set(keys.paused(job), "1") : client.del(keys.paused(job)))
         .pipe(Effect.asVoid),
-    isPaused: (job) => redis.run("isPaused", (client) => client.exists(keys.paused(job))).pipe(Effect.map((n) => n > 0)),
+    isPaused: (job) =>
+      redis.run("isPaused", (client) => client.exists(keys.paused(job))).pipe(Effect.map((n) => n > 0)),
     checkEpoch
   }
 }

@@ -297,7 +297,9 @@ const startAttempts = (nodes: ReadonlyArray<ServiceNode>, from: number, to: numb
   nodes.flatMap((node) =>
     node.lines().filter((l) => {
       if (l.message !== "job skipped" || !STORE_SKIPS.includes(l.reason)) return false
-      if (typeof l.begin_sent_at !== "string") throw new Error(`a store skip without begin_sent_at: ${JSON.stringify(l)}`)
+      if (typeof l.begin_sent_at !== "string") {
+        throw new Error(`a store skip without begin_sent_at: ${JSON.stringify(l)}`)
+      }
       const at = Date.parse(l.begin_sent_at)
       return at >= from && at < to
     }).map((l) => `${node.id} sent ${l.begin_sent_at} logged ${l.timestamp} ${l.fire_time} ${l.reason}`)

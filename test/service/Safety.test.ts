@@ -144,7 +144,10 @@ const withWorkerOutputs = (workers: ReadonlyArray<Worker>) => <A>(effect: Effect
   Effect.catchAllDefect(effect, (defect) => Effect.dieMessage(`${String(defect)}\n${describeWorkers(workers)}`))
 
 /** No fire time ran twice, and fences grow strictly in fire-time order. */
-const expectFencesAndFires = (runs: ReadonlyArray<{ readonly fireTime: number; readonly fence: number }>, table: string) => {
+const expectFencesAndFires = (
+  runs: ReadonlyArray<{ readonly fireTime: number; readonly fence: number }>,
+  table: string
+) => {
   const fires = runs.map((run) => run.fireTime)
   expect(fires.filter((fire, i) => fires.indexOf(fire) !== i).map(iso), `fire times run twice:\n${table}`).toEqual([])
   for (let i = 1; i < runs.length; i++) {
