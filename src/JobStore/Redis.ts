@@ -282,30 +282,46 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
   /** Per job, the highest fence this node was given: the floor of its next `begin`. */
   const highWater = new Map<string, number>()
 
+  /**
+   * Markers replaced since: a reply carrying one was sent before the loss and handled after a later reply (calls on
+   * one connection are answered in order, but their fibers may resume in another), so it says nothing new.
+   */
+  const retiredEpochs = new Set<string>()
+
   /** Note the marker a reply carried; a loss when it differs from the one seen before. */
   const noteEpoch = (epoch: string | undefined, losses: Array<DataLoss>, via: string) => {
-    if (epoch === undefined) return
-    if (knownEpoch !== undefined && epoch !== knownEpoch) {
+    if (epoch === undefined || epoch === knownEpoch || retiredEpochs.has(epoch)) return
+    if (knownEpoch !== undefined) {
       losses.push({ reason: "marker", fields: { key: epochAt, previous_epoch: knownEpoch, epoch, noticed_by: via } })
+      retiredEpochs.add(knownEpoch)
     }
     knownEpoch = epoch
   }
 
-  /** Note what a begin reply says: its marker, and for a started run the previous fence and the new one. */
-  const noteBegin = (request: BeginRequest, reply: BeginReply, losses: Array<DataLoss>) => {
+  /**
+   * Note what a begin reply says: its marker, and for a started run the previous fence and the new one. `seenAtSend`
+   * is the highest fence this node knew when it sent the call: in a Redis that kept its data the counter was at
+   * least that then, whatever order the replies are handled in.
+   */
+  const noteBegin = (
+    request: BeginRequest,
+    seenAtSend: number | undefined,
+    reply: BeginReply,
+    losses: Array<DataLoss>
+  ) => {
     const before = losses.length
     noteEpoch(reply.epoch, losses, "begin")
     if (Either.isLeft(reply.result) || reply.result.right._tag !== "Started") return
     const job = request.job
-    const seen = highWater.get(job)
     // Reported only when the marker did not already explain it.
-    if (seen !== undefined && (reply.previous ?? -1) < seen && losses.length === before) {
+    if (seenAtSend !== undefined && (reply.previous ?? -1) < seenAtSend && losses.length === before) {
       losses.push({
         reason: "fence_rollback",
-        fields: { job, key: keys.fence(job), counter: reply.previous ?? "missing", highest_fence_seen: seen }
+        fields: { job, key: keys.fence(job), counter: reply.previous ?? "missing", highest_fence_seen: seenAtSend }
       })
     }
     const fence = reply.result.right.fence
+    const seen = highWater.get(job)
     if (seen === undefined || fence > seen) highWater.set(job, fence)
   }
 
@@ -320,13 +336,17 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
   )
 
   /** The keys and arguments of `beginScript` for one request, with the lock token it will hold. */
-  const beginCall = (request: BeginRequest, candidate: string): Redis.ScriptCall & { readonly token: string } => {
+  const beginCall = (
+    request: BeginRequest,
+    candidate: string
+  ): Redis.ScriptCall & { readonly token: string; readonly seen: number | undefined } => {
     const lockKey = Option.match(request.lock, { onNone: () => request.job, onSome: (lock) => lock.key })
     const term = isUsableTerm(request.term) ? request.term : undefined
     const token = term === undefined ? JobLockModelRedis.newToken() : tokenWithTerm(term, JobLockModelRedis.newToken())
     const seen = highWater.get(request.job)
     return {
       token,
+      seen,
       keys: [
         keys.paused(request.job),
         keys.tick(request.job, request.fireTime),
@@ -375,7 +395,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
           Effect.flatMap((raw) => {
             const reply = parseBegin(request, call.token, raw)
             const losses: Array<DataLoss> = []
-            noteBegin(request, reply, losses)
+            noteBegin(request, call.seen, reply, losses)
             return Effect.zipRight(reportLosses(losses), reply.result)
           })
         )
@@ -392,7 +412,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
             const parsed = results.map((result, i) => {
               if ("error" in result) return Either.left(replyError("begin", result.error))
               const reply = parseBegin(requests[i]!, calls[i]!.token, result.reply)
-              noteBegin(requests[i]!, reply, losses)
+              noteBegin(requests[i]!, calls[i]!.seen, reply, losses)
               return reply.result
             })
             return Effect.as(reportLosses(losses), parsed)
