@@ -108,7 +108,7 @@ export interface JobOptions<R> {
   readonly timeout?: Duration.DurationInput | undefined
   /** Default `skip`. */
   readonly overlap?: OverlapPolicy | undefined
-  /** Default enabled, with a TTL of the timeout plus `LOCK_TTL_MARGIN`. */
+  /** Default enabled, with a TTL of `DEFAULT_LOCK_TTL` (renewed every third of it while the run lasts). */
   readonly lock?: { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined } | undefined
   /** Default: no retry. */
   readonly retry?: {
@@ -132,13 +132,27 @@ export interface JobOptions<R> {
 export const DEFAULT_TIMEOUT: Duration.Duration = Duration.minutes(5)
 
 /**
- * Added to the timeout to make the default lock TTL: the lock must outlive the longest run plus the time to record
- * it, so that it never expires under a run that is still inside its timeout even if renewals stall.
+ * Added to the timeout to make how long the `running` status of a run is kept: the status must outlive the longest
+ * run plus the time to record it (the record's status then replaces it).
  *
  * @since 0.1.0
  * @category defaults
  */
 export const LOCK_TTL_MARGIN: Duration.Duration = Duration.seconds(30)
+
+/**
+ * The default lock TTL, whatever the timeout: the lock is renewed every third of it while the run lasts, so it need
+ * not cover the run, only bound how long a lock outlives a holder that died without releasing it (a crash, kill -9).
+ * A new leader does not even wait for that: it takes over a lock taken under an older leadership term (see
+ * `JobStore.BeginRequest.term`); the TTL still bounds locks without a term (a manual run on a node that does not
+ * lead, a single-node deployment restarted). 15 seconds means a renewal every 5 seconds, and a run whose renewals
+ * fail for 15 seconds (Redis unreachable) counts its lock as lost and is interrupted (`lock_lost`): two renewals,
+ * each bounded by the store's command timeout (2 seconds by default), can fail before that.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const DEFAULT_LOCK_TTL: Duration.Duration = Duration.seconds(15)
 
 /**
  * @since 0.1.0
@@ -157,7 +171,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/
 const DEFAULT_RETRY_DELAY = Duration.seconds(1)
 const DEFAULT_RETRY_MAX_DELAY = Duration.minutes(1)
 const NO_RETRY: RetryPolicy = { times: 0, delay: DEFAULT_RETRY_DELAY, factor: 2, maxDelay: DEFAULT_RETRY_MAX_DELAY }
-const DEFAULT_LOCK = { enabled: true, ttl: Duration.sum(DEFAULT_TIMEOUT, LOCK_TTL_MARGIN) }
+const DEFAULT_LOCK = { enabled: true, ttl: DEFAULT_LOCK_TTL }
 
 const fail = (job: string, path: string, reason: string) => Either.left(new InvalidJob({ job, path, reason }))
 
@@ -216,7 +230,7 @@ export const make = <R>(
       return yield* fail(name, "overlap", `expected skip, allow or replace, got "${overlap}"`)
     }
     const lockTtl = options.lock?.ttl === undefined
-      ? Duration.sum(timeout, LOCK_TTL_MARGIN)
+      ? DEFAULT_LOCK_TTL
       : yield* duration(name, "lock.ttl", options.lock.ttl)
     const times = options.retry?.times ?? 0
     if (!Number.isInteger(times) || times < 0) {
@@ -247,7 +261,7 @@ export const make = <R>(
       enabled: options.enabled ?? true,
       timeout,
       overlap,
-      lock: options.lock === undefined && options.timeout === undefined
+      lock: options.lock === undefined
         ? DEFAULT_LOCK
         : { enabled: options.lock?.enabled ?? true, ttl: lockTtl },
       retry: options.retry === undefined ? NO_RETRY : { times, delay, factor, maxDelay },

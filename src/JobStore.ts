@@ -34,7 +34,15 @@ export interface BeginRequest {
   readonly slot: Option.Option<{ readonly ttl: Duration.Duration }>
   /** Take the job's lock (key = `key`, usually the job name) for `ttl`; `None` when the job opts out. */
   readonly lock: Option.Option<{ readonly key: string; readonly ttl: Duration.Duration }>
-  /** Status written while the run lasts (`running`), with the lock's TTL. */
+  /**
+   * The leadership term this run begins under, when the node leads (etcd: the create revision of its election key).
+   * The lock's owner token then carries the term (`term:{term}:{random}`), and a lock held under an *older* term is
+   * taken over instead of skipping the fire as `lock_held`: terms only grow, and a leader stops its runs before its
+   * lease can expire, so a newer term means the older term's runs were interrupted. A lock without a term (taken
+   * outside the scheduler, by a Go service, or by a run on a node that does not lead) is never taken over.
+   */
+  readonly term?: number | undefined
+  /** How long the `running` status is kept (it is overwritten by `finish`). */
   readonly statusTtl: Duration.Duration
 }
 
@@ -45,7 +53,11 @@ export interface BeginRequest {
 export type BeginResult =
   | {
     readonly _tag: "Started"
-    /** The fencing token: grows with every run of the job. */
+    /**
+     * The fencing token: strictly greater than every fence handed out before for the job by this store. The Redis
+     * store makes it at least the server's clock in microseconds, so fences keep growing when Redis loses its data
+     * (see `JobStore/Redis.ts`); the memory store counts from 1 for the life of the process.
+     */
     readonly fence: number
     readonly lock: Option.Option<JobLockModel.LockHandle>
   }
@@ -98,6 +110,13 @@ export class JobStore extends Context.Tag("effect-job-scheduler/JobStore")<JobSt
   readonly setPaused: (job: string, paused: boolean) => Effect.Effect<void, StoreError>
   /** Whether the job is paused cluster-wide. */
   readonly isPaused: (job: string) => Effect.Effect<boolean, StoreError>
+  /**
+   * Optional, for stores that can lose their data while this process runs (Redis without persistence, a FLUSHALL,
+   * a failover to a replica that lags): compare the store's epoch marker with the one seen before, writing a new one
+   * when it is missing. A changed or missing marker is logged at ERROR and counted in `job_store_data_loss_total`;
+   * it is not an error of this effect (the store goes on with the new marker).
+   */
+  readonly checkEpoch?: Effect.Effect<void, StoreError>
 }>() {}
 
 /**
@@ -139,7 +158,7 @@ const beginMemory = (state: MemoryState, request: BeginRequest, now: number): Be
   }
   let lock = Option.none<JobLockModel.LockHandle>()
   if (Option.isSome(request.lock)) {
-    const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now)
+    const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now, request.term)
     if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
     lock = held
   }

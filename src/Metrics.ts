@@ -70,3 +70,16 @@ export const lockRenewals = Metric.counter("job_lock_renewals_total", { descript
  * @category metrics
  */
 export const lockLosses = Metric.counter("job_lock_losses_total", { description: "Locks lost mid-run by job" })
+
+/**
+ * Times this node found that the store lost its data, by `backend` and `reason`: `marker` (the store's epoch marker
+ * changed or vanished: a Redis restarted without persistence, a FLUSHALL) or `fence_rollback` (a job's fencing
+ * counter was behind a fence this node had already been given: a failover to a replica that lagged, a restored
+ * backup). Pause flags, run records, slot claims and locks written before the loss may be gone.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const storeDataLoss = Metric.counter("job_store_data_loss_total", {
+  description: "Data losses of the job store detected by this node, by backend and reason"
+})

@@ -268,7 +268,7 @@ class JobState {
         )
       }),
       lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
-      statusTtl: job.lock.enabled ? job.lock.ttl : DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
+      statusTtl: DurationM.sum(job.timeout, Job.LOCK_TTL_MARGIN)
     }
   }
 }
@@ -357,6 +357,8 @@ export const make = <R>(
     const runs = yield* FiberSet.make<void, never>()
     let shuttingDown = false
     let leading = false
+    /** The term of the current leadership (set with every `Leader` change): begins made while leading carry it. */
+    let term: number | undefined = undefined
 
     // -------------------------------------------------------------------------------------------------------------
     // The fire timer: one heap over all planned fires, one fiber waiting for its top (while leading).
@@ -749,6 +751,7 @@ export const make = <R>(
         nodeId,
         slot: running.kind === "scheduled" ? begin.slot : Option.none(),
         lock: begin.lock,
+        term: leading ? term : undefined,
         statusTtl: begin.statusTtl
       }
     }
@@ -760,18 +763,21 @@ export const make = <R>(
     const beginAndStart = (
       list: ReadonlyArray<Running>
     ): Effect.Effect<ReadonlyArray<Either.Either<BeginResult, StoreError>>> =>
-      Effect.uninterruptible(
-        Effect.map(JobStoreM.beginMany(store, list.map(requestOf)), (results) => {
+      Effect.uninterruptible(Effect.suspend(() => {
+        // When the attempt was made: a skip the store gives is logged later (after its reply, or its timeout).
+        const sentAt = clock.unsafeCurrentTimeMillis()
+        return Effect.map(JobStoreM.beginMany(store, list.map(requestOf)), (results) => {
           const now = clock.unsafeCurrentTimeMillis()
+          const begin_sent_at = new Date(sentAt).toISOString()
           for (let i = 0; i < list.length; i++) {
             const running = list[i]
             const result = results[i]
             if (result === undefined || Either.isLeft(result)) {
               const reason = result === undefined ? "no result" : result.left.message
-              skip(running.state, running.fireTime, "store_error", { error: reason })
+              skip(running.state, running.fireTime, "store_error", { error: reason, begin_sent_at })
               complete(running, now)
             } else if (result.right._tag === "Skipped") {
-              skip(running.state, running.fireTime, result.right.reason)
+              skip(running.state, running.fireTime, result.right.reason, { begin_sent_at })
               complete(running, now)
             } else {
               start(running, result.right)
@@ -779,7 +785,7 @@ export const make = <R>(
           }
           return results
         })
-      )
+      }))
 
     /** Scheduled runs: leadership is checked at the last moment, once per batch (a node that woke from a freeze must not start anything). */
     const launchScheduled = (list: ReadonlyArray<Running>): Effect.Effect<void> =>
@@ -921,6 +927,9 @@ export const make = <R>(
     const timerLoop = fireTimer.run((batch, now) => Effect.uninterruptible(fireBatch(batch, now)))
 
     const lead = Effect.gen(function*() {
+      // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
+      // planning, so that a slow store does not delay the first fires.
+      if (store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(store.checkEpoch))
       const now = yield* Clock.currentTimeMillis
       const enabled = Array.from(states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => firstFire(state, now), { concurrency: 64 })
@@ -969,7 +978,11 @@ export const make = <R>(
     yield* Effect.forkScoped(drainLoop)
     yield* Metric.set(Metrics.leader, 0)
     yield* election.changes.pipe(
-      Stream.runForEach((leadership) => (leadership._tag === "Leader" ? becomeLeader : loseLeadership)),
+      Stream.runForEach((leadership) =>
+        leadership._tag === "Leader"
+          ? Effect.zipRight(Effect.sync(() => (term = leadership.term)), becomeLeader)
+          : loseLeadership
+      ),
       Effect.catchAllCause((cause) => Effect.logError("leadership stream failed", cause)),
       Effect.forkScoped
     )

@@ -7,7 +7,10 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
@@ -15,6 +18,7 @@ import type { StoreError } from "../src/Errors.js"
 import * as JobLockModel from "../src/JobLockModel.js"
 import * as JobStore from "../src/JobStore.js"
 import * as JobStoreRedis from "../src/JobStore/Redis.js"
+import * as Metrics from "../src/Metrics.js"
 import * as Redis from "../src/Redis.js"
 import { type Outcome, RunRecord } from "../src/Run.js"
 import { TestRedis, uniquePrefix } from "./harness/redis.js"
@@ -47,8 +51,10 @@ const request = (
     readonly slot?: Duration.Duration | undefined
     readonly lock?: Duration.Duration | undefined
     readonly nodeId?: string
+    readonly term?: number
   } = {}
 ): JobStore.BeginRequest => ({
+  ...(options.term === undefined ? {} : { term: options.term }),
   job: options.job ?? "sync_user",
   fireTime,
   runId: `run-${++runCounter}`,
@@ -87,29 +93,83 @@ const started = (result: JobStore.BeginResult) => {
 const skipped = (result: JobStore.BeginResult) => result._tag === "Skipped" ? result.reason : "started"
 
 const contract = ({ advance, test }: Backend) => {
-  test("begin starts a run: fence 1, our lock, status running", () =>
+  test("begin starts a run: a fence (a positive safe integer), our lock, status running", () =>
     Effect.gen(function*() {
       const store = yield* JobStore.JobStore
       const model = yield* JobLockModel.JobLockModel
       const run = started(yield* store.begin(request(T0)))
-      assert.strictEqual(run.fence, 1)
+      assert.isTrue(Number.isSafeInteger(run.fence) && run.fence >= 1, `fence ${run.fence}`)
       assert.strictEqual(Option.getOrThrow(run.lock).key, "sync_user")
       assert.deepStrictEqual(yield* model.getJobStatus("sync_user"), Option.some("running"))
       // The lock is the JobLockModel's lock: nobody else can take it.
       assert.isTrue(Option.isNone(yield* model.acquireLock("sync_user", LONG)))
     }))
 
-  test("fences grow by 1 per started run, across scheduled and manual runs; skips do not consume one", () =>
+  test("fences strictly grow with every started run of a job, across scheduled and manual runs and terms", () =>
     Effect.gen(function*() {
       const store = yield* JobStore.JobStore
       const fences: Array<number> = []
       fences.push(started(yield* store.begin(request(T0, { lock: undefined }))).fence)
       assert.strictEqual(skipped(yield* store.begin(request(T0, { lock: undefined }))), "slot_taken")
       fences.push(started(yield* store.begin(manual(T0 + 500))).fence)
-      fences.push(started(yield* store.begin(request(T0 + 1000, { lock: undefined }))).fence)
-      assert.deepStrictEqual(fences, [1, 2, 3])
-      // Fences are per job.
-      assert.strictEqual(started(yield* store.begin(request(T0, { job: "archive_user" }))).fence, 1)
+      fences.push(started(yield* store.begin(request(T0 + 1000, { lock: undefined, term: 7 }))).fence)
+      fences.push(started(yield* store.begin(request(T0 + 2000, { lock: undefined, term: 3 }))).fence)
+      // Another job's runs do not disturb this job's order.
+      started(yield* store.begin(request(T0, { job: "archive_user" })))
+      fences.push(started(yield* store.begin(request(T0 + 3000, { lock: undefined }))).fence)
+      for (let i = 1; i < fences.length; i++) assert.isAbove(fences[i]!, fences[i - 1]!, `fences ${fences.join(", ")}`)
+    }))
+
+  test("a begin under a newer term takes over a lock held under an older term; the old holder lost it", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const old = started(yield* store.begin(request(T0, { term: 5 })))
+      const oldLock = Option.getOrThrow(old.lock)
+      const next = started(yield* store.begin(request(T0 + 1000, { term: 9 })))
+      assert.isAbove(next.fence, old.fence)
+      const nextLock = Option.getOrThrow(next.lock)
+      assert.notStrictEqual(nextLock.token, oldLock.token)
+      // The old holder can neither renew nor release it; its late finish leaves the new lock alone.
+      assert.isFalse(yield* store.renewLock(oldLock, LONG))
+      assert.isFalse(yield* model.releaseLock(oldLock))
+      yield* store.finish({
+        record: record("sync_user", T0, "leadership_lost", old.fence),
+        lock: old.lock,
+        statusTtl: LONG,
+        maxRecords: 5
+      })
+      assert.isTrue(yield* store.renewLock(nextLock, LONG))
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 2000, { term: 9 }))), "lock_held")
+    }))
+
+  test("a lock held under the same or a newer term, or taken without a term, is not taken over", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const model = yield* JobLockModel.JobLockModel
+      const held = started(yield* store.begin(request(T0, { term: 9 })))
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 1000, { term: 9 }))), "lock_held")
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 2000, { term: 4 }))), "lock_held")
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 3000))), "lock_held")
+      assert.strictEqual(skipped(yield* store.begin({ ...manual(T0 + 3500), term: 2 })), "lock_held")
+      assert.isTrue(yield* store.renewLock(Option.getOrThrow(held.lock), LONG))
+      yield* store.finish({ record: record("sync_user", T0), lock: held.lock, statusTtl: LONG, maxRecords: 5 })
+
+      // A run begun without a term (a manual run on a node that does not lead) holds a lock no term takes over.
+      const manualRun = started(yield* store.begin(manual(T0 + 4000)))
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 5000, { term: 1_000_000 }))), "lock_held")
+      yield* store.finish({
+        record: record("sync_user", T0 + 4000),
+        lock: manualRun.lock,
+        statusTtl: LONG,
+        maxRecords: 5
+      })
+
+      // Nor does a lock taken outside the scheduler (JobLockModel, or a Go service sharing the keys).
+      const outside = Option.getOrThrow(yield* model.acquireLock("sync_user", LONG))
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 6000, { term: 1_000_000 }))), "lock_held")
+      assert.isTrue(yield* model.releaseLock(outside))
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 7000, { term: 1_000_000 }))), "started")
     }))
 
   test("a manual run claims no slot and a run without lock holds none", () =>
@@ -131,7 +191,7 @@ const contract = ({ advance, test }: Backend) => {
       assert.strictEqual(skipped(yield* store.begin(manual(T0 + 1))), "paused")
       yield* store.setPaused("sync_user", false)
       // The paused attempt claimed nothing: the same fire time runs now.
-      assert.strictEqual(started(yield* store.begin(request(T0))).fence, 1)
+      started(yield* store.begin(request(T0)))
     }))
 
   test("pause state is per job and readable back", () =>
@@ -165,8 +225,8 @@ const contract = ({ advance, test }: Backend) => {
       assert.strictEqual(skipped(yield* store.begin(request(T0))), "lock_held")
       assert.isTrue(yield* model.releaseLock(other))
       assert.strictEqual(skipped(yield* store.begin(request(T0))), "slot_taken")
-      // A later fire time is free and gets the next fence (the lock_held skip consumed none).
-      assert.strictEqual(started(yield* store.begin(request(T0 + 1000))).fence, 1)
+      // A later fire time is free.
+      started(yield* store.begin(request(T0 + 1000)))
     }))
 
   test("a slot claim lapses after its TTL", () =>
@@ -175,7 +235,7 @@ const contract = ({ advance, test }: Backend) => {
       started(yield* store.begin(request(T0, { slot: SHORT, lock: undefined })))
       assert.strictEqual(skipped(yield* store.begin(request(T0, { lock: undefined }))), "slot_taken")
       yield* advance(PAST_SHORT)
-      assert.strictEqual(started(yield* store.begin(request(T0, { lock: undefined }))).fence, 2)
+      started(yield* store.begin(request(T0, { lock: undefined })))
     }))
 
   test("lastFireTime is the newest claimed fire time, untouched by manual runs, paused and taken fires", () =>
@@ -306,7 +366,6 @@ const contract = ({ advance, test }: Backend) => {
       const answers = results.map((result) => Either.isRight(result) ? skipped(result.right) : "error")
       assert.deepStrictEqual(answers, ["started", "slot_taken", "paused", "lock_held", "started"])
       const first = started(Either.getOrThrow(results[0]!))
-      assert.strictEqual(first.fence, 1)
       assert.strictEqual(Option.getOrThrow(first.lock).key, "sync_user")
       const other = started(Either.getOrThrow(results[4]!))
 
@@ -332,7 +391,43 @@ describe("JobStore contract: memory", () => {
     test: (name, body) => it.scoped(name, () => Effect.provide(body(), JobStore.layerMemory)),
     advance: (duration) => TestClock.adjust(duration)
   })
+
+  it.scoped("memory fences count from 1 per job for the life of the state; skips consume none", () =>
+    Effect.gen(function*() {
+      const store = yield* JobStore.JobStore
+      const fences: Array<number> = []
+      fences.push(started(yield* store.begin(request(T0, { lock: undefined }))).fence)
+      assert.strictEqual(skipped(yield* store.begin(request(T0, { lock: undefined }))), "slot_taken")
+      fences.push(started(yield* store.begin({ ...manual(T0 + 500), lock: Option.none() })).fence)
+      fences.push(started(yield* store.begin(request(T0 + 1000, { term: 4 }))).fence)
+      assert.strictEqual(skipped(yield* store.begin(request(T0 + 2000, { term: 4 }))), "lock_held")
+      fences.push(started(yield* store.begin(request(T0 + 3000, { term: 5 }))).fence)
+      assert.deepStrictEqual(fences, [1, 2, 3, 4])
+      assert.strictEqual(started(yield* store.begin(request(T0, { job: "archive_user" }))).fence, 1)
+      assert.isUndefined(store.checkEpoch, "a memory store cannot lose its data without the process")
+    }).pipe(Effect.provide(JobStore.layerMemory)))
 })
+
+/** The data-loss counter's value for `reason` (the metric is process-wide: tests compare before and after). */
+const dataLossCount = (reason: string) =>
+  Metric.value(Metric.tagged(Metric.tagged(Metrics.storeDataLoss, "backend", "redis"), "reason", reason)).pipe(
+    Effect.map((state) => state.count)
+  )
+
+/** Collects the ERROR lines logged while `effect` runs. */
+const errorLines = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+    const logger = Logger.make(({ annotations, logLevel, message }) => {
+      if (logLevel._tag !== "Error") return
+      lines.push({
+        message: String(Array.isArray(message) ? message[0] : message),
+        annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      })
+    })
+    const value = yield* Effect.provide(effect, Logger.replace(Logger.defaultLogger, logger))
+    return { value, lines }
+  })
 
 /** The Redis store (and lock model, and the raw client) over a fresh connection and a prefix no other test uses. */
 const redisStore = (url: string, keyPrefix: string) =>
@@ -359,7 +454,7 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
       advance: (duration) => Effect.sleep(duration)
     })
 
-    it.scoped("begin writes the documented keys: tick, last, lock, fence, status", () =>
+    it.scoped("begin writes the documented keys: tick, last, lock, fence, status, epoch", () =>
       Effect.gen(function*() {
         const prefix = uniquePrefix("user")
         const { client, store } = yield* redisFixture(prefix)
@@ -368,7 +463,8 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         expect(yield* get(`tick:sync_user:${T0}`)).toBe("node-9")
         expect(yield* get("last:sync_user")).toBe(String(T0))
         expect(yield* get("lock:sync_user")).toBe(Option.getOrThrow(run.lock).token)
-        expect(yield* get("fence:sync_user")).toBe("1")
+        expect(yield* get("fence:sync_user")).toBe(String(run.fence))
+        expect(yield* get("epoch")).toMatch(/^\d{4}-\d\d-\d\dT[0-9:.]+Z [0-9a-f]{16}$/)
         expect(yield* get("status:sync_user")).toBe("running")
         const tickTtl = yield* Effect.promise(() => client.pttl(`${prefix}:job:tick:sync_user:${T0}`))
         assert.isTrue(tickTtl > 0 && tickTtl <= Duration.toMillis(LONG), `tick TTL ${tickTtl}`)
@@ -377,6 +473,116 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         yield* store.finish({ record: record("sync_user", T0), lock: run.lock, statusTtl: LONG, maxRecords: 5 })
         expect(yield* Effect.promise(() => client.llen(`${prefix}:job:runs:sync_user`))).toBe(1)
         expect(yield* get("lock:sync_user")).toBeNull()
+      }))
+
+    it.scoped("fences are the server clock in microseconds (or more), strictly growing", () =>
+      Effect.gen(function*() {
+        const { store } = yield* redisFixture(uniquePrefix())
+        const before = Date.now() * 1000
+        const fences: Array<number> = []
+        for (let i = 0; i < 5; i++) {
+          fences.push(started(yield* store.begin({ ...manual(T0 + i, "fast"), lock: Option.none() })).fence)
+        }
+        const after = Date.now() * 1000
+        // The test process and redis-server share this host's clock; 5 s of slack for a loaded machine.
+        const within = fences[0]! >= before - 5_000_000 && fences[4]! <= after + 5_000_000
+        assert.isTrue(within, `fences ${fences.join(", ")}`)
+        for (let i = 1; i < fences.length; i++) assert.isAbove(fences[i]!, fences[i - 1]!)
+      }))
+
+    it.scoped("a fence counter ahead of the clock goes on by +1; past 2^53 - 1 begin fails and writes nothing", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        const ahead = Date.now() * 1000 + 3_600_000_000
+        yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(ahead)))
+        assert.strictEqual(started(yield* store.begin(request(T0, { lock: undefined }))).fence, ahead + 1)
+        assert.strictEqual(yield* Effect.promise(() => client.get(`${prefix}:job:fence:sync_user`)), String(ahead + 1))
+
+        yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(JobStoreRedis.MAX_FENCE)))
+        const failed = yield* Effect.either(store.begin(request(T0 + 1000)))
+        assert.isTrue(Either.isLeft(failed) && failed.left.reason.includes("2^53 - 1"), String(failed))
+        // Nothing was claimed, taken or counted: the fire time is still free, the lock too.
+        expect(yield* Effect.promise(() => client.exists(`${prefix}:job:tick:sync_user:${T0 + 1000}`))).toBe(0)
+        expect(yield* Effect.promise(() => client.exists(`${prefix}:job:lock:sync_user`))).toBe(0)
+        expect(yield* Effect.promise(() => client.get(`${prefix}:job:fence:sync_user`))).toBe(
+          String(JobStoreRedis.MAX_FENCE)
+        )
+      }))
+
+    it.scoped("a lock taken under a term carries it in its token: term:{term}:{random}", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        const run = started(yield* store.begin(request(T0, { term: 4242 })))
+        const value = yield* Effect.promise(() => client.get(`${prefix}:job:lock:sync_user`))
+        expect(value).toBe(Option.getOrThrow(run.lock).token)
+        expect(value).toMatch(/^term:4242:[0-9a-f]{32}$/)
+        // A foreign value that merely looks alike but names no number is never taken over.
+        yield* Effect.promise(() => client.set(`${prefix}:job:lock:other`, "term:x:go-service", "PX", 30_000))
+        assert.strictEqual(skipped(yield* store.begin(request(T0, { job: "other", term: 10 ** 12 }))), "lock_held")
+      }))
+
+    it.scoped("FLUSHALL: the next begin notices the new epoch (ERROR + metric); its fence beats all before", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        const fences: Array<number> = []
+        for (let i = 0; i < 3; i++) {
+          fences.push(started(yield* store.begin(request(T0 + i * 1000, { lock: undefined }))).fence)
+        }
+        const epoch = yield* Effect.promise(() => client.get(`${prefix}:job:epoch`))
+        assert.isString(epoch)
+        const counted = yield* dataLossCount("marker")
+        yield* Effect.promise(() => client.flushall())
+        const { lines, value } = yield* errorLines(store.begin(request(T0 + 5000, { lock: undefined })))
+        assert.isAbove(started(value).fence, Math.max(...fences))
+        expect(lines.map((line) => line.annotations.reason)).toEqual(["marker"])
+        expect(lines[0]!.annotations.previous_epoch).toBe(epoch)
+        expect(yield* dataLossCount("marker")).toBe(counted + 1)
+        // Noticed once: the new marker is the one known from now on.
+        const again = yield* errorLines(store.begin(request(T0 + 6000, { lock: undefined })))
+        expect(again.lines).toEqual([])
+        expect(yield* dataLossCount("marker")).toBe(counted + 1)
+      }))
+
+    it.scoped("a fence counter found behind a fence already given (a lagging replica) is noticed and overtaken", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        // Make the counter run ahead of the clock, then "fail over" to a copy that lags by two runs.
+        const ahead = Date.now() * 1000 + 3_600_000_000
+        yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(ahead)))
+        const given: Array<number> = []
+        for (let i = 0; i < 3; i++) {
+          given.push(started(yield* store.begin(request(T0 + i * 1000, { lock: undefined }))).fence)
+        }
+        assert.deepStrictEqual(given, [ahead + 1, ahead + 2, ahead + 3])
+        yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(ahead + 1)))
+        const counted = yield* dataLossCount("fence_rollback")
+        const { lines, value } = yield* errorLines(store.begin(request(T0 + 5000, { lock: undefined })))
+        assert.strictEqual(started(value).fence, ahead + 4)
+        expect(lines.map((line) => line.annotations.reason)).toEqual(["fence_rollback"])
+        expect(yield* dataLossCount("fence_rollback")).toBe(counted + 1)
+      }))
+
+    it.scoped("checkEpoch notices a marker that changed while nothing ran, and writes one when missing", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        // The layer read (and here wrote) the marker when it was built.
+        const epoch = yield* Effect.promise(() => client.get(`${prefix}:job:epoch`))
+        assert.isString(epoch)
+        const quiet = yield* errorLines(store.checkEpoch!)
+        expect(quiet.lines).toEqual([])
+        yield* Effect.promise(() => client.del(`${prefix}:job:epoch`))
+        const counted = yield* dataLossCount("marker")
+        const { lines } = yield* errorLines(store.checkEpoch!)
+        expect(lines.map((line) => line.annotations.reason)).toEqual(["marker"])
+        expect(yield* dataLossCount("marker")).toBe(counted + 1)
+        const fresh = yield* Effect.promise(() => client.get(`${prefix}:job:epoch`))
+        assert.isString(fresh)
+        assert.notStrictEqual(fresh, epoch)
       }))
 
     it.scoped("recentRuns skips a corrupt entry with a warning instead of failing", () =>

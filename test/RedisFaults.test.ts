@@ -13,6 +13,7 @@ import * as Fiber from "effect/Fiber"
 import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
@@ -22,6 +23,7 @@ import * as JobLockModel from "../src/JobLockModel.js"
 import * as JobStore from "../src/JobStore.js"
 import * as JobStoreRedis from "../src/JobStore/Redis.js"
 import * as LeaderElection from "../src/LeaderElection.js"
+import * as Metrics from "../src/Metrics.js"
 import * as Redis from "../src/Redis.js"
 import { RunContext, RunRecord } from "../src/Run.js"
 import * as Scheduler from "../src/Scheduler.js"
@@ -103,12 +105,14 @@ const eventually = <A, E>(effect: Effect.Effect<A, E>) =>
   )
 
 describe("Redis faults", () => {
-  it.scopedLive("Redis killed: commands fail with StoreError within the bound, and work again after a restart", () =>
-    Effect.gen(function*() {
+  it.scopedLive("Redis killed: commands fail with StoreError within the bound, and work again after a restart", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
       const server = yield* startRedis()
       const { store } = yield* buildStore(server.url)
       const before = yield* store.begin(beginRequest(T0))
-      assert.strictEqual(before._tag, "Started")
+      if (before._tag !== "Started") return assert.fail(`first begin: ${before.reason}`)
+      const counted = yield* dataLossCount("marker")
 
       yield* server.kill()
       for (
@@ -125,12 +129,15 @@ describe("Redis faults", () => {
       }
 
       yield* server.restart()
-      // The same layer reconnects by itself; the restarted server is empty (no persistence).
+      // The same layer reconnects by itself; the restarted server is empty (no persistence), and the store says so
+      // as soon as it is connected again (the epoch marker it knew is gone), before any run.
       assert.isFalse(yield* eventually(store.isPaused("sync_user")))
+      yield* waitFor("the data loss logged at ERROR", () => logs.errors("marker").length === 1)
+      expect(yield* dataLossCount("marker")).toBe(counted + 1)
       const after = yield* store.begin(beginRequest(T0 + 2000))
-      assert.strictEqual(after._tag, "Started")
-      if (after._tag !== "Started") return
-      assert.strictEqual(after.fence, 1)
+      if (after._tag !== "Started") return assert.fail(`begin after the restart: ${after.reason}`)
+      // The fence counter was lost with the rest; fences still grow.
+      assert.isAbove(after.fence, before.fence)
       yield* store.finish({
         record: runRecord(T0 + 2000, after.fence),
         lock: after.lock,
@@ -138,7 +145,10 @@ describe("Redis faults", () => {
         maxRecords: 10
       })
       expect((yield* store.recentRuns("sync_user", 10)).map((r) => r.fireTime)).toEqual([T0 + 2000])
-    }))
+      // Noticed once.
+      expect(logs.errors("marker").length).toBe(1)
+    }).pipe(Effect.provide(logs.layer))
+  })
 
   it.scopedLive("a command in flight when Redis dies fails at once, not after the command timeout", () =>
     Effect.gen(function*() {
@@ -284,24 +294,35 @@ describe("Redis faults", () => {
 
 interface LogLine {
   readonly message: string
+  readonly level: string
   readonly annotations: Readonly<Record<string, unknown>>
 }
+
+/** The data-loss counter's value for `reason` (process-wide: tests compare before and after). */
+const dataLossCount = (reason: string) =>
+  Metric.value(Metric.tagged(Metric.tagged(Metrics.storeDataLoss, "backend", "redis"), "reason", reason)).pipe(
+    Effect.map((state) => state.count)
+  )
 
 /** A logger that keeps every line (message and annotations), replacing the console one for the test. */
 const captureLogs = () => {
   const lines: Array<LogLine> = []
-  const logger = Logger.make(({ annotations, message }) => {
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
     lines.push({
       message: String(Array.isArray(message) ? message[0] : message),
+      level: logLevel.label,
       annotations: Object.fromEntries(HashMap.toEntries(annotations))
     })
   })
+  /** The ERROR lines about a store data loss for `reason`. */
+  const errors = (reason: string) =>
+    lines.filter((line) => line.level === "ERROR" && line.annotations.reason === reason)
   const finished = (job: string) =>
     lines.filter((line) => line.message === "job finished" && line.annotations.job === job)
   const skippedFor = (job: string, reason: string) =>
     lines.filter((line) => line.message === "job skipped" && line.annotations.job === job &&
       line.annotations.reason === reason)
-  return { lines, finished, skippedFor, layer: Logger.replace(Logger.defaultLogger, logger) }
+  return { lines, finished, skippedFor, errors, layer: Logger.replace(Logger.defaultLogger, logger) }
 }
 
 /** Poll `check` every 50 ms until true; fail the test naming `what` after `within`. Real time. */

@@ -7,6 +7,12 @@
  * The scripts touch several keys, so this backend targets a single Redis (or a primary with replicas), not Redis
  * Cluster, where keys of one script must share a hash slot and the seed's key layout does not allow it.
  *
+ * Safety when Redis loses data (restart without persistence, FLUSHALL, failover to a replica that lags): fences are
+ * at least the server's clock in microseconds, so they keep growing (see `beginScript`); the loss is noticed through
+ * the epoch marker `{prefix}:job:epoch` and through fence counters found behind a fence already handed out, logged
+ * at ERROR and counted (`job_store_data_loss_total`). Pause flags, run records, slot claims and last fire times
+ * written before the loss are gone: the Redis that holds them needs persistence (AOF).
+ *
  * @since 0.1.0
  */
 import * as Arr from "effect/Array"
@@ -14,38 +20,80 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import { StoreError } from "../Errors.js"
+import { isUsableTerm, tokenWithTerm } from "../internal/lockTerm.js"
 import * as JobLockModel from "../JobLockModel.js"
 import * as JobLockModelRedis from "../JobLockModel/Redis.js"
 import { JobStore } from "../JobStore.js"
+import * as Metrics from "../Metrics.js"
 import type { BeginRequest, BeginResult, FinishRequest } from "../JobStore.js"
 import * as Redis from "../Redis.js"
 import { RunRecord } from "../Run.js"
+
+/**
+ * The largest fence handed out: 2^53 - 1, the last integer that JavaScript numbers (`RunContext.fence`) and Redis'
+ * Lua numbers hold exactly. A fence beyond it is never made: the `begin` fails (`fence_exhausted`) before it writes
+ * anything. With server-clock fences this is reached in the year 2255, or sooner only if someone writes a larger value
+ * into the fence key by hand.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_FENCE = Number.MAX_SAFE_INTEGER
 
 /**
  * One round trip for the start of a run, in the order of `JobStore.begin`: paused? -> claim the slot (and raise the
  * last fire time) -> take the lock -> next fence -> status `running`. A lock not taken leaves the slot claimed: the
  * fire time was handled (skipped with `lock_held`) and must not be run by another node.
  *
- * `KEYS`: 1 paused, 2 tick (slot), 3 last, 4 lock, 5 fence, 6 status.
+ * Before all that, the epoch marker: read, or written with the caller's candidate when missing (a Redis that lost its
+ * data), and returned with every reply so that the caller notices a loss on the run path at no extra cost.
+ *
+ * The lock: `SET NX PX`; when held and the caller begins under a term (`ARGV[7]`), a token `term:{t}:...` with
+ * t < the caller's term is overwritten (its holder's leadership has ended).
+ *
+ * The fence: max(previous fence + 1, the server's clock in microseconds (`TIME`), `ARGV[8]`), written back to the
+ * fence key. The clock makes fences grow across a loss of the key (restart without persistence, FLUSHALL, a replica
+ * that lags), the caller's floor (one more than the highest fence it was given) covers a server clock that steps
+ * back, and the previous fence + 1 makes fences strictly grow whatever the clocks do.
+ *
+ * `KEYS`: 1 paused, 2 tick (slot), 3 last, 4 lock, 5 fence, 6 status, 7 epoch.
  * `ARGV`: 1 fire time (ms), 2 slot TTL in ms or "" for no slot, 3 slot value (node id), 4 lock token,
- * 5 lock TTL in ms or "" for no lock, 6 status TTL in ms.
- * Returns `{"paused"}`, `{"slot_taken"}`, `{"lock_held"}` or `{"started", fence}`.
+ * 5 lock TTL in ms or "" for no lock, 6 status TTL in ms, 7 term or "" for none, 8 fence floor, 9 epoch candidate.
+ * Returns `{"paused", epoch}`, `{"slot_taken", epoch}`, `{"lock_held", epoch}`, `{"fence_exhausted", epoch}` or
+ * `{"started", fence, epoch, previous fence or -1}`.
  *
  * @since 0.1.0
  * @category scripts
  */
 export const beginScript = Redis.script(
   "begin",
-  `if redis.call("EXISTS", KEYS[1]) == 1 then
-  return {"paused"}
+  `if redis.replicate_commands then redis.replicate_commands() end
+local epoch = redis.call("GET", KEYS[7])
+if not epoch then
+  epoch = ARGV[9]
+  redis.call("SET", KEYS[7], epoch)
+end
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  return {"paused", epoch}
+end
+local previous = tonumber(redis.call("GET", KEYS[5]))
+local time = redis.call("TIME")
+local fence = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if previous ~= nil and previous + 1 > fence then fence = previous + 1 end
+local floor = tonumber(ARGV[8])
+if floor ~= nil and floor > fence then fence = floor end
+if fence > ${MAX_FENCE} then
+  return {"fence_exhausted", epoch}
 end
 if ARGV[2] ~= "" then
   if not redis.call("SET", KEYS[2], ARGV[3], "NX", "PX", ARGV[2]) then
-    return {"slot_taken"}
+    return {"slot_taken", epoch}
   end
   local last = tonumber(redis.call("GET", KEYS[3]))
   if last == nil or tonumber(ARGV[1]) > last then
@@ -54,13 +102,51 @@ if ARGV[2] ~= "" then
 end
 if ARGV[5] ~= "" then
   if not redis.call("SET", KEYS[4], ARGV[4], "NX", "PX", ARGV[5]) then
-    return {"lock_held"}
+    local taken = false
+    if ARGV[7] ~= "" then
+      local held = redis.call("GET", KEYS[4])
+      local heldTerm = held and tonumber(string.match(held, "^term:(%d+):"))
+      taken = heldTerm ~= nil and heldTerm < tonumber(ARGV[7])
+    end
+    if not taken then
+      return {"lock_held", epoch}
+    end
+    redis.call("SET", KEYS[4], ARGV[4], "PX", ARGV[5])
   end
 end
-local fence = redis.call("INCR", KEYS[5])
+redis.call("SET", KEYS[5], string.format("%.0f", fence))
 redis.call("SET", KEYS[6], "running", "PX", ARGV[6])
-return {"started", fence}`
+return {"started", fence, epoch, previous or -1}`
 )
+
+/**
+ * The epoch marker alone: read it, or write the candidate when it is missing. `KEYS[1]` epoch, `ARGV[1]` candidate.
+ * Returns the marker now in place.
+ *
+ * @since 0.1.0
+ * @category scripts
+ */
+export const epochScript = Redis.script(
+  "epoch",
+  `local epoch = redis.call("GET", KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call("SET", KEYS[1], epoch)
+end
+return epoch`
+)
+
+/**
+ * The key of the epoch marker: written once (with a fresh random value) into an empty Redis, and never changed
+ * after; a node that finds another value than the one it saw, or none, knows the data it saw is gone.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const epochKey = (prefix: string): string => `${prefix}:job:epoch`
+
+/** A fresh epoch marker: when it was made (for operators reading the key) and 64 random bits. */
+const newEpoch = (): string => `${new Date().toISOString()} ${JobLockModelRedis.newToken().slice(0, 16)}`
 
 /**
  * One round trip for the end of a run: compare-and-delete our lock (a lock already lost is left alone), set the
@@ -107,48 +193,168 @@ const encodeError = (error: ParseResult.ParseError) =>
     reason: `cannot encode the run record: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
   })
 
-/** `beginScript`'s reply as a result: `Skipped` with the script's reason, `Started` with the fence, else an error. */
-const parseBegin = (request: BeginRequest, token: string, reply: unknown): Either.Either<BeginResult, StoreError> => {
-  if (!Array.isArray(reply)) return Either.left(unexpectedReply("begin", reply))
+/** A parsed `beginScript` reply: the result, the epoch marker it saw and, for a started run, the previous fence. */
+interface BeginReply {
+  readonly result: Either.Either<BeginResult, StoreError>
+  readonly epoch: string | undefined
+  readonly previous: number | undefined
+}
+
+/** `beginScript`'s reply: `Skipped` with the script's reason, `Started` with the fence, else an error. */
+const parseBegin = (request: BeginRequest, token: string, reply: unknown): BeginReply => {
+  const bad = { result: Either.left(unexpectedReply("begin", reply)), epoch: undefined, previous: undefined }
+  if (!Array.isArray(reply)) return bad
   switch (reply[0]) {
     case "paused":
     case "slot_taken":
     case "lock_held":
-      return Either.right({ _tag: "Skipped", reason: reply[0] })
+      return {
+        result: Either.right({ _tag: "Skipped", reason: reply[0] }),
+        epoch: stringOr(reply[1]),
+        previous: undefined
+      }
+    case "fence_exhausted":
+      return {
+        result: Either.left(
+          new StoreError({
+            backend: "redis",
+            operation: "begin",
+            reason: `the fence of ${request.job} would pass ${MAX_FENCE} (2^53 - 1), the largest exact number`
+          })
+        ),
+        epoch: stringOr(reply[1]),
+        previous: undefined
+      }
     case "started":
-      if (typeof reply[1] !== "number") return Either.left(unexpectedReply("begin", reply))
-      return Either.right({
-        _tag: "Started",
-        fence: reply[1],
-        lock: Option.map(request.lock, (lock) => ({ key: lock.key, token }))
-      })
+      if (typeof reply[1] !== "number" || typeof reply[3] !== "number") return bad
+      return {
+        result: Either.right({
+          _tag: "Started",
+          fence: reply[1],
+          lock: Option.map(request.lock, (lock) => ({ key: lock.key, token }))
+        }),
+        epoch: stringOr(reply[2]),
+        previous: reply[3] < 0 ? undefined : reply[3]
+      }
     default:
-      return Either.left(unexpectedReply("begin", reply))
+      return bad
   }
 }
 
+const stringOr = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
+
+/** One data loss noticed by this node, to be logged and counted. */
+interface DataLoss {
+  readonly reason: "marker" | "fence_rollback"
+  readonly fields: Record<string, unknown>
+}
+
+/** Log at ERROR and count the losses noticed (nothing when there are none, the usual case). */
+const reportLosses = (losses: ReadonlyArray<DataLoss>): Effect.Effect<void> =>
+  losses.length === 0 ? Effect.void : Effect.forEach(losses, (loss) =>
+    Effect.zipRight(
+      Effect.logError(
+        loss.reason === "marker"
+          ? "redis lost its data: the epoch marker changed; pause flags, run records, slot claims and locks written " +
+            "before are gone (fences keep growing)"
+          : "redis lost data: a job's fence counter is behind a fence this node was given (a replica that lagged, " +
+            "or a restored backup); fences keep growing"
+      ).pipe(Effect.annotateLogs({ reason: loss.reason, ...loss.fields })),
+      Metric.increment(Metric.tagged(Metric.tagged(Metrics.storeDataLoss, "backend", "redis"), "reason", loss.reason))
+    ), { discard: true })
+
 /**
  * The store over a connected client.
+ *
+ * Data loss: the store remembers the epoch marker it saw and, per job, the highest fence it was given. A reply with
+ * another marker (on the run path, on `checkEpoch`, on every reconnect) or a fence counter found behind that fence
+ * is a loss: logged at ERROR, counted in `job_store_data_loss_total`, and the store goes on (the new marker is the
+ * one seen from then on; fences stay above every fence seen before, see `beginScript`).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] => {
   const keys = Redis.keys(redis.keyPrefix)
+  const epochAt = epochKey(redis.keyPrefix)
+  /** The epoch marker this node saw last; undefined until the first reply. */
+  let knownEpoch: string | undefined = undefined
+  /** Per job, the highest fence this node was given: the floor of its next `begin`. */
+  const highWater = new Map<string, number>()
+
+  /**
+   * Markers replaced since: a reply carrying one was sent before the loss and handled after a later reply (calls on
+   * one connection are answered in order, but their fibers may resume in another), so it says nothing new.
+   */
+  const retiredEpochs = new Set<string>()
+
+  /** Note the marker a reply carried; a loss when it differs from the one seen before. */
+  const noteEpoch = (epoch: string | undefined, losses: Array<DataLoss>, via: string) => {
+    if (epoch === undefined || epoch === knownEpoch || retiredEpochs.has(epoch)) return
+    if (knownEpoch !== undefined) {
+      losses.push({ reason: "marker", fields: { key: epochAt, previous_epoch: knownEpoch, epoch, noticed_by: via } })
+      retiredEpochs.add(knownEpoch)
+    }
+    knownEpoch = epoch
+  }
+
+  /**
+   * Note what a begin reply says: its marker, and for a started run the previous fence and the new one. `seenAtSend`
+   * is the highest fence this node knew when it sent the call: in a Redis that kept its data the counter was at
+   * least that then, whatever order the replies are handled in.
+   */
+  const noteBegin = (
+    request: BeginRequest,
+    seenAtSend: number | undefined,
+    reply: BeginReply,
+    losses: Array<DataLoss>
+  ) => {
+    const before = losses.length
+    noteEpoch(reply.epoch, losses, "begin")
+    if (Either.isLeft(reply.result) || reply.result.right._tag !== "Started") return
+    const job = request.job
+    // Reported only when the marker did not already explain it.
+    if (seenAtSend !== undefined && (reply.previous ?? -1) < seenAtSend && losses.length === before) {
+      losses.push({
+        reason: "fence_rollback",
+        fields: { job, key: keys.fence(job), counter: reply.previous ?? "missing", highest_fence_seen: seenAtSend }
+      })
+    }
+    const fence = reply.result.right.fence
+    const seen = highWater.get(job)
+    if (seen === undefined || fence > seen) highWater.set(job, fence)
+  }
+
+  const checkEpoch: Effect.Effect<void, StoreError> = Effect.suspend(() =>
+    redis.run("checkEpoch", (client) => Redis.evalScript(client, epochScript, [epochAt], [newEpoch()])).pipe(
+      Effect.flatMap((reply) => {
+        const losses: Array<DataLoss> = []
+        noteEpoch(stringOr(reply), losses, "check")
+        return reportLosses(losses)
+      })
+    )
+  )
 
   /** The keys and arguments of `beginScript` for one request, with the lock token it will hold. */
-  const beginCall = (request: BeginRequest): Redis.ScriptCall & { readonly token: string } => {
+  const beginCall = (
+    request: BeginRequest,
+    candidate: string
+  ): Redis.ScriptCall & { readonly token: string; readonly seen: number | undefined } => {
     const lockKey = Option.match(request.lock, { onNone: () => request.job, onSome: (lock) => lock.key })
-    const token = JobLockModelRedis.newToken()
+    const term = isUsableTerm(request.term) ? request.term : undefined
+    const token = term === undefined ? JobLockModelRedis.newToken() : tokenWithTerm(term, JobLockModelRedis.newToken())
+    const seen = highWater.get(request.job)
     return {
       token,
+      seen,
       keys: [
         keys.paused(request.job),
         keys.tick(request.job, request.fireTime),
         keys.last(request.job),
         keys.lock(lockKey),
         keys.fence(request.job),
-        keys.status(request.job)
+        keys.status(request.job),
+        epochAt
       ],
       args: [
         String(request.fireTime),
@@ -156,7 +362,10 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
         request.nodeId,
         token,
         Option.match(request.lock, { onNone: () => "", onSome: (lock) => String(Redis.ttlMillis(lock.ttl)) }),
-        String(Redis.ttlMillis(request.statusTtl))
+        String(Redis.ttlMillis(request.statusTtl)),
+        term === undefined ? "" : String(term),
+        seen === undefined ? "0" : String(seen + 1),
+        candidate
       ]
     }
   }
@@ -181,26 +390,33 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
     backend: "redis",
     begin: (request) =>
       Effect.suspend(() => {
-        const call = beginCall(request)
+        const call = beginCall(request, newEpoch())
         return redis.run("begin", (client) => Redis.evalScript(client, beginScript, call.keys, call.args)).pipe(
-          Effect.flatMap((reply) => Either.match(parseBegin(request, call.token, reply), {
-            onLeft: Effect.fail,
-            onRight: Effect.succeed
-          }))
+          Effect.flatMap((raw) => {
+            const reply = parseBegin(request, call.token, raw)
+            const losses: Array<DataLoss> = []
+            noteBegin(request, call.seen, reply, losses)
+            return Effect.zipRight(reportLosses(losses), reply.result)
+          })
         )
       }),
     beginMany: (requests) =>
       Effect.suspend(() => {
         if (requests.length === 0) return Effect.succeed([])
-        const calls = requests.map(beginCall)
+        // One candidate marker for the batch: only the first call of an empty Redis writes it.
+        const candidate = newEpoch()
+        const calls = requests.map((request) => beginCall(request, candidate))
         return redis.run("begin", (client) => Redis.evalMany(client, beginScript, calls)).pipe(
-          Effect.map((results) =>
-            results.map((result, i) =>
-              "error" in result
-                ? Either.left(replyError("begin", result.error))
-                : parseBegin(requests[i]!, calls[i]!.token, result.reply)
-            )
-          ),
+          Effect.flatMap((results) => {
+            const losses: Array<DataLoss> = []
+            const parsed = results.map((result, i) => {
+              if ("error" in result) return Either.left(replyError("begin", result.error))
+              const reply = parseBegin(requests[i]!, calls[i]!.token, result.reply)
+              noteBegin(requests[i]!, calls[i]!.seen, reply, losses)
+              return reply.result
+            })
+            return Effect.as(reportLosses(losses), parsed)
+          }),
           Effect.catchAll((error) => Effect.succeed(requests.map(() => Either.left(error))))
         )
       }),
@@ -277,7 +493,9 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       redis.run("setPaused", (client): Promise<unknown> =>
         paused ? client.set(keys.paused(job), "1") : client.del(keys.paused(job)))
         .pipe(Effect.asVoid),
-    isPaused: (job) => redis.run("isPaused", (client) => client.exists(keys.paused(job))).pipe(Effect.map((n) => n > 0))
+    isPaused: (job) =>
+      redis.run("isPaused", (client) => client.exists(keys.paused(job))).pipe(Effect.map((n) => n > 0)),
+    checkEpoch
   }
 }
 
@@ -289,17 +507,35 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
  */
 export const make = Effect.map(Redis.RedisClient, fromClient)
 
+/** A failed epoch check is only logged: the next reconnect, leadership or `begin` checks again. */
+const checkQuietly = (check: Effect.Effect<void, StoreError>): Effect.Effect<void> =>
+  check.pipe(Effect.catchAll((error) => Effect.logWarning("redis epoch check failed", error.message)))
+
 /**
  * Both the `JobStore` and the seed's `JobLockModel` over the same client and keys, so that a lock taken through
- * either (or by a Go service on the same Redis) excludes the other.
+ * either (or by a Go service on the same Redis) excludes the other. The store reads the epoch marker when the layer
+ * is built and again after every reconnect, so that a Redis that came back empty is noticed at once.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRedis: Layer.Layer<JobStore | JobLockModel.JobLockModel, never, Redis.RedisClient> = Layer
-  .effectContext(
-    Effect.map(Redis.RedisClient, (redis) =>
-      Context.make(JobStore, fromClient(redis)).pipe(
+  .scopedContext(
+    Effect.gen(function*() {
+      const redis = yield* Redis.RedisClient
+      const store = fromClient(redis)
+      const check = checkQuietly(store.checkEpoch ?? Effect.void)
+      yield* check
+      const runtime = yield* Effect.runtime<never>()
+      const onReady = () => {
+        Runtime.runFork(runtime)(check)
+      }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => redis.client.on("ready", onReady)),
+        () => Effect.sync(() => redis.client.removeListener("ready", onReady))
+      )
+      return Context.make(JobStore, store).pipe(
         Context.add(JobLockModel.JobLockModel, JobLockModelRedis.fromClient(redis))
-      ))
+      )
+    })
   )

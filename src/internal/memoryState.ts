@@ -8,6 +8,7 @@
 import * as Option from "effect/Option"
 import type { LockHandle } from "../JobLockModel.js"
 import type { RunRecord } from "../Run.js"
+import { isUsableTerm, termOfToken, tokenWithTerm } from "./lockTerm.js"
 
 interface Expiring<A> {
   readonly value: A
@@ -51,10 +52,18 @@ export class MemoryState {
     return this.tryLock(key, ttlMs, now) ?? Option.none()
   }
 
-  /** Take the lock if free; the handle wrapped in `Some`, or undefined when held. */
-  tryLock(key: string, ttlMs: number, now: number): Option.Option<LockHandle> | undefined {
-    if (this.live(this.locks, key, now) !== undefined) return undefined
-    const token = newToken()
+  /**
+   * Take the lock if free; the handle wrapped in `Some`, or undefined when held. With a `term`, the token carries it
+   * and a lock held under an older term is taken over (see `internal/lockTerm.ts`).
+   */
+  tryLock(key: string, ttlMs: number, now: number, term?: number): Option.Option<LockHandle> | undefined {
+    const held = this.live(this.locks, key, now)
+    const usable = isUsableTerm(term)
+    if (held !== undefined) {
+      const heldTerm = termOfToken(held.value)
+      if (!usable || heldTerm === undefined || heldTerm >= term) return undefined
+    }
+    const token = usable ? tokenWithTerm(term, newToken()) : newToken()
     this.locks.set(key, { value: token, expiresAt: now + ttlMs })
     return Option.some({ key, token })
   }
