@@ -44,8 +44,14 @@ export class JobLockModel extends Context.Tag("effect-job-scheduler/JobLockModel
 }>() {}
 
 /**
- * The lock as a scoped resource: acquired now, released (compare-and-delete) when the scope closes, whatever the
- * exit. `None` when another owner holds it; nothing is released then.
+ * The lock as a scoped resource: acquired now, renewed to `ttl` every `ttl / 3` while the scope is open, released
+ * (compare-and-delete) when the scope closes, whatever the exit. `None` when another owner holds it; nothing is
+ * renewed or released then.
+ *
+ * Because the lock is renewed, `ttl` need not cover the work done under it: it only bounds how long the lock
+ * outlives a process that dies while holding it. A renewal that finds the lock gone or taken stops renewing and logs
+ * a warning (the work under it should be fenced); a renewal that fails on the store is retried at the next period,
+ * and the lock lapses by its TTL if the store stays down.
  *
  * @since 0.1.0
  * @category combinators
@@ -55,16 +61,33 @@ export const withLock = (
   ttl: Duration.DurationInput
 ): Effect.Effect<Option.Option<LockHandle>, StoreError, JobLockModel | Scope.Scope> =>
   Effect.flatMap(JobLockModel, (model) =>
-    Effect.acquireRelease(model.acquireLock(key, ttl), (lock) =>
-      Option.match(lock, {
-        onNone: () => Effect.void,
-        // A failed release is logged, not raised: the lock expires by its TTL anyway.
-        onSome: (held) =>
-          model.releaseLock(held).pipe(
-            Effect.catchAll((error) => Effect.logWarning("lock release failed", error)),
-            Effect.asVoid
-          )
-      })))
+    Effect.tap(
+      Effect.acquireRelease(model.acquireLock(key, ttl), (lock) =>
+        Option.match(lock, {
+          onNone: () => Effect.void,
+          // A failed release is logged, not raised: the lock expires by its TTL anyway.
+          onSome: (held) =>
+            model.releaseLock(held).pipe(
+              Effect.catchAll((error) => Effect.logWarning("lock release failed", error)),
+              Effect.asVoid
+            )
+        })),
+      // Forked after the release was registered, so the scope stops the renewals before it releases.
+      (lock) => Option.isNone(lock) ? Effect.void : Effect.forkScoped(renewWhileHeld(model, lock.value, ttl))
+    ))
+
+/** Renews every `ttl / 3` until the lock is found lost (then warns and stops); store failures wait for the next period. */
+const renewWhileHeld = (model: JobLockModel["Type"], lock: LockHandle, ttl: Duration.DurationInput) => {
+  const period = Duration.millis(Math.max(1, Math.floor(Duration.toMillis(ttl) / 3)))
+  const renewOnce: Effect.Effect<boolean> = model.renewLock(lock, ttl).pipe(
+    Effect.catchAll((error) => Effect.as(Effect.logWarning("lock renewal failed", error), true))
+  )
+  return Effect.sleep(period).pipe(
+    Effect.zipRight(renewOnce),
+    Effect.repeat({ while: (held) => held }),
+    Effect.zipRight(Effect.logWarning("lock lost while held").pipe(Effect.annotateLogs({ lock: lock.key })))
+  )
+}
 
 /**
  * The in-memory model over a given state (shared with the memory `JobStore` when both come from

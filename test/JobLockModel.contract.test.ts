@@ -158,6 +158,20 @@ const contract = ({ advance, test }: Backend) => {
       assert.isTrue(Option.isSome(yield* model.acquireLock("sync_user", LONG)))
     }))
 
+  test("withLock keeps its lock past its TTL while the scope is open, and releases it when the scope closes", () =>
+    Effect.gen(function*() {
+      const model = yield* JobLockModel.JobLockModel
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          assert.isTrue(Option.isSome(yield* JobLockModel.withLock("sync_user:logic", SHORT)))
+          // Well past the TTL: without renewals the lock would have expired and been free for another owner.
+          yield* advance(PAST_SHORT)
+          assert.isTrue(Option.isNone(yield* model.acquireLock("sync_user:logic", LONG)))
+        })
+      )
+      assert.isTrue(Option.isSome(yield* model.acquireLock("sync_user:logic", LONG)))
+    }))
+
   test("withLock on a held key gives None and leaves the holder's lock in place", () =>
     Effect.gen(function*() {
       const model = yield* JobLockModel.JobLockModel

@@ -60,10 +60,10 @@ const DEFAULT_TIMEOUT = Duration.minutes(1)
 const DEFAULT_BATCH_SIZE = 500
 
 /**
- * The logic lock's TTL is the sync's timeout plus this margin, so that the lock outlives any sync that is still
- * inside its timeout (the lock is released as soon as the sync ends; the TTL only matters if this process dies).
+ * The logic lock's TTL. `withLock` renews it every third of this while the sync lasts, so it need not cover the sync;
+ * it bounds how long the lock outlives a process killed mid-sync (the next sync on another node waits at most this).
  */
-const LOCK_TTL_MARGIN = Duration.seconds(30)
+const LOCK_TTL = Duration.seconds(15)
 
 /** How long the logic's status is kept: a day, so "when did the last sync end and how" survives a quiet night. */
 const STATUS_TTL = Duration.days(1)
@@ -128,7 +128,7 @@ export const make = (options: SyncUserOptions = {}) =>
     /** One sync: logic lock (scoped), status, timeout, duration logged. */
     const syncUser: Effect.Effect<SyncResult, BusinessError | SystemError> = Effect.scoped(
       Effect.gen(function*() {
-        const lock = yield* withLock(lockKey, Duration.sum(timeout, LOCK_TTL_MARGIN)).pipe(
+        const lock = yield* withLock(lockKey, LOCK_TTL).pipe(
           Effect.provideService(JobLockModel, locks),
           Effect.mapError(fromStoreError)
         )
