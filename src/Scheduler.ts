@@ -97,7 +97,10 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
   readonly jobs: ReadonlyArray<string>
   readonly status: Effect.Effect<ReadonlyArray<JobStatus>, StoreError>
   readonly jobStatus: (name: string) => Effect.Effect<JobStatus, UnknownJob | StoreError>
-  /** Run the job now through the same path as a fire (pause check, lock, fence, record); returns once started. */
+  /**
+   * Run the job now through the same path as a fire (pause check, lock, fence, record); returns once started. Dies
+   * once the scheduler is shutting down (no run begins then).
+   */
   readonly trigger: (name: string) => Effect.Effect<TriggerResult, UnknownJob | StoreError>
   /** Pause the job cluster-wide: fires are skipped with reason `paused` until `resume`. */
   readonly pause: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
