@@ -77,6 +77,15 @@ export class Launcher {
     return Effect.zipRight(
       Effect.zipRight(Fiber.interruptAll(fibers), Bookkeeper.awaitOver(replaced)),
       this.scheduled([run])
+    ).pipe(
+      // Interrupted while waiting (only when the scheduler's scope is closing): the run never begins, but it must
+      // still be over, or it would count as running forever.
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          const now = this.forker.clock.unsafeCurrentTimeMillis()
+          if (run.phase === "beginning") this.bookkeeper.drop(run, "interrupted", now)
+        })
+      )
     )
   }
 
