@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, Layer, Logger, TestClock } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Option, TestClock } from "effect"
 import * as Job from "../src/Job.js"
+import { JobLockModel } from "../src/JobLockModel.js"
 import * as JobStore from "../src/JobStore.js"
 import * as LeaderElection from "../src/LeaderElection.js"
 import { RunContext } from "../src/Run.js"
@@ -103,5 +104,60 @@ describe("Scheduler: run lifecycle", () => {
       ])
       // The replacement begins once the replaced run is over.
       expect(starts).toEqual([[10, 10], [20, 23]])
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.scoped("a manual trigger while shutdown drains begins no run and dies", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(t0)
+      const { record, starts } = recorder()
+      const store = yield* JobStore.JobStore
+      const made = yield* Deferred.make<Scheduler.Scheduler["Type"]>()
+      const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const scheduler = yield* Scheduler.make([
+          Job.unsafeMake({ name: "drained", every: "10 seconds", handler: record(Effect.sleep("10 seconds")) })
+        ], { shutdownGrace: "30 seconds" })
+        yield* Deferred.succeed(made, scheduler)
+        // The run of 10 s lasts until 20 s; the scope closes at 12 s and the drain waits for it.
+        yield* Effect.sleep("12 seconds")
+      })))
+      const scheduler = yield* Deferred.await(made)
+      yield* advance("15 seconds")
+      const exit = yield* Effect.exit(scheduler.trigger("drained"))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      yield* advance("10 seconds")
+      yield* Fiber.join(fiber)
+      expect(starts).toEqual([[10, 10]])
+      const list = yield* store.recentRuns("drained", 10)
+      expect(list.map((r) => [r.kind, r.outcome])).toEqual([["scheduled", "success"]])
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.scoped("a manual run whose node stops leading while it begins ends at its start without running its handler", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(t0)
+      const { record, starts } = recorder()
+      const store = yield* JobStore.JobStore
+      const leadership = yield* LeaderElection.ManualLeadership
+      // A store whose begin answers after 1 s: leadership is lost in between.
+      const slow: JobStore.JobStore["Type"] = {
+        ...store,
+        beginMany: undefined,
+        begin: (request) => Effect.zipRight(Effect.sleep("1 second"), store.begin(request))
+      }
+      const scheduler = yield* Scheduler.make([
+        Job.unsafeMake({ name: "late", cron: "0 0 0 1 1 *", handler: record(Effect.void) })
+      ], { shutdownGrace: 0 }).pipe(Effect.provideService(JobStore.JobStore, slow))
+      yield* TestClock.adjust(0)
+      const triggered = yield* Effect.fork(scheduler.trigger("late"))
+      yield* advance("500 millis")
+      yield* leadership.set(LeaderElection.follower("node-b"))
+      yield* advance("2 seconds")
+      const result = yield* Fiber.join(triggered)
+      expect(result._tag).toBe("Started")
+      expect(starts).toEqual([])
+      const list = yield* store.recentRuns("late", 10)
+      // Begun (lock and fence taken), then stopped at once: recorded, lock released.
+      expect(list.map((r) => [r.kind, r.outcome, r.durationMs])).toEqual([["manual", "leadership_lost", 0]])
+      const locks = yield* JobLockModel
+      expect(Option.isSome(yield* locks.acquireLock("late", "1 minute"))).toBe(true)
     }).pipe(Effect.provide(TestLayers)))
 })
