@@ -240,7 +240,7 @@ export const make = <R>(
     )
 
     // Step 6, added last so that it runs first when the scope closes (finalizers run in reverse): stop firing,
-    // drain within the grace, interrupt what is left, and wait until every run is over. Steps 1-4 are still alive
+    // drain within the grace, interrupt what is left, and wait until every run is over. Steps 1-5 are still alive
     // while it runs; they end after it, in reverse order.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
