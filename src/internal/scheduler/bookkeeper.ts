@@ -1,0 +1,308 @@
+/**
+ * Bookkeeping (store `finish`, counters, metrics, log lines) is queued and done by one fiber in batches, after the
+ * runs that are due have started: a run's start costs only what starting it needs. The bookkeeper owns the
+ * backlog and the drain fiber, writes each job's counters and last record, and makes every run that ended over
+ * once its record is written (or once its bookkeeping failed: a run must never count as running forever).
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import type * as Duration from "effect/Duration"
+import type { JobError } from "../../Errors.js"
+import { type JobStore } from "../../JobStore.js"
+import * as JobStoreM from "../../JobStore.js"
+import { type Outcome, RunRecord, type SkipReason } from "../../Run.js"
+import type { JobState } from "./jobState.js"
+import type { Run } from "./run.js"
+
+/** Work queued for the bookkeeping fiber: a run whose handler ended, or a fire that did not run. */
+type Item =
+  | Run
+  | {
+    readonly _tag: "Skipped"
+    readonly state: JobState
+    readonly fireTime: number
+    readonly reason: SkipReason
+    readonly extra: Record<string, unknown> | undefined
+  }
+  | { readonly _tag: "Missed"; readonly state: JobState; readonly missed: number; readonly newest: number }
+  | { readonly _tag: "Dropped"; readonly state: JobState; readonly why: string }
+
+export interface BookkeeperOptions {
+  readonly nodeId: string
+  readonly statusTtl: Duration.Duration
+  readonly maxRecords: number
+  /** Called once per run when it is over (a fixed-delay job plans its next fire then). */
+  readonly onOver: (state: JobState, now: number) => void
+}
+
+export class Bookkeeper {
+  private backlog: Array<Item> = []
+  private gate: Deferred.Deferred<void> | undefined = undefined
+
+  constructor(
+    private readonly store: JobStore["Type"],
+    private readonly clock: Clock.Clock,
+    private readonly options: BookkeeperOptions
+  ) {}
+
+  private enqueue(item: Item): void {
+    this.backlog.push(item)
+    const gate = this.gate
+    if (gate !== undefined) {
+      this.gate = undefined
+      Deferred.unsafeDone(gate, Exit.void)
+    }
+  }
+
+  /** A run's handler ended (the run is `ended`): record it. */
+  ended(run: Run): void {
+    this.enqueue(run)
+  }
+
+  /** A fire that did not run: counted now, logged by the drain. */
+  skip(state: JobState, fireTime: number, reason: SkipReason, extra?: Record<string, unknown>): void {
+    state.skips++
+    state.metrics.skip(reason)
+    this.enqueue({ _tag: "Skipped", state, fireTime, reason, extra })
+  }
+
+  /** Fires passed over by a late fire (only the newest of them may run). */
+  missed(state: JobState, missed: number, newest: number): void {
+    this.enqueue({ _tag: "Missed", state, missed, newest })
+  }
+
+  /** A run created but not begun (`why`: not leading, shutting down) is over at once. */
+  drop(run: Run, why: string, now: number): void {
+    this.enqueue({ _tag: "Dropped", state: run.state, why })
+    this.complete(run, now)
+  }
+
+  /** The run is over (bookkeeping done, or it never started): whoever waits for it may go on. */
+  complete(run: Run, now: number): void {
+    if (run.over()) this.options.onOver(run.state, now)
+  }
+
+  /** Wait until every run of `list` is over (its record written and its lock released, or it never started). */
+  static awaitOver(list: ReadonlyArray<Run>): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      let left = 0
+      const wake = () => {
+        if (--left === 0) resume(Effect.void)
+      }
+      for (const run of list) if (run.onOver(wake)) left++
+      if (left === 0) resume(Effect.void)
+    })
+  }
+
+  /** The drain fiber: forked once, for the scheduler's life. */
+  get loop(): Effect.Effect<never> {
+    const self = this
+    return Effect.gen(function*() {
+      for (;;) {
+        if (self.backlog.length === 0) {
+          const gate = yield* Deferred.make<void>()
+          self.gate = gate
+          yield* Deferred.await(gate)
+          continue
+        }
+        const batch = self.backlog
+        self.backlog = []
+        yield* Effect.uninterruptible(self.settle(batch)).pipe(
+          // Not expected; but a run whose bookkeeping failed must still end, or it would count as running forever.
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Effect.logError("run bookkeeping failed", cause),
+              Effect.sync(() => {
+                const now = self.clock.unsafeCurrentTimeMillis()
+                for (const item of batch) if (item._tag === "Run") self.complete(item, now)
+              })
+            )
+          )
+        )
+      }
+    })
+  }
+
+  private settle(batch: ReadonlyArray<Item>): Effect.Effect<void> {
+    const self = this
+    const { maxRecords, nodeId, statusTtl } = this.options
+    return Effect.gen(function*() {
+      // Log lines carry their fields as annotations. Built in one mutable pass over this fiber's annotations: the
+      // usual `annotateLogs` makes a new persistent map per field, most of the allocation of a short run.
+      const baseAnnotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+      const minimumLevel = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
+      const logWith = (
+        level: LogLevel.LogLevel,
+        message: string,
+        fields: Record<string, unknown>,
+        cause: Cause.Cause<unknown> = Cause.empty
+      ) =>
+        // Below the minimum level the line would be dropped anyway: do not build its annotations.
+        LogLevel.lessThan(level, minimumLevel) ? Effect.void : Effect.locally(
+          Effect.logWithLevel(level, message, cause),
+          FiberRef.currentLogAnnotations,
+          HashMap.mutate(baseAnnotations, (annotations) => {
+            for (const key in fields) HashMap.set(annotations, key, fields[key])
+          })
+        )
+      const runs: Array<Run> = []
+      const records: Array<RunRecord> = []
+      for (const item of batch) {
+        if (item._tag !== "Run") continue
+        runs.push(item)
+        records.push(recordOf(item, nodeId))
+      }
+      // Stores bound every operation themselves (JobStore's contract), so no timeout is added here.
+      const saved = records.length === 0 ? [] : yield* JobStoreM.finishMany(
+        self.store,
+        records.map((record, i) => ({ record, lock: runs[i]!.lock, statusTtl, maxRecords }))
+      )
+      let k = 0
+      for (const item of batch) {
+        switch (item._tag) {
+          case "Skipped": {
+            yield* logWith(LogLevel.Info, "job skipped", {
+              job: item.state.job.name,
+              fire_time: new Date(item.fireTime).toISOString(),
+              node: nodeId,
+              reason: item.reason,
+              ...item.extra
+            })
+            break
+          }
+          case "Missed": {
+            yield* logWith(LogLevel.Info, "missed fires", {
+              job: item.state.job.name,
+              node: nodeId,
+              missed: item.missed,
+              newest_fire: new Date(item.newest).toISOString()
+            })
+            break
+          }
+          case "Dropped": {
+            yield* Effect.logDebug(`fire dropped: ${item.why}`).pipe(Effect.annotateLogs({ job: item.state.job.name }))
+            break
+          }
+          case "Run": {
+            const record = records[k]!
+            const result = saved[k]
+            k++
+            const run = item
+            const state = run.state
+            if (result !== undefined && Either.isLeft(result)) {
+              yield* Effect.logError("run record not saved", Cause.fail(result.left)).pipe(
+                Effect.annotateLogs({ job: state.job.name })
+              )
+            }
+            const outcome = record.outcome
+            state.lastRun = Option.some(record)
+            state.runs++
+            if (outcome === "success") state.success++
+            else if (outcome !== "business_error") state.failures++
+            const lateness = run.startedAt - run.fireTime
+            state.metrics.lateness(lateness)
+            state.metrics.run(outcome, record.durationMs)
+            const exit = run.exit
+            const logCause = outcome === "defect" && exit !== undefined && Exit.isFailure(exit)
+              ? exit.cause
+              : Cause.empty
+            yield* logWith(levelOf(outcome), "job finished", {
+              job: state.job.name,
+              fire_time: new Date(run.fireTime).toISOString(),
+              run_id: run.runId,
+              node: nodeId,
+              fence: run.fence,
+              outcome,
+              duration_ms: record.durationMs,
+              lateness_ms: lateness,
+              attempt: record.attempt,
+              kind: run.kind,
+              ...(record.error === undefined ? {} : { error: record.error })
+            }, logCause)
+            self.complete(run, run.finishedAt)
+            break
+          }
+        }
+      }
+    })
+  }
+}
+
+/** The record of a run whose handler ended. Built from values this scheduler computed: not validated again. */
+const recordOf = (run: Run, nodeId: string): RunRecord => {
+  const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run)
+  return new RunRecord({
+    runId: run.runId,
+    job: run.state.job.name,
+    kind: run.kind,
+    fireTime: run.fireTime,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    durationMs: run.finishedAt - run.startedAt,
+    node: nodeId,
+    attempt: run.attempt,
+    fence: run.fence,
+    outcome,
+    ...(error === undefined ? {} : { error })
+  }, true)
+}
+
+/** A run's outcome: from its exit, and for a bare interruption from the reason the scheduler interrupted it. */
+export const outcomeOf = (
+  exit: Exit.Exit<void, JobError>,
+  run: { readonly reason: Run["reason"] }
+): { outcome: Outcome; error?: string } => {
+  if (Exit.isSuccess(exit)) return { outcome: "success" }
+  const cause = exit.cause
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value as { readonly _tag?: string; readonly message?: string; readonly code?: string }
+    const text = error.code === undefined ? String(error.message ?? error) : `${error.code}: ${error.message}`
+    return error._tag === "BusinessError"
+      ? { outcome: "business_error", error: text }
+      : { outcome: "system_error", error: text }
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect)) {
+    const value = defect.value
+    return { outcome: "defect", error: value instanceof Error ? value.message : String(value) }
+  }
+  switch (run.reason) {
+    case "timeout":
+      return { outcome: "timeout", error: "run exceeded its timeout" }
+    case "lock_lost":
+      return { outcome: "lock_lost", error: "lock lost while running" }
+    case "leadership_lost":
+      return { outcome: "leadership_lost", error: "this node stopped leading" }
+    case "replaced":
+      return { outcome: "interrupted", error: "replaced by a newer run" }
+    default:
+      return { outcome: "interrupted", error: "interrupted" }
+  }
+}
+
+const levelOf = (outcome: Outcome): LogLevel.LogLevel => {
+  switch (outcome) {
+    case "success":
+    case "business_error":
+    case "interrupted":
+      return LogLevel.Info
+    case "timeout":
+    case "lock_lost":
+    case "leadership_lost":
+      return LogLevel.Warning
+    case "system_error":
+    case "defect":
+      return LogLevel.Error
+  }
+}

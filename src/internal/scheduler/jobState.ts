@@ -1,0 +1,89 @@
+/**
+ * What the scheduler keeps per job. The pieces a job needs only once it runs (its metric labels, its `begin`
+ * template, its retry schedule) are made on first use, and durations in milliseconds are read off the job when
+ * needed rather than kept: an idle job costs only what it must.
+ *
+ * Each mutable field has one writer, named on the field.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Job from "../../Job.js"
+import type { BeginRequest } from "../../JobStore.js"
+import type { RunRecord } from "../../Run.js"
+import { JobMetrics } from "../jobMetrics.js"
+import type { Run } from "./run.js"
+
+/** A job whose requirements (besides RunContext) are already provided from the layer's context. */
+export type AnyJob = Job.Job<never>
+
+/**
+ * Slot claims outlive the misfire window by this much, so that a late node (a stale leader, a second instance)
+ * still finds the slot taken.
+ */
+const SLOT_TTL_MARGIN_MS = 10 * 60_000
+
+export class JobState {
+  /** Bumped whenever the planned fire changes; timer entries of older generations are stale. Planner. */
+  generation = 0
+  /** The planned fire (epoch ms), if any. Planner. */
+  nextFire: number | undefined = undefined
+  /** The state of a `Schedule` trigger between its steps. Planner. */
+  scheduleState: unknown = undefined
+  /** Its runs from creation until over (`Run`'s constructor adds, its `over` transition deletes). Run. */
+  readonly running = new Set<Run>()
+  /** Bookkeeper. */
+  lastRun: Option.Option<RunRecord> = Option.none()
+  /** Counters since this node started. Bookkeeper. */
+  runs = 0
+  success = 0
+  failures = 0
+  skips = 0
+  private metricsCache: JobMetrics | undefined = undefined
+  private beginCache: JobState["begin"] | undefined = undefined
+  private retryCache: Schedule.Schedule<unknown, unknown> | undefined = undefined
+
+  constructor(readonly job: AnyJob, private readonly misfireThresholdMs: number) {}
+
+  get metrics(): JobMetrics {
+    return this.metricsCache ??= new JobMetrics(this.job.name)
+  }
+
+  get timeoutMs(): number {
+    return Duration.toMillis(this.job.timeout)
+  }
+
+  /** Renew every third of the TTL: two renewals can fail before the lock could lapse. */
+  get renewEveryMs(): number {
+    return Math.max(1, Math.floor(Duration.toMillis(this.job.lock.ttl) / 3))
+  }
+
+  get misfireGraceMs(): number {
+    return Duration.toMillis(this.job.misfireGrace)
+  }
+
+  /** How far back a late fire looks for the newest missed fire time. */
+  get windowMs(): number {
+    return Math.max(this.misfireGraceMs, this.misfireThresholdMs)
+  }
+
+  get retrySchedule(): Schedule.Schedule<unknown, unknown> {
+    const retry = this.job.retry
+    return this.retryCache ??= Schedule.exponential(retry.delay, retry.factor).pipe(
+      Schedule.modifyDelay((delay) => Duration.min(delay, retry.maxDelay))
+    )
+  }
+
+  /** The parts of every `begin` request that do not change from run to run. */
+  get begin(): Pick<BeginRequest, "slot" | "lock" | "statusTtl"> {
+    const job = this.job
+    return this.beginCache ??= {
+      slot: Option.some({ ttl: Duration.millis(this.windowMs + SLOT_TTL_MARGIN_MS) }),
+      lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
+      // The `running` status must not expire mid-run: the lock is renewed, the status is not.
+      statusTtl: Duration.sum(job.timeout, Job.LOCK_TTL_MARGIN)
+    }
+  }
+}

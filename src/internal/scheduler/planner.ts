@@ -1,0 +1,197 @@
+/**
+ * The planner: one timer over every job's planned fire and the fiber that waits for its top while this node
+ * leads. A job's planned fire changes only here (`plan`), and every change bumps the job's generation, so a timer
+ * entry of an older generation is stale and ignored. Fires are planned on the timer only while leading; the
+ * scheduler's leading flag is that gate.
+ *
+ * At a fire: find the newest fire time due, plan the next one, and apply the misfire and overlap rules (the
+ * arithmetic is in `fire.ts`); the runs that result are handed to the launcher as one batch.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Clock from "effect/Clock"
+import type * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import type { JobStore } from "../../JobStore.js"
+import { Timer, type TimerEntry } from "../timer.js"
+import type { Bookkeeper } from "./bookkeeper.js"
+import * as Fire from "./fire.js"
+import type { JobState } from "./jobState.js"
+import type { Flags, Launcher } from "./launcher.js"
+import { Run } from "./run.js"
+
+/** What the fire timer holds per planned fire; stale once the job's generation moved on. */
+interface Entry {
+  readonly state: JobState
+  readonly generation: number
+}
+
+export class Planner {
+  private readonly timer: Timer<Entry>
+  /** Reused by every fire (see `Fire.DueFire`). */
+  private readonly due: Fire.DueFire = { newest: 0, missed: 0, next: 0 }
+
+  constructor(
+    maxWaitMs: number,
+    private readonly misfireThresholdMs: number,
+    private readonly states: ReadonlyMap<string, JobState>,
+    private readonly store: JobStore["Type"],
+    private readonly flags: Flags,
+    private readonly launcher: Launcher,
+    private readonly bookkeeper: Bookkeeper,
+    /** Where replacing runs wait for the runs they replace. */
+    private readonly helpers: FiberSet.FiberSet<void, never>
+  ) {
+    this.timer = new Timer<Entry>(maxWaitMs, (entry) => entry.generation !== entry.state.generation)
+  }
+
+  /** Plan `planned` as the job's next fire (none: a finished Schedule, a cron fire beyond Date's range). */
+  plan(state: JobState, planned: number | undefined): void {
+    const time = planned !== undefined && Number.isFinite(planned) ? planned : undefined
+    state.generation++
+    state.nextFire = time
+    if (time !== undefined && this.flags.leading) this.timer.schedule(time, { state, generation: state.generation })
+  }
+
+  /** Forget every planned fire (leadership lost, shutdown). */
+  stop(): void {
+    this.timer.clear()
+    for (const state of this.states.values()) {
+      state.generation++
+      state.nextFire = undefined
+    }
+  }
+
+  /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
+  afterRun(state: JobState, now: number): void {
+    const trigger = state.job.trigger
+    if (trigger._tag === "FixedDelay" && this.flags.leading && state.running.size === 0 && !this.flags.shuttingDown) {
+      this.plan(state, now + Duration.toMillis(trigger.every))
+    }
+  }
+
+  /** While leading: plan every enabled job's first fire, then fire forever. Forked when this node starts leading. */
+  get lead(): Effect.Effect<never> {
+    const self = this
+    // Uninterruptible: runs of a batch count as running from when they are created, so an interruption (leadership
+    // lost) must not strike between their creation and `begin`, which would leave them counted forever. A batch is
+    // short: a synchronous pass, then one store call bounded by the store's own timeout.
+    const loop = this.timer.run((batch, now) => Effect.uninterruptible(self.fireBatch(batch, now)))
+    return Effect.gen(function*() {
+      // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
+      // planning, so that a slow store does not delay the first fires.
+      if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
+      const now = yield* Clock.currentTimeMillis
+      const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
+      const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency: 64 })
+      enabled.forEach((state, i) => self.plan(state, firsts[i]))
+      return yield* loop
+    })
+  }
+
+  /** The first planned fire of a job when this node starts leading: from the last fire recorded by any node. */
+  private firstFire(state: JobState, now: number): Effect.Effect<number | undefined> {
+    const trigger = state.job.trigger
+    if (trigger._tag === "Schedule") {
+      return Effect.map(trigger.schedule.step(now, undefined, trigger.schedule.initial), ([next, , decision]) => {
+        state.scheduleState = next
+        return Fire.scheduleFire(decision, now)
+      })
+    }
+    return this.store.lastFireTime(state.job.name).pipe(
+      Effect.timeout("10 seconds"),
+      Effect.catchAllCause((cause) =>
+        Effect.as(
+          Effect.logWarning("last fire time unavailable; planning from now", cause).pipe(
+            Effect.annotateLogs({ job: state.job.name })
+          ),
+          Option.none<number>()
+        )
+      ),
+      Effect.map((last) => Fire.firstFire(trigger, Option.getOrUndefined(last), now))
+    )
+  }
+
+  /** Every fire due at one wake-up of the fire timer, begun in one store call. */
+  private fireBatch(batch: ReadonlyArray<TimerEntry<Entry>>, now: number): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      const list: Array<Run> = []
+      for (const { time, value } of batch) {
+        const state = value.state
+        if (value.generation !== state.generation) continue
+        state.nextFire = undefined
+        const trigger = state.job.trigger
+        let newest = time
+        switch (trigger._tag) {
+          case "Schedule": {
+            const [next, , decision] = yield* trigger.schedule.step(now, undefined, state.scheduleState)
+            state.scheduleState = next
+            self.plan(state, Fire.scheduleFire(decision, now + 1))
+            break
+          }
+          case "Cron":
+          case "FixedRate": {
+            const due = self.due
+            if (trigger._tag === "Cron") Fire.cronDue(trigger.cron, time, now, state.windowMs, due)
+            else Fire.fixedRateDue(Duration.toMillis(trigger.every), time, now, due)
+            newest = due.newest
+            self.plan(state, due.next)
+            if (due.missed > 0) self.bookkeeper.missed(state, due.missed, newest)
+            break
+          }
+          // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
+        }
+        const replacing = self.fire(state, newest, now, list)
+        if (replacing !== undefined) {
+          const { fibers, replaced, run } = replacing
+          yield* FiberSet.run(self.helpers, self.launcher.replacing(run, replaced, fibers))
+        }
+      }
+      if (list.length > 0) yield* self.launcher.scheduled(list)
+    })
+  }
+
+  /**
+   * The fire `newest` of a job is due at `now`: the misfire and overlap rules. A run to begin now is added to
+   * `list`; a run that replaces others is returned with them (already asked to stop) and their fibers.
+   */
+  private fire(state: JobState, newest: number, now: number, list: Array<Run>): Replacing | undefined {
+    const job = state.job
+    const lateness = now - newest
+    if (Fire.misfire(lateness, this.misfireThresholdMs, job.misfire, state.misfireGraceMs) === "misfired") {
+      this.bookkeeper.skip(state, newest, "misfired", { lateness_ms: lateness })
+      this.afterRun(state, now)
+      return undefined
+    }
+    switch (Fire.overlap(state.running.size, job.overlap)) {
+      case "skip": {
+        this.bookkeeper.skip(state, newest, "overlap")
+        this.afterRun(state, now)
+        return undefined
+      }
+      case "replace": {
+        const replaced = Array.from(state.running)
+        const fibers: Array<Fiber.RuntimeFiber<void, never>> = []
+        for (const running of replaced) {
+          const fiber = running.interrupt("replaced")
+          if (fiber !== undefined) fibers.push(fiber)
+        }
+        return { run: new Run(state, newest, "scheduled"), replaced, fibers }
+      }
+      case "run": {
+        list.push(new Run(state, newest, "scheduled"))
+        return undefined
+      }
+    }
+  }
+}
+
+interface Replacing {
+  readonly run: Run
+  readonly replaced: ReadonlyArray<Run>
+  readonly fibers: ReadonlyArray<Fiber.RuntimeFiber<void, never>>
+}

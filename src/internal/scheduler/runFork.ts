@@ -1,0 +1,113 @@
+/**
+ * Where a run's fiber comes from: the one place that touches effect's runtime directly. Runs are root fibers forked
+ * from one runtime template taken from the scheduler's scope: its context (the handlers' layer) plus each run's
+ * `RunContext` and span, and the scope's fiber refs (logger, log level, clock, tracer). They start uninterruptible
+ * and only the handler is made interruptible, so an interruption that arrives before the handler's first step
+ * still lets the run end (record its outcome, release its lock) through `onEnd`.
+ *
+ * Unsafe on purpose, to keep a run's start cheap: the context is copied as a plain map (`Context.unsafeMap`), the
+ * runtime is made by hand, a fiber known only after it was forked is interrupted with `unsafeInterruptAsFork`, and
+ * effect's built-in tracer is recognised by identity, to stand in a lighter span for its spans.
+ *
+ * @internal
+ */
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as Tracer from "effect/Tracer"
+import type { JobError } from "../../Errors.js"
+import { RunContext } from "../../Run.js"
+import { RunSpan } from "../runSpan.js"
+
+export class RunForker {
+  /** The forker of the current fiber: its runtime, `context` (the handlers' requirements), clock and tracer. */
+  static make = <R>(context: Context.Context<R>): Effect.Effect<RunForker> =>
+    Effect.gen(function*() {
+      const runtime = yield* Effect.runtime<never>()
+      const tracer = yield* Effect.tracer
+      return new RunForker(
+        runtime,
+        context as Context.Context<never>,
+        yield* Effect.clock,
+        tracer,
+        yield* FiberRef.get(FiberRef.currentTracerEnabled),
+        // Effect's built-in tracer keeps spans nowhere: a lighter span of the same shape stands in for its spans.
+        tracer === Effect.runSync(Effect.tracer)
+      )
+    })
+
+  private readonly runFlags: RuntimeFlags.RuntimeFlags
+
+  private constructor(
+    private readonly baseRuntime: Runtime.Runtime<never>,
+    private readonly baseContext: Context.Context<never>,
+    readonly clock: Clock.Clock,
+    private readonly tracer: Tracer.Tracer,
+    private readonly tracing: boolean,
+    private readonly nativeTracer: boolean
+  ) {
+    this.runFlags = RuntimeFlags.disable(baseRuntime.runtimeFlags, RuntimeFlags.Interruption)
+  }
+
+  /**
+   * Fork `handler` as a root fiber with `runContext` and a `job.run` span (when tracing) in its context. `onEnd` is
+   * called once, in that fiber, with the handler's exit and its end time (the span already ended). The fiber may
+   * have ended by the time this returns (a handler that never yields ends inside the fork).
+   */
+  fork<A>(
+    runContext: RunContext["Type"],
+    handler: Effect.Effect<void, JobError, RunContext>,
+    onEnd: (exit: Exit.Exit<void, JobError>, now: number, target: A) => void,
+    target: A
+  ): Fiber.RuntimeFiber<void, never> {
+    const clock = this.clock
+    // One copy of the layer's context per run, with the run's own services set in it.
+    const services = new Map(this.baseContext.unsafeMap)
+    services.set(RunContext.key, runContext)
+    let span: Tracer.Span | undefined = undefined
+    if (this.tracing) {
+      const startTime = clock.unsafeCurrentTimeNanos()
+      const fields = {
+        job: runContext.job,
+        fireTime: runContext.fireTime.getTime(),
+        runId: runContext.runId,
+        node: runContext.nodeId,
+        fence: runContext.fence
+      }
+      if (this.nativeTracer) {
+        span = new RunSpan("job.run", startTime, fields)
+      } else {
+        span = this.tracer.span("job.run", Option.none(), Context.empty(), [], startTime, "internal")
+        span.attribute("job", fields.job)
+        span.attribute("fire_time", fields.fireTime)
+        span.attribute("run_id", fields.runId)
+        span.attribute("node", fields.node)
+        span.attribute("fence", fields.fence)
+      }
+      services.set(Tracer.ParentSpan.key, span)
+    }
+    const runtime = Runtime.make({
+      context: Context.unsafeMake<RunContext>(services),
+      runtimeFlags: this.runFlags,
+      fiberRefs: this.baseRuntime.fiberRefs
+    })
+    const body = Effect.flatMap(Effect.exit(Effect.interruptible(handler)), (exit) =>
+      Effect.sync(() => {
+        span?.end(clock.unsafeCurrentTimeNanos(), exit)
+        onEnd(exit, clock.unsafeCurrentTimeMillis(), target)
+      }))
+    return Runtime.runFork(runtime)(body)
+  }
+
+  /** Interrupt a forked run's fiber from synchronous code, without waiting (its `onEnd` still runs). */
+  interrupt(fiber: Fiber.RuntimeFiber<void, never>): void {
+    fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+}

@@ -1,0 +1,140 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Context, Deferred, Effect, Exit, Fiber, FiberRef, HashMap, Option, TestClock, Tracer } from "effect"
+import type { JobError } from "../src/Errors.js"
+import { RunForker } from "../src/internal/scheduler/runFork.js"
+import { RunContext } from "../src/Run.js"
+
+// Where runs' fibers come from: what a run's fiber sees of the scheduler's scope (its services, fiber refs, clock,
+// tracer), the span it runs under, and that its end is reported once however it ends.
+
+class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+
+const runContext: RunContext["Type"] = {
+  job: "forked",
+  fireTime: new Date(Date.parse("2026-05-01T00:00:10Z")),
+  runId: "run-1",
+  attempt: 1,
+  nodeId: "node-a",
+  fence: 42,
+  kind: "scheduled"
+}
+
+/** Fork `handler` and wait for its end; returns what `onEnd` saw. */
+const forkAndEnd = (forker: RunForker, handler: Effect.Effect<void, JobError, RunContext>) =>
+  Effect.gen(function*() {
+    const ends: Array<{ readonly exit: Exit.Exit<void, JobError>; readonly now: number; readonly target: string }> = []
+    const done = yield* Deferred.make<void>()
+    const fiber = forker.fork(runContext, handler, (exit, now, target: string) => {
+      ends.push({ exit, now, target })
+      Deferred.unsafeDone(done, Exit.void)
+    }, "target-1")
+    return { ends, fiber, done }
+  })
+
+describe("RunForker", () => {
+  it.effect("a run's fiber sees its RunContext, the scope's services, fiber refs and clock", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.parse("2026-05-01T00:00:10Z"))
+      const seen: Array<unknown> = []
+      const forker = yield* RunForker.make(Context.make(Greeting, "hello")).pipe(Effect.annotateLogs("scope", "sched"))
+      const handler = Effect.gen(function*() {
+        const run = yield* RunContext
+        const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+        seen.push(run.fence, yield* Greeting, yield* Clock.currentTimeMillis, HashMap.get(annotations, "scope"))
+      })
+      // As in the scheduler, the handler's other requirements (Greeting) come from the forker's context.
+      const { done, ends } = yield* forkAndEnd(forker, handler as Effect.Effect<void, never, RunContext>)
+      yield* Deferred.await(done)
+      expect(seen).toEqual([42, "hello", Date.parse("2026-05-01T00:00:10Z"), Option.some("sched")])
+      expect(ends.map((e) => [Exit.isSuccess(e.exit), e.now, e.target])).toEqual([
+        [true, Date.parse("2026-05-01T00:00:10Z"), "target-1"]
+      ])
+    }))
+
+  it.effect("under effect's own tracer the run has a light job.run span as its current span, ended with the run", () =>
+    Effect.gen(function*() {
+      const forker = yield* RunForker.make(Context.empty())
+      const spans: Array<Tracer.Span> = []
+      const handler = Effect.flatMap(Effect.currentSpan, (span) => Effect.sync(() => spans.push(span)))
+      const { done } = yield* forkAndEnd(forker, Effect.orDie(handler))
+      yield* Deferred.await(done)
+      const span = spans[0]!
+      expect(span.constructor.name).toBe("RunSpan")
+      expect(span.name).toBe("job.run")
+      expect(Object.fromEntries(span.attributes)).toEqual({
+        job: "forked",
+        fire_time: Date.parse("2026-05-01T00:00:10Z"),
+        run_id: "run-1",
+        node: "node-a",
+        fence: 42
+      })
+      expect(span.status._tag).toBe("Ended")
+    }))
+
+  it.effect("with another tracer installed, that tracer makes the span, and sees it ended with the run's exit", () =>
+    Effect.gen(function*() {
+      const made: Array<string> = []
+      const ended: Array<string> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          made.push(name)
+          const attributes = new Map<string, unknown>()
+          return {
+            _tag: "Span",
+            name,
+            spanId: "s",
+            traceId: "t",
+            parent,
+            context,
+            status: { _tag: "Started", startTime },
+            attributes,
+            links,
+            sampled: true,
+            kind,
+            end: (_end, exit) => void ended.push(exit._tag),
+            attribute: (key, value) => void attributes.set(key, value),
+            event: () => undefined,
+            addLinks: () => undefined
+          }
+        },
+        context: (f) => f()
+      })
+      const forker = yield* RunForker.make(Context.empty()).pipe(Effect.withTracer(tracer))
+      const { done } = yield* forkAndEnd(forker, Effect.die("boom"))
+      yield* Deferred.await(done)
+      expect(made).toEqual(["job.run"])
+      expect(ended).toEqual(["Failure"])
+    }))
+
+  it.effect("with tracing disabled in the scope, a run has no span of its own", () =>
+    Effect.gen(function*() {
+      const forker = yield* RunForker.make(Context.empty()).pipe(Effect.withTracerEnabled(false))
+      const spans: Array<Option.Option<Tracer.Span>> = []
+      const handler = Effect.flatMap(Effect.option(Effect.currentSpan), (span) => Effect.sync(() => spans.push(span)))
+      const { done } = yield* forkAndEnd(forker, handler)
+      yield* Deferred.await(done)
+      expect(spans.map(Option.isNone)).toEqual([true])
+    }))
+
+  it.effect("a run interrupted while its handler waits ends once, through onEnd, with an interruption", () =>
+    Effect.gen(function*() {
+      const forker = yield* RunForker.make(Context.empty())
+      let after = false
+      const handler = Effect.zipRight(Effect.never, Effect.sync(() => (after = true)))
+      const { done, ends, fiber } = yield* forkAndEnd(forker, handler)
+      forker.interrupt(fiber)
+      yield* Deferred.await(done)
+      yield* Fiber.await(fiber)
+      expect(after).toBe(false)
+      expect(ends.length).toBe(1)
+      expect(Exit.isInterrupted(ends[0]!.exit)).toBe(true)
+    }))
+
+  it.effect("a handler that never yields has ended by the time fork returns", () =>
+    Effect.gen(function*() {
+      const forker = yield* RunForker.make(Context.empty())
+      const { ends, fiber } = yield* forkAndEnd(forker, Effect.void)
+      expect(ends.length).toBe(1)
+      expect(Exit.isSuccess(yield* Fiber.await(fiber))).toBe(true)
+    }))
+})
