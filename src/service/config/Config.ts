@@ -200,8 +200,14 @@ const ConfigSchema = Schema.Struct({
     { as: "Option", nullable: true }
   ),
   database: Schema.optionalWith(
-    Schema.Struct({ sqlite: Schema.optionalWith(NonEmpty("path"), { default: () => "./data/user.db" }) }),
-    { default: () => ({ sqlite: "./data/user.db" }) }
+    Schema.Struct({
+      sqlite: Schema.optionalWith(NonEmpty("path"), { default: () => "./data/user.db" }),
+      url: Schema.optionalWith(
+        Schema.Redacted(urlWith(["postgres:", "postgresql:"], "a postgres:// or postgresql:// URL", false)),
+        { as: "Option" }
+      )
+    }),
+    { default: () => ({ sqlite: "./data/user.db", url: Option.none<Redacted.Redacted<string>>() }) }
   ),
   jobs: Schema.optionalWith(
     Schema.Struct({
@@ -223,7 +229,8 @@ const ConfigSchema = Schema.Struct({
 export type Mode = "job" | "rpc" | "all"
 
 /**
- * The decoded configuration. Secrets (`http.token`, the Redis URL which may hold a password, `etcd.password`) are
+ * The decoded configuration. Secrets (`http.token`, the Redis and database URLs which may hold a password,
+ * `etcd.password`) are
  * `Redacted`: printing the config never shows them.
  *
  * @since 0.1.0
@@ -250,7 +257,12 @@ export interface ServiceConfig {
     readonly username: string | undefined
     readonly password: Option.Option<Redacted.Redacted<string>>
   }>
-  readonly database: { readonly sqlite: string }
+  readonly database: {
+    /** The SQLite file of the embedded default; unused when `url` is set. */
+    readonly sqlite: string
+    /** A PostgreSQL URL: the user store shared by the nodes of a cluster. Wins over `sqlite` when set. */
+    readonly url: Option.Option<Redacted.Redacted<string>>
+  }
   /** Every known job, defaults merged, validated by `Job.make`. */
   readonly jobs: Readonly<Record<JobName, JobConfig>>
 }
@@ -294,7 +306,8 @@ export const USAGE = `Usage: effect-job-scheduler [--mode job|rpc|all] [--config
   --help              show this text
 
 Environment overrides: CONFIG MODE NODE_ID LOG_FORMAT LOG_LEVEL HTTP_HOST HTTP_PORT HTTP_TOKEN REDIS_URL
-REDIS_KEY_PREFIX ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH.
+REDIS_KEY_PREFIX ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH
+DATABASE_URL.
 Invalid configuration exits with code 2 and one line naming the field and the reason.`
 
 /**
@@ -388,6 +401,7 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, ReadonlyArray<string>, (s: 
   ["ETCD_ENDPOINTS", ["etcd", "endpoints"], (s) => s.split(",").map((e) => e.trim()).filter((e) => e.length > 0)],
   ["ETCD_LEASE_TTL", ["etcd", "leaseTtl"], (s) => s],
   ["SQLITE_PATH", ["database", "sqlite"], (s) => s],
+  ["DATABASE_URL", ["database", "url"], (s) => s],
   // Beyond DESIGN.md 8: secrets are better passed in the environment than written in a file.
   ["ETCD_USERNAME", ["etcd", "username"], (s) => s],
   ["ETCD_PASSWORD", ["etcd", "password"], (s) => s]
@@ -601,6 +615,10 @@ export const describe = (config: ServiceConfig): Record<string, unknown> => ({
     onNone: () => "none (single-node leadership)",
     onSome: (etcd) => `${etcd.endpoints.join(",")} key ${etcd.electionKey} ttl ${Duration.format(etcd.leaseTtl)}`
   }),
-  sqlite: config.database.sqlite,
+  database: Option.match(config.database.url, {
+    onNone: () => `sqlite ${config.database.sqlite}`,
+    // The URL was validated by `new URL`, so the masking below always parses it.
+    onSome: (url) => `postgresql ${Redis.describeUrl(url)}`
+  }),
   shutdownGrace: Duration.format(config.shutdownGrace)
 })
