@@ -1,7 +1,8 @@
 /**
  * The user store of the reference service (the seed's `UserModel`) through `@effect/sql`: SQLite (the embedded
  * default, one file per process), PostgreSQL (the shared store of a cluster), and a memory model for tests. The SQL
- * schema is applied by numbered migrations at start-up (`migrations.ts`). Every method fails with a typed `RepositoryError`; times are epoch milliseconds.
+ * schema is applied by numbered migrations at start-up (`migrations.ts`). Every method fails with a typed
+ * `RepositoryError`; times are epoch milliseconds.
  *
  * @since 0.1.0
  */
@@ -452,7 +453,10 @@ export const layerPg = (options: PgOptions): Layer.Layer<UserModel, RepositoryEr
             transformResultNames: Str.snakeToCamel
           }).pipe(
             Effect.mapError((error) =>
-              new RepositoryError({ operation: "connect", reason: `${where}: ${repositoryError("connect")(error).reason}` })
+              new RepositoryError({
+                operation: "connect",
+                reason: `${where}: ${repositoryError("connect")(error).reason}`
+              })
             ),
             // A malformed URL throws inside the driver: a typed error, not a crash.
             Effect.catchAllDefect((defect) => Effect.fail(repositoryError("connect")(defect)))
