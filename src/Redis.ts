@@ -270,9 +270,13 @@ const makeClient = (options: RedisOptions): Effect.Effect<RedisClientService, St
               sentinelCommandTimeout: Duration.toMillis(commandTimeout),
               // Rounds over all sentinels when none answered: the same delays as a reconnect.
               sentinelRetryStrategy: reconnectDelayMillis,
-              // Subscribe to the sentinels' `+switch-master`: the client reconnects to the promoted replica as soon
-              // as the sentinels announce it, instead of at its next reconnect attempt.
-              failoverDetector: true
+              // No `+switch-master` subscription (ioredis' failover detector): when the announcement arrives while a
+              // reconnect attempt is under way, ioredis 5.x ends the client for good (status `end`, no more
+              // reconnects), seen here as a client that never came back after a failover. Without it the client
+              // still follows a failover: a dead primary drops the connection, and sentinels close the clients of an
+              // instance they demote (`CLIENT KILL TYPE normal`); either way the next reconnect (within 1 s) asks the
+              // sentinels again, and a node that is not a primary any more is refused by the role check.
+              failoverDetector: false
             })
           }
           if (options.url === undefined) throw new Error("neither url nor sentinel given")
