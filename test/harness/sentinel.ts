@@ -21,7 +21,7 @@ import { findExecutable, freePort, type RedisServer, spawnManaged, startRedis, w
 
 const INSTALL_HINT = "install it with `apt-get update && apt-get install -y redis-sentinel redis-server`"
 
-/** Sentinels discover each other every 2 s (hello messages) and the replica within a second; 20 s covers a loaded CI. */
+/** Sentinels find each other every 2 s (hello messages) and the replica within a second; 20 s covers a loaded CI. */
 const DISCOVERY_TIMEOUT = Duration.seconds(20)
 
 /** The name the sentinels monitor the primary under. */
