@@ -1,7 +1,8 @@
 /**
  * The Redis client shared by the Redis backends (`JobLockModel/Redis.ts`, `JobStore/Redis.ts`): one ioredis
- * connection as a scoped resource, every command bounded in time and failing with a typed `StoreError`, and the key
- * layout of the whole scheduler in one place.
+ * connection as a scoped resource, to a standalone server (`url`) or to the primary named by Redis Sentinel
+ * (`sentinel`, following failovers by itself), every command bounded in time and failing with a typed `StoreError`,
+ * and the key layout of the whole scheduler in one place.
  *
  * @since 0.1.0
  */

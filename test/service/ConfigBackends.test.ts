@@ -84,7 +84,7 @@ redis:
     }, "redis.sentinels", /either/],
     ["a name without sentinels", "redis: { url: redis://h:6379, name: m }", {}, "redis.name", /only applies/],
     ["neither url nor sentinels", "redis: { keyPrefix: x }", {}, "redis.url", /missing/],
-    ["a bad db", "redis: { sentinels: [h:1], name: m, db: 99 }", {}, "redis.db", /0-15/]
+    ["a bad db", "redis: { sentinels: [h:1], name: m, db: -1 }", {}, "redis.db", /database number/]
   ]
   for (const [name, text, env, path, reason] of cases) {
     it(`${name} -> ${path}`, () => {

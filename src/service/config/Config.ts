@@ -209,8 +209,8 @@ const ConfigSchema = Schema.Struct({
       sentinelPassword: Schema.optional(Schema.Redacted(Schema.String)),
       password: Schema.optional(Schema.Redacted(Schema.String)),
       db: Schema.optional(guarded(
-        (u): u is number => typeof u === "number" && Number.isInteger(u) && u >= 0 && u <= 15,
-        "a database number 0-15"
+        (u): u is number => typeof u === "number" && Number.isInteger(u) && u >= 0,
+        "a database number (0, 1, ...)"
       ))
     }),
     { as: "Option", nullable: true }
