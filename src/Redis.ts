@@ -63,8 +63,9 @@ export interface RedisOptions {
   readonly url?: Redacted.Redacted<string> | string | undefined
   /**
    * Find the primary through Redis Sentinel instead of a fixed address: the client asks the sentinels for the
-   * primary of `name`, connects to it, checks that it is a primary, and after a failover (connection lost, or the
-   * sentinels' `+switch-master`) asks them again and reconnects to the promoted replica by itself.
+   * primary of `name`, connects to it, checks that it is a primary, and after a failover (the connection to the old
+   * primary is lost, or closed by the sentinels when they demote it) asks them again at its next reconnect attempt and
+   * continues on the promoted replica by itself.
    */
   readonly sentinel?: SentinelOptions | undefined
   /** The seed's `c.Redis.Key`, e.g. `user`: keys are `user:job:lock:{key}`, ... */
@@ -271,12 +272,13 @@ const makeClient = (options: RedisOptions): Effect.Effect<RedisClientService, St
               sentinelCommandTimeout: Duration.toMillis(commandTimeout),
               // Rounds over all sentinels when none answered: the same delays as a reconnect.
               sentinelRetryStrategy: reconnectDelayMillis,
-              // No `+switch-master` subscription (ioredis' failover detector): when the announcement arrives while a
-              // reconnect attempt is under way, ioredis 5.x ends the client for good (status `end`, no more
-              // reconnects), seen here as a client that never came back after a failover. Without it the client
-              // still follows a failover: a dead primary drops the connection, and sentinels close the clients of an
-              // instance they demote (`CLIENT KILL TYPE normal`); either way the next reconnect (within 1 s) asks the
-              // sentinels again, and a node that is not a primary any more is refused by the role check.
+              // No `+switch-master` subscription (ioredis' failover detector): its handler closes the connector, and
+              // when that happens while a reconnect attempt is resolving the primary, ioredis 5.11 ends the client
+              // for good (the connector's promise rejects -> status `end`, no more reconnects); seen here as a client
+              // that never came back after a failover. Without it the client still follows a failover: a dead
+              // primary drops the connection, and sentinels close the clients of an instance they demote (`CLIENT
+              // KILL TYPE normal`); either way the next reconnect (within 1 s) asks the sentinels again, and a node
+              // that is not a primary any more is refused by the role check.
               failoverDetector: false
             })
           }
