@@ -120,12 +120,19 @@ jobs:
         yield* Effect.sleep(BATCH_EVERY)
       })))
 
-      // Kill the leader 900 ms after a fire: its run is over (a few ms), several batches are waiting for the next.
+      // Kill the leader 900 ms after a fire whose run has finished (its `job finished` line is there, so it holds no
+      // lock), before the next fire: several batches are then waiting for the next run.
       yield* waitFinished("3 more runs", (lines) => lines.length >= 5)
-      const last = finished()[finished().length - 1]!
+      let last = finished()[finished().length - 1]!
+      for (;;) {
+        const seen = Date.parse(last.fire_time)
+        last = yield* poll("the next run", EVENT_TIMEOUT, () =>
+          finished().find((l) => Date.parse(l.fire_time) > seen))
+        if (Date.now() - Date.parse(last.fire_time) < 800) break
+      }
       const leader = nodes.find((node) => node.id === last.node)!
       const successor = nodes.find((node) => node !== leader)!
-      yield* Effect.sleep(Duration.millis(Math.ceil(Date.now() / 1000) * 1000 + 900 - Date.now()))
+      yield* Effect.sleep(Duration.millis(Date.parse(last.fire_time) + 900 - Date.now()))
       const killedAt = Date.now()
       yield* leader.signal("SIGKILL")
       yield* Effect.promise(() => leader.exited)
