@@ -111,7 +111,9 @@ export const startPostgres: Effect.Effect<PostgresServer, never, Scope.Scope> = 
   const bin = yield* binDir
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ejs-pg-"))
+      // The unprivileged server user must reach the directory: under a private TMPDIR (mode 0700, root's) use /tmp.
+      const base = asRoot() && (fs.statSync(os.tmpdir()).mode & 0o001) === 0 ? "/tmp" : os.tmpdir()
+      const dir = fs.mkdtempSync(path.join(base, "ejs-pg-"))
       if (asRoot()) fs.chownSync(dir, UNPRIVILEGED.uid, UNPRIVILEGED.gid)
       return dir
     }),
