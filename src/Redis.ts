@@ -1,7 +1,8 @@
 /**
  * The Redis client shared by the Redis backends (`JobLockModel/Redis.ts`, `JobStore/Redis.ts`): one ioredis
- * connection as a scoped resource, every command bounded in time and failing with a typed `StoreError`, and the key
- * layout of the whole scheduler in one place.
+ * connection as a scoped resource, to a standalone server (`url`) or to the primary named by Redis Sentinel
+ * (`sentinel`, following failovers by itself), every command bounded in time and failing with a typed `StoreError`,
+ * and the key layout of the whole scheduler in one place.
  *
  * @since 0.1.0
  */
@@ -56,9 +57,17 @@ export class RedisClient extends Context.Tag("effect-job-scheduler/RedisClient")
 export interface RedisOptions {
   /**
    * `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` for TLS. Pass a `Redacted` when the URL holds a
-   * password: it is never logged either way (logs show the URL with the password masked).
+   * password: it is never logged either way (logs show the URL with the password masked). Required unless `sentinel`
+   * is given; with `sentinel` it is ignored.
    */
-  readonly url: Redacted.Redacted<string> | string
+  readonly url?: Redacted.Redacted<string> | string | undefined
+  /**
+   * Find the primary through Redis Sentinel instead of a fixed address: the client asks the sentinels for the
+   * primary of `name`, connects to it, checks that it is a primary, and after a failover (the connection to the old
+   * primary is lost, or closed by the sentinels when they demote it) asks them again at its next reconnect attempt and
+   * continues on the promoted replica by itself.
+   */
+  readonly sentinel?: SentinelOptions | undefined
   /** The seed's `c.Redis.Key`, e.g. `user`: keys are `user:job:lock:{key}`, ... */
   readonly keyPrefix: string
   /** Bound on every command. Default 2 seconds. */
@@ -66,6 +75,43 @@ export interface RedisOptions {
   /** Bound on the first connection (until the server answers the ready check). Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
 }
+
+/**
+ * How to reach a primary through Redis Sentinel.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SentinelOptions {
+  /** Some or all of the sentinels (the client learns the others from them). At least one. */
+  readonly sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** The name the sentinels monitor the primary under (`sentinel monitor <name> ...`). */
+  readonly name: string
+  /** The sentinels' own password (`requirepass` in sentinel.conf), if any. */
+  readonly sentinelPassword?: Redacted.Redacted<string> | string | undefined
+  /** The data nodes' user and password (`requirepass` / ACL of the primary and replicas), if any. */
+  readonly username?: string | undefined
+  readonly password?: Redacted.Redacted<string> | string | undefined
+  /** Database number. Default 0. */
+  readonly db?: number | undefined
+}
+
+/**
+ * How the connection is described in logs and errors: the URL with its password masked, or the sentinels and the
+ * primary's name.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describeOptions = (options: Pick<RedisOptions, "url" | "sentinel">): string =>
+  options.sentinel !== undefined
+    ? `sentinel ${options.sentinel.name} via ${options.sentinel.sentinels.map((s) => `${s.host}:${s.port}`).join(",")}`
+    : options.url === undefined
+    ? "redis (no url)"
+    : describeUrl(options.url)
+
+const reveal = (secret: Redacted.Redacted<string> | string | undefined): string | undefined =>
+  secret === undefined ? undefined : Redacted.isRedacted(secret) ? Redacted.value(secret) : secret
 
 /**
  * Default bound on one command. A Redis round trip is ~20 us hot and well under 1 ms after idle (DESIGN.md 12), so
@@ -187,35 +233,63 @@ export const fromClient = (
  */
 const makeClient = (options: RedisOptions): Effect.Effect<RedisClientService, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
-    const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-    const where = describeUrl(options.url)
+    const where = describeOptions(options)
     const commandTimeout = Duration.decode(options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT)
     const connectTimeout = Duration.decode(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT)
     const runtime = yield* Effect.runtime<never>()
     const log = (effect: Effect.Effect<void>) =>
       Runtime.runFork(runtime)(Effect.annotateLogs(effect, { redis: where }))
 
+    const common = {
+      lazyConnect: true,
+      // A down Redis fails a command at once instead of queueing it until the server is back.
+      enableOfflineQueue: false,
+      commandTimeout: Duration.toMillis(commandTimeout),
+      connectTimeout: Duration.toMillis(connectTimeout),
+      // Commands in flight when the connection drops fail at once (0 reconnect attempts kept for them)...
+      maxRetriesPerRequest: 0,
+      // ...and are never re-sent after a reconnect: a `begin` whose caller already saw a StoreError must not
+      // claim a slot and take a lock later, owned by nobody.
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: reconnectDelayMillis
+    }
+    const sentinel = options.sentinel
     const client = yield* Effect.acquireRelease(
       Effect.try({
-        try: () =>
-          new IORedis(url, {
-            lazyConnect: true,
-            // A down Redis fails a command at once instead of queueing it until the server is back.
-            enableOfflineQueue: false,
-            commandTimeout: Duration.toMillis(commandTimeout),
-            connectTimeout: Duration.toMillis(connectTimeout),
-            // Commands in flight when the connection drops fail at once (0 reconnect attempts kept for them)...
-            maxRetriesPerRequest: 0,
-            // ...and are never re-sent after a reconnect: a `begin` whose caller already saw a StoreError must not
-            // claim a slot and take a lock later, owned by nobody.
-            autoResendUnfulfilledCommands: false,
-            retryStrategy: reconnectDelayMillis
-          }),
+        try: () => {
+          if (sentinel !== undefined) {
+            return new IORedis({
+              ...common,
+              sentinels: sentinel.sentinels.map(({ host, port }) => ({ host, port })),
+              name: sentinel.name,
+              role: "master",
+              sentinelPassword: reveal(sentinel.sentinelPassword),
+              username: sentinel.username,
+              password: reveal(sentinel.password),
+              db: sentinel.db ?? 0,
+              // A sentinel that does not answer must not stall the reconnect: bounded like any command, then the
+              // next sentinel is asked.
+              sentinelCommandTimeout: Duration.toMillis(commandTimeout),
+              // Rounds over all sentinels when none answered: the same delays as a reconnect.
+              sentinelRetryStrategy: reconnectDelayMillis,
+              // No `+switch-master` subscription (ioredis' failover detector): its handler closes the connector, and
+              // when that happens while a reconnect attempt is resolving the primary, ioredis 5.11 ends the client
+              // for good (the connector's promise rejects -> status `end`, no more reconnects); seen here as a client
+              // that never came back after a failover. Without it the client still follows a failover: a dead
+              // primary drops the connection, and sentinels close the clients of an instance they demote (`CLIENT
+              // KILL TYPE normal`); either way the next reconnect (within 1 s) asks the sentinels again, and a node
+              // that is not a primary any more is refused by the role check.
+              failoverDetector: false
+            })
+          }
+          if (options.url === undefined) throw new Error("neither url nor sentinel given")
+          return new IORedis(reveal(options.url)!, common)
+        },
         catch: (cause) =>
           new StoreError({
             backend: "redis",
             operation: "connect",
-            reason: `invalid url ${where}: ${messageOf(cause)}`
+            reason: `invalid options ${where}: ${messageOf(cause)}`
           })
       }),
       (client) => close(client, commandTimeout)

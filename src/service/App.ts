@@ -92,7 +92,11 @@ const allChecks = Effect.zipWith(storeChecks, LeaderHealth, (checks, leader): Re
 export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown> => {
   const jobs = Either.getOrThrowWith(Jobs.make(config), (error) => error)
   const info = { node: config.nodeId, mode: config.mode }
-  const models = Repository.layer({ sqlite: config.database.sqlite, redis: config.redis })
+  const models = Repository.layer({
+    sqlite: config.database.sqlite,
+    databaseUrl: config.database.url,
+    redis: config.redis
+  })
   const http = Server.layerHttp(config.http)
   const scheduler = Scheduler.layer(jobs, { shutdownGrace: config.shutdownGrace })
   // Built first, released last: "service stopped" is logged once every other layer has shut down.

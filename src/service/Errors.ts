@@ -7,7 +7,8 @@
 import * as Schema from "effect/Schema"
 
 /**
- * Represents an error that occurs when the user store cannot answer: a SQLite error, a locked or corrupt database.
+ * Represents an error that occurs when the user store cannot answer: a SQLite or PostgreSQL error, a locked or corrupt
+ * database, a database server that is down or too slow.
  *
  * @since 0.1.0
  * @category repository errors

@@ -4,19 +4,23 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { startEtcd } from "../harness/etcd.js"
 import { finishedRuns as finished, getJson, poll, rpc, type ServiceNode, startNode, tempDir } from "../harness/node.js"
+import { startPostgres } from "../harness/postgres.js"
 import { startRedis, uniquePrefix } from "../harness/redis.js"
 
-describe("the service as a cluster (Redis + etcd, three processes)", () => {
-  it.live("2 job nodes + 1 rpc node: one leader runs the jobs, rpc reads the shared store, failover on SIGTERM", () =>
+describe("the service as a cluster (Redis + etcd + PostgreSQL, three processes)", () => {
+  it.live("2 job nodes + 1 rpc node: one leader runs the jobs, rpc reads the shared stores, failover on SIGTERM", () =>
     Effect.gen(function*() {
       const redis = yield* startRedis()
       const etcd = yield* startEtcd()
+      const postgres = yield* startPostgres
+      const database = yield* postgres.database("cluster")
       const dir = yield* tempDir("svc-cluster")
       const prefix = uniquePrefix("svc")
       const config = path.join(dir, "cluster.yaml")
       fs.writeFileSync(config, `
 redis: { url: "${redis.url}", keyPrefix: ${prefix} }
 etcd: { endpoints: ["${etcd.endpoint}"], leaseTtl: 2 seconds, electionKey: ${prefix}/scheduler }
+database: { url: "${database}" }
 shutdownGrace: 5 seconds
 jobs:
   sync_user: { every: 1 second, timeout: 30 seconds }
@@ -56,6 +60,11 @@ jobs:
       const runs = yield* Effect.promise(() => rpc(r.port, "JobRuns", { job: "sync_user", limit: 5 }))
       expect(runs.value.length).toBeGreaterThan(0)
       expect(runs.value.every((run: any) => run.node === leader.id)).toBe(true)
+      // ...and serves the users the leader synced: one shared database, not a file per node.
+      const leaderFences = new Set(finished(leader).map((l) => Number(l.fence)))
+      const users = yield* Effect.promise(() => rpc(r.port, "ListUsers", { page: 1, pageSize: 100 }))
+      expect(users.value.users.length).toBeGreaterThan(0)
+      expect(users.value.users.filter((u: any) => !leaderFences.has(u.syncFence))).toEqual([])
       const trigger = yield* Effect.promise(() => rpc(r.port, "TriggerJob", { job: "sync_user" }))
       expect(JSON.stringify(trigger)).toContain("SchedulerUnavailable")
       expect((yield* Effect.promise(() => rpc(r.port, "PauseJob", { job: "sync_user" })))._tag).toBe("Success")

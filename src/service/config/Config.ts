@@ -83,6 +83,23 @@ const Port = guarded(
   "a port number 0-65535 (0 = any free port)"
 )
 
+/** `host:port` (a sentinel's address), port 1-65535. */
+const HostPort = Schema.transformOrFail(
+  Schema.Unknown,
+  Schema.Struct({ host: Schema.String, port: Schema.Number }),
+  {
+    strict: true,
+    decode: (input, _, ast) => {
+      const match = typeof input === "string" ? /^\s*(\[[^\]]+\]|[^:\s]+):(\d{1,5})\s*$/.exec(input) : null
+      const port = match === null ? NaN : Number(match[2])
+      return match !== null && port >= 1 && port <= 65535
+        ? ParseResult.succeed({ host: match[1]!.replace(/^\[|\]$/g, ""), port })
+        : ParseResult.fail(new ParseResult.Type(ast, input, `expected host:port, got ${JSON.stringify(input)}`))
+    },
+    encode: ({ host, port }) => ParseResult.succeed(`${host}:${port}`)
+  }
+)
+
 const NonEmpty = (what: string) =>
   Schema.String.pipe(Schema.filter((value) => value.trim().length > 0 || `expected a non-empty ${what}`))
 
@@ -182,8 +199,19 @@ const ConfigSchema = Schema.Struct({
   shutdownGrace: Schema.optionalWith(DurationString({ allowZero: true }), { default: () => Duration.seconds(30) }),
   redis: Schema.optionalWith(
     Schema.Struct({
-      url: Schema.Redacted(urlWith(["redis:", "rediss:"], "a redis:// or rediss:// URL", false)),
-      keyPrefix: Schema.optionalWith(NonEmpty("key prefix"), { default: () => "user" })
+      url: Schema.optional(Schema.Redacted(urlWith(["redis:", "rediss:"], "a redis:// or rediss:// URL", false))),
+      keyPrefix: Schema.optionalWith(NonEmpty("key prefix"), { default: () => "user" }),
+      // Redis Sentinel instead of `url`: the sentinels' addresses and the primary's name.
+      sentinels: Schema.optional(
+        Schema.Array(HostPort).pipe(Schema.minItems(1, { message: () => "expected at least one sentinel" }))
+      ),
+      name: Schema.optional(NonEmpty("primary name")),
+      sentinelPassword: Schema.optional(Schema.Redacted(Schema.String)),
+      password: Schema.optional(Schema.Redacted(Schema.String)),
+      db: Schema.optional(guarded(
+        (u): u is number => typeof u === "number" && Number.isInteger(u) && u >= 0,
+        "a database number (0, 1, ...)"
+      ))
     }),
     { as: "Option", nullable: true }
   ),
@@ -200,8 +228,14 @@ const ConfigSchema = Schema.Struct({
     { as: "Option", nullable: true }
   ),
   database: Schema.optionalWith(
-    Schema.Struct({ sqlite: Schema.optionalWith(NonEmpty("path"), { default: () => "./data/user.db" }) }),
-    { default: () => ({ sqlite: "./data/user.db" }) }
+    Schema.Struct({
+      sqlite: Schema.optionalWith(NonEmpty("path"), { default: () => "./data/user.db" }),
+      url: Schema.optionalWith(
+        Schema.Redacted(urlWith(["postgres:", "postgresql:"], "a postgres:// or postgresql:// URL", false)),
+        { as: "Option" }
+      )
+    }),
+    { default: () => ({ sqlite: "./data/user.db", url: Option.none<Redacted.Redacted<string>>() }) }
   ),
   jobs: Schema.optionalWith(
     Schema.Struct({
@@ -223,7 +257,8 @@ const ConfigSchema = Schema.Struct({
 export type Mode = "job" | "rpc" | "all"
 
 /**
- * The decoded configuration. Secrets (`http.token`, the Redis URL which may hold a password, `etcd.password`) are
+ * The decoded configuration. Secrets (`http.token`, the Redis and database URLs which may hold a password,
+ * `etcd.password`) are
  * `Redacted`: printing the config never shows them.
  *
  * @since 0.1.0
@@ -242,7 +277,15 @@ export interface ServiceConfig {
     readonly token: Option.Option<Redacted.Redacted<string>>
   }
   readonly shutdownGrace: Duration.Duration
-  readonly redis: Option.Option<{ readonly url: Redacted.Redacted<string>; readonly keyPrefix: string }>
+  /**
+   * A standalone server (`url`), or a primary found through Redis Sentinel (`sentinel`): exactly one of the two is
+   * set.
+   */
+  readonly redis: Option.Option<{
+    readonly url: Redacted.Redacted<string> | undefined
+    readonly sentinel: Redis.SentinelOptions | undefined
+    readonly keyPrefix: string
+  }>
   readonly etcd: Option.Option<{
     readonly endpoints: ReadonlyArray<string>
     readonly leaseTtl: Duration.Duration
@@ -250,7 +293,12 @@ export interface ServiceConfig {
     readonly username: string | undefined
     readonly password: Option.Option<Redacted.Redacted<string>>
   }>
-  readonly database: { readonly sqlite: string }
+  readonly database: {
+    /** The SQLite file of the embedded default; unused when `url` is set. */
+    readonly sqlite: string
+    /** A PostgreSQL URL: the user store shared by the nodes of a cluster. Wins over `sqlite` when set. */
+    readonly url: Option.Option<Redacted.Redacted<string>>
+  }
   /** Every known job, defaults merged, validated by `Job.make`. */
   readonly jobs: Readonly<Record<JobName, JobConfig>>
 }
@@ -294,7 +342,9 @@ export const USAGE = `Usage: effect-job-scheduler [--mode job|rpc|all] [--config
   --help              show this text
 
 Environment overrides: CONFIG MODE NODE_ID LOG_FORMAT LOG_LEVEL HTTP_HOST HTTP_PORT HTTP_TOKEN REDIS_URL
-REDIS_KEY_PREFIX ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH.
+REDIS_KEY_PREFIX REDIS_SENTINELS (comma-separated host:port) REDIS_SENTINEL_NAME REDIS_SENTINEL_PASSWORD
+REDIS_PASSWORD ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH
+DATABASE_URL.
 Invalid configuration exits with code 2 and one line naming the field and the reason.`
 
 /**
@@ -385,9 +435,14 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, ReadonlyArray<string>, (s: 
   ["HTTP_TOKEN", ["http", "token"], (s) => s],
   ["REDIS_URL", ["redis", "url"], (s) => s],
   ["REDIS_KEY_PREFIX", ["redis", "keyPrefix"], (s) => s],
+  ["REDIS_SENTINELS", ["redis", "sentinels"], (s) => s.split(",").map((e) => e.trim()).filter((e) => e.length > 0)],
+  ["REDIS_SENTINEL_NAME", ["redis", "name"], (s) => s],
+  ["REDIS_SENTINEL_PASSWORD", ["redis", "sentinelPassword"], (s) => s],
+  ["REDIS_PASSWORD", ["redis", "password"], (s) => s],
   ["ETCD_ENDPOINTS", ["etcd", "endpoints"], (s) => s.split(",").map((e) => e.trim()).filter((e) => e.length > 0)],
   ["ETCD_LEASE_TTL", ["etcd", "leaseTtl"], (s) => s],
   ["SQLITE_PATH", ["database", "sqlite"], (s) => s],
+  ["DATABASE_URL", ["database", "url"], (s) => s],
   // Beyond DESIGN.md 8: secrets are better passed in the environment than written in a file.
   ["ETCD_USERNAME", ["etcd", "username"], (s) => s],
   ["ETCD_PASSWORD", ["etcd", "password"], (s) => s]
@@ -462,6 +517,44 @@ export const decode = (input: DecodeInput): Either.Either<ServiceConfig, ConfigI
     }
     const config = decoded.right
 
+    let redis: ServiceConfig["redis"] = Option.none()
+    if (Option.isSome(config.redis)) {
+      const given = config.redis.value
+      const origin = (path: string) => {
+        const from = origins.get(path)
+        return from === undefined ? "" : ` (from ${from})`
+      }
+      if (given.url !== undefined && given.sentinels !== undefined) {
+        const why = `give either redis.url or redis.sentinels, not both${origin("redis.sentinels")}`
+        return yield* invalid("redis.sentinels", why)
+      }
+      if (given.sentinels === undefined) {
+        if (given.url === undefined) return yield* invalid("redis.url", "is missing (or give redis.sentinels)")
+        for (const key of ["name", "sentinelPassword", "password", "db"] as const) {
+          if (given[key] !== undefined) {
+            const why = "only applies with redis.sentinels (with redis.url, put it in the URL)"
+            return yield* invalid(`redis.${key}`, why)
+          }
+        }
+        redis = Option.some({ url: given.url, sentinel: undefined, keyPrefix: given.keyPrefix })
+      } else {
+        if (given.name === undefined) {
+          return yield* invalid("redis.name", "is missing (the primary's name the sentinels monitor)")
+        }
+        redis = Option.some({
+          url: undefined,
+          sentinel: {
+            sentinels: given.sentinels,
+            name: given.name,
+            sentinelPassword: given.sentinelPassword,
+            password: given.password,
+            db: given.db
+          },
+          keyPrefix: given.keyPrefix
+        })
+      }
+    }
+
     if (Option.isSome(config.etcd)) {
       const etcd = config.etcd.value
       if (Option.isSome(etcd.password) && etcd.username === undefined) {
@@ -493,7 +586,7 @@ export const decode = (input: DecodeInput): Either.Either<ServiceConfig, ConfigI
       log: config.log,
       http: config.http,
       shutdownGrace: config.shutdownGrace,
-      redis: config.redis,
+      redis,
       etcd: Option.map(config.etcd, (etcd) => ({ ...etcd, username: etcd.username })),
       database: config.database,
       jobs
@@ -595,12 +688,16 @@ export const describe = (config: ServiceConfig): Record<string, unknown> => ({
   http: `${config.http.host}:${config.http.port}${Option.isSome(config.http.token) ? " (token set)" : ""}`,
   redis: Option.match(config.redis, {
     onNone: () => "none (in-memory locks and records)",
-    onSome: (redis) => `${Redis.describeUrl(redis.url)} prefix ${redis.keyPrefix}`
+    onSome: (redis) => `${Redis.describeOptions(redis)} prefix ${redis.keyPrefix}`
   }),
   etcd: Option.match(config.etcd, {
     onNone: () => "none (single-node leadership)",
     onSome: (etcd) => `${etcd.endpoints.join(",")} key ${etcd.electionKey} ttl ${Duration.format(etcd.leaseTtl)}`
   }),
-  sqlite: config.database.sqlite,
+  database: Option.match(config.database.url, {
+    onNone: () => `sqlite ${config.database.sqlite}`,
+    // The URL was validated by `new URL`, so the masking below always parses it.
+    onSome: (url) => `postgresql ${Redis.describeUrl(url)}`
+  }),
   shutdownGrace: Duration.format(config.shutdownGrace)
 })

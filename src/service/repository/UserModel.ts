@@ -1,23 +1,29 @@
 /**
- * The user store of the reference service (the seed's `UserModel`): SQLite through `@effect/sql` in production, a
- * memory model in tests. Every method fails with a typed `RepositoryError`; times are epoch milliseconds.
+ * The user store of the reference service (the seed's `UserModel`) through `@effect/sql`: SQLite (the embedded
+ * default, one file per process), PostgreSQL (the shared store of a cluster), and a memory model for tests. The SQL
+ * schema is applied by numbered migrations at start-up (`migrations.ts`). Every method fails with a typed
+ * `RepositoryError`; times are epoch milliseconds.
  *
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Str from "effect/String"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { RepositoryError } from "../Errors.js"
+import { migrate } from "./migrations.js"
 
 /**
  * @since 0.1.0
@@ -205,7 +211,7 @@ export const layerMemory = (seed: Iterable<User> = []): Layer.Layer<UserModel> =
   Layer.effect(UserModel, makeMemory(seed))
 
 // ---------------------------------------------------------------------------------------------------------------
-// SQLite
+// SQL (SQLite, PostgreSQL)
 // ---------------------------------------------------------------------------------------------------------------
 
 const repositoryError = (operation: string) => (cause: SqlError | unknown) =>
@@ -218,36 +224,72 @@ const repositoryError = (operation: string) => (cause: SqlError | unknown) =>
     cause
   })
 
+/**
+ * Columns stored as 64-bit integers (epoch milliseconds, fences). PostgreSQL's driver returns `BIGINT` as a string
+ * (it may exceed 2^53); these values stay far below 2^53 (epoch ms until the year 287,396; a fence per run), so they
+ * are read back as numbers.
+ */
+const BIGINT_FIELDS = ["lastActiveAt", "updatedAt", "syncedAt", "syncFence", "archivedAt"] as const
+
+const numericRow = (row: unknown): unknown => {
+  if (typeof row !== "object" || row === null) return row
+  const record = { ...(row as Record<string, unknown>) }
+  for (const field of BIGINT_FIELDS) {
+    const value = record[field]
+    if (typeof value === "string" && /^-?\d+$/.test(value)) record[field] = Number(value)
+  }
+  return record
+}
+
 const decodeUsers = Schema.decodeUnknown(Schema.Array(User))
 
 /**
- * The SQLite model over the `SqlClient` in context. Creates the schema if it is missing, and seeds the demo users
- * when `seed` is true and the table is empty.
+ * Bound on one statement of the PostgreSQL model: a statement here is a keyset page or an update of one page (well
+ * under 100 ms on a healthy server), so 10 s only trips on a server that is down, partitioned or locked up, and the
+ * caller (a job) gets a typed, retryable error instead of waiting for its own timeout.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const DEFAULT_STATEMENT_TIMEOUT = Duration.seconds(10)
+
+/**
+ * The SQL model over the `SqlClient` in context (SQLite or PostgreSQL): applies the schema migrations (see
+ * `migrations.ts`), and seeds the demo users when `seed` is true and the table is empty. Every statement is bounded
+ * by `statementTimeout` (a `RepositoryError` when it passes).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): Effect.Effect<
-  UserModel["Type"],
-  RepositoryError,
-  SqlClient.SqlClient
-> =>
+export const makeSql = (options: {
+  readonly seed?: boolean | undefined
+  readonly statementTimeout?: Duration.DurationInput | undefined
+} = {}): Effect.Effect<UserModel["Type"], RepositoryError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql`CREATE TABLE IF NOT EXISTS users (
-      id INTEGER PRIMARY KEY,
-      name TEXT NOT NULL,
-      email TEXT NOT NULL,
-      status TEXT NOT NULL DEFAULT 'active',
-      last_active_at INTEGER NOT NULL,
-      updated_at INTEGER NOT NULL,
-      synced_at INTEGER,
-      sync_fence INTEGER NOT NULL DEFAULT 0,
-      archived_at INTEGER
-    )`.pipe(Effect.mapError(repositoryError("create schema")))
+    const timeout = Duration.decode(options.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT)
+    const bounded = (operation: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(
+        Effect.mapError(repositoryError(operation)),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new RepositoryError({ operation, reason: `no reply within ${Duration.format(timeout)}` })
+        })
+      )
+
+    const applied = yield* migrate(sql).pipe(bounded("migrate"))
+    if (applied.length > 0) {
+      yield* Effect.logInfo("user store schema migrated").pipe(Effect.annotateLogs({ applied: applied.join(",") }))
+    }
 
     const rows = <E, R>(operation: string, query: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
-      query.pipe(Effect.flatMap(decodeUsers), Effect.mapError(repositoryError(operation)))
+      query.pipe(Effect.flatMap((found) => decodeUsers(found.map(numericRow))), bounded(operation))
+    const count = (operation: string) =>
+      sql<{ readonly n: number | string }>`SELECT COUNT(*) AS n FROM users`.pipe(
+        // COUNT(*) is a BIGINT on PostgreSQL: a string.
+        Effect.map((result) => Number(result[0]?.n ?? 0)),
+        bounded(operation)
+      )
 
     const insert = (list: ReadonlyArray<User>) =>
       list.length === 0 ? Effect.void : sql`INSERT INTO users ${
@@ -262,7 +304,7 @@ export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): 
           sync_fence: u.syncFence,
           archived_at: u.archivedAt
         })))
-      }`.pipe(Effect.asVoid, Effect.mapError(repositoryError("insert")))
+      }`.pipe(Effect.asVoid, bounded("insert"))
 
     const service: UserModel["Type"] = {
       findById: (id) =>
@@ -274,10 +316,7 @@ export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): 
       list: (page, pageSize) =>
         Effect.all({
           users: rows("list", sql`SELECT * FROM users ORDER BY id LIMIT ${pageSize} OFFSET ${(page - 1) * pageSize}`),
-          total: sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM users`.pipe(
-            Effect.map((result) => Number(result[0]?.n ?? 0)),
-            Effect.mapError(repositoryError("list"))
-          )
+          total: count("list")
         }),
       findUnsynced: (lastId, limit) =>
         rows(
@@ -290,13 +329,13 @@ export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): 
           SET synced_at = ${at}, sync_fence = ${fence}
           WHERE ${sql.in("id", ids)} AND sync_fence <= ${fence} RETURNING id`.pipe(
           Effect.map((updated) => updated.length),
-          Effect.mapError(repositoryError("markSynced"))
+          bounded("markSynced")
         ),
       archive: (id, at) =>
         sql<{ readonly id: number }>`UPDATE users SET status = 'archived', archived_at = ${at}
           WHERE id = ${id} AND status = 'active' RETURNING id`.pipe(
           Effect.map((updated) => updated.length > 0),
-          Effect.mapError(repositoryError("archive"))
+          bounded("archive")
         ),
       insert,
       transaction: (effect) => sql.withTransaction(effect).pipe(Effect.mapError((error) =>
@@ -306,15 +345,18 @@ export const makeSql = (options: { readonly seed?: boolean | undefined } = {}): 
     }
 
     if (options.seed ?? true) {
-      const count = yield* sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM users`.pipe(
-        Effect.map((result) => Number(result[0]?.n ?? 0)),
-        Effect.mapError(repositoryError("seed"))
-      )
-      if (count === 0) {
+      // Seeding is one transaction, and on PostgreSQL it holds a table lock, so that nodes starting together on one
+      // database seed it once (the others find the users there).
+      yield* Effect.gen(function*() {
+        yield* sql.onDialectOrElse({
+          pg: () => sql`LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`.pipe(bounded("seed")),
+          orElse: () => Effect.void
+        })
+        if ((yield* count("seed")) > 0) return
         const now = yield* Clock.currentTimeMillis
         yield* insert(demoUsers(now))
         yield* Effect.logInfo("user store seeded").pipe(Effect.annotateLogs({ users: DEMO_USERS }))
-      }
+      }).pipe(service.transaction)
     }
     return service
   })
@@ -323,8 +365,8 @@ const isSqlError = (u: unknown): u is SqlError =>
   typeof u === "object" && u !== null && "_tag" in u && u._tag === "SqlError"
 
 /**
- * The SQLite model on a file (its directory is created), schema created on first start, demo users seeded into an
- * empty table unless `seed` is false.
+ * The SQLite model on a file (its directory is created), schema migrated at start, demo users seeded into an empty
+ * table unless `seed` is false. The embedded default: one process, one file.
  *
  * @since 0.1.0
  * @category layers
@@ -349,6 +391,78 @@ export const layerSqlite = (options: {
             transformResultNames: Str.snakeToCamel
           }).pipe(Effect.catchAllDefect((defect) => Effect.fail(repositoryError("open database")(defect))))
           return Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+        })
+      ).pipe(Layer.provide(Reactivity.layer))
+    )
+  )
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgOptions {
+  /** `postgres://[user[:password]@]host[:port]/database[?sslmode=...]`. A password in it is never logged. */
+  readonly url: Redacted.Redacted<string> | string
+  readonly seed?: boolean | undefined
+  /** Bound on connecting (the first `SELECT 1`). Default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Bound on one statement. Default `DEFAULT_STATEMENT_TIMEOUT`. */
+  readonly statementTimeout?: Duration.DurationInput | undefined
+  /** Pool size. Default 10: the sync and archive jobs use one connection each, the RPCs a few. */
+  readonly maxConnections?: number | undefined
+}
+
+/** Default bound on connecting: room for a database that starts a moment after us, as for Redis. */
+const DEFAULT_PG_CONNECT_TIMEOUT = Duration.seconds(5)
+
+/**
+ * The URL with its password masked, for logs and error messages.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describeDatabaseUrl = (url: Redacted.Redacted<string> | string): string => {
+  const raw = Redacted.isRedacted(url) ? Redacted.value(url) : url
+  try {
+    const parsed = new URL(raw)
+    if (parsed.password !== "") parsed.password = "***"
+    return parsed.toString()
+  } catch {
+    return "postgres (unparsable url)"
+  }
+}
+
+/**
+ * The PostgreSQL model (a cluster's shared user store): a connection pool checked at start (`SELECT 1` within
+ * `connectTimeout`), schema migrated once per database whatever the number of nodes starting together, demo users
+ * seeded into an empty table unless `seed` is false. The pool closes with the layer's scope.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPg = (options: PgOptions): Layer.Layer<UserModel, RepositoryError> =>
+  Layer.effect(UserModel, makeSql(options)).pipe(
+    Layer.provide(
+      Layer.scopedContext(
+        Effect.gen(function*() {
+          const where = describeDatabaseUrl(options.url)
+          const client = yield* PgClient.make({
+            url: Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url),
+            connectTimeout: options.connectTimeout ?? DEFAULT_PG_CONNECT_TIMEOUT,
+            maxConnections: options.maxConnections ?? 10,
+            transformResultNames: Str.snakeToCamel
+          }).pipe(
+            Effect.mapError((error) =>
+              new RepositoryError({
+                operation: "connect",
+                reason: `${where}: ${repositoryError("connect")(error).reason}`
+              })
+            ),
+            // A malformed URL throws inside the driver: a typed error, not a crash.
+            Effect.catchAllDefect((defect) => Effect.fail(repositoryError("connect")(defect)))
+          )
+          yield* Effect.logDebug("user store connected").pipe(Effect.annotateLogs({ database: where }))
+          return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
         })
       ).pipe(Layer.provide(Reactivity.layer))
     )

@@ -42,7 +42,10 @@ export class StoreHealth extends Context.Tag("effect-job-scheduler/service/Store
  * @category models
  */
 export interface RedisSettings {
-  readonly url: Redacted.Redacted<string>
+  /** A standalone server; unused when `sentinel` is set. */
+  readonly url: Redacted.Redacted<string> | undefined
+  /** The primary found through Redis Sentinel (it follows a failover by itself). */
+  readonly sentinel?: Redis.SentinelOptions | undefined
   readonly keyPrefix: string
 }
 
@@ -58,7 +61,8 @@ export const layerMemory: Layer.Layer<JobStore.JobStore | JobLockModel.JobLockMo
 )
 
 /**
- * The Redis store: one connection (bounded connect, typed errors), the seed's keys under `keyPrefix`.
+ * The Redis store: one connection (bounded connect, typed errors) to a standalone server or to the primary named by
+ * the sentinels, the seed's keys under `keyPrefix`.
  *
  * @since 0.1.0
  * @category layers
@@ -75,7 +79,7 @@ export const layerRedis = (
         check: Effect.asVoid(redis.run("ping", (client) => client.ping()))
       }))
     )
-  ).pipe(Layer.provide(Redis.layer({ url: settings.url, keyPrefix: settings.keyPrefix })))
+  ).pipe(Layer.provide(Redis.layer({ url: settings.url, sentinel: settings.sentinel, keyPrefix: settings.keyPrefix })))
 
 /**
  * Redis when configured, else memory.
