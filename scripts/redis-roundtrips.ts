@@ -14,6 +14,8 @@ import type { JobStore } from "../src/JobStore.js"
 import * as JobStoreM from "../src/JobStore.js"
 import * as JobStoreRedis from "../src/JobStore/Redis.js"
 import * as Redis from "../src/Redis.js"
+import * as JobStoreScripts from "../src/internal/jobStoreScripts.js"
+import * as RedisScript from "../src/internal/redisScript.js"
 import { RunRecord } from "../src/Run.js"
 import { startRedis } from "../test/harness/redis.js"
 
@@ -36,7 +38,7 @@ const us = (nanos: number) => (nanos / 1000).toFixed(1).padStart(8)
 const program = Effect.gen(function*() {
   const server = yield* startRedis()
   const keyPrefix = "bench"
-  const context = yield* Layer.build(JobStoreRedis.layerRedis.pipe(
+  const context = yield* Layer.build(JobStoreRedis.layer.pipe(
     Layer.provideMerge(Redis.layer({ url: server.url, keyPrefix }))
   ))
   const store: JobStore["Type"] = Effect.runSync(Effect.provide(JobStoreM.JobStore, context))
@@ -107,7 +109,7 @@ const program = Effect.gen(function*() {
   const rawBeginScript = Effect.promise(() => {
     const t = ++fireTime
     const keys = Redis.keys(keyPrefix)
-    return Redis.evalScript(client, JobStoreRedis.beginScript, [
+    return RedisScript.evalScript(client, JobStoreScripts.beginScript, [
       keys.paused("raw"),
       keys.tick("raw", t),
       keys.last("raw"),

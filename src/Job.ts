@@ -108,7 +108,7 @@ export interface JobOptions<R> {
   readonly timeout?: Duration.DurationInput | undefined
   /** Default `skip`. */
   readonly overlap?: OverlapPolicy | undefined
-  /** Default enabled, with a TTL of `DEFAULT_LOCK_TTL` (renewed every third of it while the run lasts). */
+  /** Default enabled, with a TTL of `defaultLockTtl` (renewed every third of it while the run lasts). */
   readonly lock?: { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined } | undefined
   /** Default: no retry. */
   readonly retry?: {
@@ -129,7 +129,7 @@ export interface JobOptions<R> {
  * @since 0.1.0
  * @category defaults
  */
-export const DEFAULT_TIMEOUT: Duration.Duration = Duration.minutes(5)
+export const defaultTimeout: Duration.Duration = Duration.minutes(5)
 
 /**
  * Added to the timeout to make how long the `running` status of a run is kept: the status must outlive the longest
@@ -138,7 +138,7 @@ export const DEFAULT_TIMEOUT: Duration.Duration = Duration.minutes(5)
  * @since 0.1.0
  * @category defaults
  */
-export const LOCK_TTL_MARGIN: Duration.Duration = Duration.seconds(30)
+export const statusTtlMargin: Duration.Duration = Duration.seconds(30)
 
 /**
  * The default lock TTL, whatever the timeout: the lock is renewed every third of it while the run lasts, so it need
@@ -152,13 +152,13 @@ export const LOCK_TTL_MARGIN: Duration.Duration = Duration.seconds(30)
  * @since 0.1.0
  * @category defaults
  */
-export const DEFAULT_LOCK_TTL: Duration.Duration = Duration.seconds(15)
+export const defaultLockTtl: Duration.Duration = Duration.seconds(15)
 
 /**
  * @since 0.1.0
  * @category defaults
  */
-export const DEFAULT_MISFIRE_GRACE: Duration.Duration = Duration.minutes(1)
+export const defaultMisfireGrace: Duration.Duration = Duration.minutes(1)
 
 /**
  * Job names: identifier shapes (`sync_user`, `nightlyReport`, `report:tenant-42`, `billing/eu.invoice`): a letter or
@@ -171,7 +171,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/
 const DEFAULT_RETRY_DELAY = Duration.seconds(1)
 const DEFAULT_RETRY_MAX_DELAY = Duration.minutes(1)
 const NO_RETRY: RetryPolicy = { times: 0, delay: DEFAULT_RETRY_DELAY, factor: 2, maxDelay: DEFAULT_RETRY_MAX_DELAY }
-const DEFAULT_LOCK = { enabled: true, ttl: DEFAULT_LOCK_TTL }
+const DEFAULT_LOCK = { enabled: true, ttl: defaultLockTtl }
 
 const fail = (job: string, path: string, reason: string) => Either.left(new InvalidJob({ job, path, reason }))
 
@@ -224,13 +224,13 @@ export const make = <R>(
     if (options.timezone !== undefined && options.cron === undefined) {
       return yield* fail(name, "timezone", "a time zone applies to cron triggers only")
     }
-    const timeout = options.timeout === undefined ? DEFAULT_TIMEOUT : yield* duration(name, "timeout", options.timeout)
+    const timeout = options.timeout === undefined ? defaultTimeout : yield* duration(name, "timeout", options.timeout)
     const overlap = options.overlap ?? "skip"
     if (!["skip", "allow", "replace"].includes(overlap)) {
       return yield* fail(name, "overlap", `expected skip, allow or replace, got "${overlap}"`)
     }
     const lockTtl = options.lock?.ttl === undefined
-      ? DEFAULT_LOCK_TTL
+      ? defaultLockTtl
       : yield* duration(name, "lock.ttl", options.lock.ttl)
     const times = options.retry?.times ?? 0
     if (!Number.isInteger(times) || times < 0) {
@@ -251,7 +251,7 @@ export const make = <R>(
       return yield* fail(name, "misfire", `expected skip or runOnce, got "${misfire}"`)
     }
     const misfireGrace = options.misfireGrace === undefined
-      ? DEFAULT_MISFIRE_GRACE
+      ? defaultMisfireGrace
       : yield* duration(name, "misfireGrace", options.misfireGrace, true)
     return {
       name,

@@ -5,7 +5,6 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,6 +13,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { StoreError } from "./Errors.js"
 import { MemoryState } from "./internal/memoryState.js"
+import { memoryLockModel } from "./internal/memoryStore.js"
 
 /**
  * A lock held by this process: its key and the owner token written as its value.
@@ -90,29 +90,12 @@ const renewWhileHeld = (model: JobLockModel["Type"], lock: LockHandle, ttl: Dura
 }
 
 /**
- * The in-memory model over a given state (shared with the memory `JobStore` when both come from
- * `JobStore.layerMemory`). Expiry follows the effect `Clock`, so `TestClock` drives it.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeMemoryFrom = (state: MemoryState): JobLockModel["Type"] => ({
-  acquireLock: (key, ttl) =>
-    Effect.map(Clock.currentTimeMillis, (now) => state.acquire(key, Duration.toMillis(ttl), now)),
-  releaseLock: (lock) => Effect.map(Clock.currentTimeMillis, (now) => state.release(lock, now)),
-  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
-  setJobStatus: (jobName, status, ttl) =>
-    Effect.map(Clock.currentTimeMillis, (now) => state.setStatus(jobName, status, Duration.toMillis(ttl), now)),
-  getJobStatus: (jobName) => Effect.map(Clock.currentTimeMillis, (now) => Option.fromNullable(state.getStatus(jobName, now)))
-})
-
-/**
  * A fresh in-memory model.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: Effect.Effect<JobLockModel["Type"]> = Effect.sync(() => makeMemoryFrom(new MemoryState()))
+export const makeMemory: Effect.Effect<JobLockModel["Type"]> = Effect.sync(() => memoryLockModel(new MemoryState()))
 
 /**
  * The embedded default: locks and statuses in this process only.

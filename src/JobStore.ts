@@ -5,7 +5,6 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StoreError } from "./Errors.js"
 import { MemoryState } from "./internal/memoryState.js"
+import { memoryLockModel, memoryStore } from "./internal/memoryStore.js"
 import * as JobLockModel from "./JobLockModel.js"
 import type { RunRecord, SkipReason } from "./Run.js"
 
@@ -147,59 +147,13 @@ export const finishMany = (
     ? store.finishMany(requests)
     : Effect.forEach(requests, (request) => Effect.either(store.finish(request)), { concurrency: "unbounded" })
 
-const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
-  if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
-  if (Option.isSome(request.slot)) {
-    const slotKey = `${request.job}:${request.fireTime}`
-    if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
-      return { _tag: "Skipped", reason: "slot_taken" }
-    }
-    state.noteFire(request.job, request.fireTime)
-  }
-  let lock = Option.none<JobLockModel.LockHandle>()
-  if (Option.isSome(request.lock)) {
-    const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now, request.term)
-    if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
-    lock = held
-  }
-  state.setStatus(request.job, "running", Duration.toMillis(request.statusTtl), now)
-  return { _tag: "Started", fence: state.nextFence(request.job), lock }
-}
-
-const finishMemory = (state: MemoryState, request: FinishRequest, now: number): void => {
-  if (Option.isSome(request.lock)) state.release(request.lock.value, now)
-  state.setStatus(request.record.job, request.record.outcome, Duration.toMillis(request.statusTtl), now)
-  state.addRecord(request.record, request.maxRecords)
-}
-
 /**
- * An in-memory store over a given state. Expiry follows the effect `Clock`.
+ * A fresh in-memory store (its own state; `layerMemory` shares one state with the memory `JobLockModel`).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemoryFrom = (state: MemoryState): JobStore["Type"] => ({
-  backend: "memory",
-  begin: (request) => Effect.map(Clock.currentTimeMillis, (now) => beginMemory(state, request, now)),
-  beginMany: (requests) =>
-    Effect.map(Clock.currentTimeMillis, (now) => requests.map((request) => Either.right(beginMemory(state, request, now)))),
-  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
-  finish: (request) => Effect.map(Clock.currentTimeMillis, (now) => finishMemory(state, request, now)),
-  finishMany: (requests) =>
-    Effect.map(Clock.currentTimeMillis, (now) =>
-      requests.map((request) => {
-        finishMemory(state, request, now)
-        return Either.void
-      })),
-  lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
-  recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
-  setPaused: (job, paused) =>
-    Effect.sync(() => {
-      if (paused) state.paused.add(job)
-      else state.paused.delete(job)
-    }),
-  isPaused: (job) => Effect.sync(() => state.paused.has(job))
-})
+export const makeMemory: Effect.Effect<JobStore["Type"]> = Effect.sync(() => memoryStore(new MemoryState()))
 
 /**
  * The embedded default: one in-memory state behind both the `JobStore` and the `JobLockModel`, so that a lock taken
@@ -211,8 +165,8 @@ export const makeMemoryFrom = (state: MemoryState): JobStore["Type"] => ({
 export const layerMemory: Layer.Layer<JobStore | JobLockModel.JobLockModel> = Layer.effectContext(
   Effect.sync(() => {
     const state = new MemoryState()
-    return Context.make(JobStore, makeMemoryFrom(state)).pipe(
-      Context.add(JobLockModel.JobLockModel, JobLockModel.makeMemoryFrom(state))
+    return Context.make(JobStore, memoryStore(state)).pipe(
+      Context.add(JobLockModel.JobLockModel, memoryLockModel(state))
     )
   })
 )

@@ -3,7 +3,7 @@
  * change to `Follower` arrives.
  *
  * Backends: `layerSingleNode` (always leader, the embedded default), `layerManual` (tests drive it), and
- * `LeaderElection/Etcd.ts` (`layerEtcd`).
+ * `LeaderElection/Etcd.ts` (`layer`).
  *
  * @since 0.1.0
  */

@@ -6,7 +6,6 @@
  *
  * @since 0.1.0
  */
-import { createHash } from "node:crypto"
 import { Redis as IORedis } from "ioredis"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -133,11 +132,8 @@ const TIMEOUT_SLACK = Duration.millis(100)
  * Reconnect delay after the n-th failed attempt: 100 ms, 200 ms, 400 ms, 800 ms, then every 1 s for ever. The
  * client never gives up (a restarted Redis is picked up within about a second), and a dead one costs one connect
  * attempt per second.
- *
- * @since 0.1.0
- * @category utils
  */
-export const reconnectDelayMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
+const reconnectDelayMillis = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
 
 /**
  * Redis I/O deadlines are wall-clock deadlines: a `TestClock` in the caller's context must not stop them from
@@ -409,115 +405,3 @@ export const keys = (prefix: string) => ({
   /** Present while the job is paused cluster-wide. */
   paused: (job: string) => `${prefix}:job:paused:${job}`
 })
-
-/**
- * Longest TTL written, standing for "no expiry" when a caller passes an infinite duration (100 years, well inside
- * the range Redis accepts for `PX`).
- */
-const MAX_TTL_MILLIS = 100 * 365 * 24 * 60 * 60 * 1000
-
-/**
- * A TTL as the integer milliseconds `PX` expects: at least 1 (Redis rejects `PX 0`), rounded up so that a lock never
- * lives shorter than asked, and infinite mapped to `MAX_TTL_MILLIS`.
- *
- * @since 0.1.0
- * @category utils
- */
-export const ttlMillis = (ttl: Duration.DurationInput): number => {
-  const duration = Duration.decode(ttl)
-  if (!Duration.isFinite(duration)) return MAX_TTL_MILLIS
-  return Math.min(MAX_TTL_MILLIS, Math.max(1, Math.ceil(Duration.toMillis(duration))))
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Lua scripts
-// ---------------------------------------------------------------------------------------------------------------
-
-/**
- * A Lua script run with `EVALSHA` (one round trip), falling back to `EVAL` when the server does not know it yet
- * (first use, or after a restart or `SCRIPT FLUSH`).
- *
- * @since 0.1.0
- * @category scripts
- */
-export interface Script {
-  readonly name: string
-  readonly lua: string
-  readonly sha1: string
-}
-
-/**
- * @since 0.1.0
- * @category scripts
- */
-export const script = (name: string, lua: string): Script => ({
-  name,
-  lua,
-  sha1: createHash("sha1").update(lua).digest("hex")
-})
-
-/**
- * Run a script with its keys (declared as `KEYS`, as Redis requires) and arguments.
- *
- * @since 0.1.0
- * @category scripts
- */
-export const evalScript = (
-  client: Client,
-  script: Script,
-  keys: ReadonlyArray<string>,
-  args: ReadonlyArray<string | number>
-): Promise<unknown> =>
-  client.evalsha(script.sha1, keys.length, ...keys, ...args).catch((error: unknown) =>
-    messageOf(error).startsWith("NOSCRIPT")
-      ? client.eval(script.lua, keys.length, ...keys, ...args)
-      : Promise.reject(error)
-  )
-
-/**
- * One script call of `evalMany`: its keys and arguments.
- *
- * @since 0.1.0
- * @category scripts
- */
-export interface ScriptCall {
-  readonly keys: ReadonlyArray<string>
-  readonly args: ReadonlyArray<string | number>
-}
-
-/**
- * Run a script once per call in one pipeline (one round trip for all of them), with the same `EVAL` fallback as
- * `evalScript` for the calls the server answered with `NOSCRIPT`. One result per call, in order: its reply, or the
- * error Redis answered it with. Rejects when the pipeline itself fails (connection lost).
- *
- * @since 0.1.0
- * @category scripts
- */
-export const evalMany = async (
-  client: Client,
-  script: Script,
-  calls: ReadonlyArray<ScriptCall>
-): Promise<Array<{ readonly error: Error } | { readonly reply: unknown }>> => {
-  const send = async (indexes: ReadonlyArray<number>, full: boolean) => {
-    const pipeline = client.pipeline()
-    for (const i of indexes) {
-      const { args, keys } = calls[i]!
-      if (full) pipeline.eval(script.lua, keys.length, ...keys, ...args)
-      else pipeline.evalsha(script.sha1, keys.length, ...keys, ...args)
-    }
-    const replies = await pipeline.exec()
-    if (replies === null) throw new Error("pipeline discarded")
-    return replies.map(([error, reply]) => (error === null ? { reply } : { error }))
-  }
-  const all = calls.map((_, i) => i)
-  const results = await send(all, false)
-  const unknown = all.filter((i) => {
-    const result = results[i]!
-    return "error" in result && messageOf(result.error).startsWith("NOSCRIPT")
-  })
-  if (unknown.length > 0) {
-    const again = await send(unknown, true)
-    unknown.forEach((i, k) => results[i] = again[k]!)
-  }
-  return results
-}

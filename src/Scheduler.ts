@@ -115,7 +115,7 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
  * @since 0.1.0
  * @category defaults
  */
-export const DEFAULT_SHUTDOWN_GRACE: Duration.Duration = DurationM.seconds(30)
+export const defaultShutdownGrace: Duration.Duration = DurationM.seconds(30)
 
 /**
  * The default longest single timer wait. Effect's default clock arms no timer for waits above 2^31-1 ms (the sleep
@@ -143,7 +143,7 @@ export const make = <R>(
     const store = yield* JobStore
     const election = yield* LeaderElection
     const nodeId = election.nodeId
-    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? DEFAULT_SHUTDOWN_GRACE)
+    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? defaultShutdownGrace)
     const misfireThresholdMs = DurationM.toMillis(options.misfireThreshold ?? "1 second")
     const maxRecords = options.maxRecords ?? 100
     const statusTtl = DurationM.decode(options.statusTtl ?? "1 day")

@@ -191,7 +191,7 @@ describe("JobLockModel contract: memory", () => {
 
 /** The Redis model over a fresh connection and a key prefix no other test uses. */
 const redisModel = (url: string, keyPrefix: string) =>
-  JobLockModelRedis.layerRedis.pipe(Layer.provideMerge(Redis.layer({ url, keyPrefix })))
+  JobLockModelRedis.layer.pipe(Layer.provideMerge(Redis.layer({ url, keyPrefix })))
 
 layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30) })(
   "JobLockModel contract: redis",

@@ -431,7 +431,7 @@ const errorLines = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 /** The Redis store (and lock model, and the raw client) over a fresh connection and a prefix no other test uses. */
 const redisStore = (url: string, keyPrefix: string) =>
-  JobStoreRedis.layerRedis.pipe(Layer.provideMerge(Redis.layer({ url, keyPrefix })))
+  JobStoreRedis.layer.pipe(Layer.provideMerge(Redis.layer({ url, keyPrefix })))
 
 /** A store and its raw client on the test server, under `prefix`, for the Redis-only tests. */
 const redisFixture = (prefix: string) =>
@@ -499,14 +499,14 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         assert.strictEqual(started(yield* store.begin(request(T0, { lock: undefined }))).fence, ahead + 1)
         assert.strictEqual(yield* Effect.promise(() => client.get(`${prefix}:job:fence:sync_user`)), String(ahead + 1))
 
-        yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(JobStoreRedis.MAX_FENCE)))
+        yield* Effect.promise(() => client.set(`${prefix}:job:fence:sync_user`, String(JobStoreRedis.maxFence)))
         const failed = yield* Effect.either(store.begin(request(T0 + 1000)))
         assert.isTrue(Either.isLeft(failed) && failed.left.reason.includes("2^53 - 1"), String(failed))
         // Nothing was claimed, taken or counted: the fire time is still free, the lock too.
         expect(yield* Effect.promise(() => client.exists(`${prefix}:job:tick:sync_user:${T0 + 1000}`))).toBe(0)
         expect(yield* Effect.promise(() => client.exists(`${prefix}:job:lock:sync_user`))).toBe(0)
         expect(yield* Effect.promise(() => client.get(`${prefix}:job:fence:sync_user`))).toBe(
-          String(JobStoreRedis.MAX_FENCE)
+          String(JobStoreRedis.maxFence)
         )
       }))
 

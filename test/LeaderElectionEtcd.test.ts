@@ -43,7 +43,7 @@ const startNode = (
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const layer = EtcdElection.layerEtcd({ nodeId, electionKey, leaseTtl }).pipe(
+    const layer = EtcdElection.layer({ nodeId, electionKey, leaseTtl }).pipe(
       Layer.provideMerge(EtcdClient.layer({ endpoints: [etcd.endpoint] }))
     )
     const context = yield* Layer.buildWithScope(layer, scope).pipe(Effect.orDie)
@@ -138,7 +138,7 @@ const electionKeys = (client: Etcd3, electionKey: string) =>
     )
   )
 
-describe("LeaderElection.layerEtcd", () => {
+describe("LeaderElection.layer", () => {
   it.scopedLive("elects exactly one of three nodes, and the followers name it", () =>
     Effect.gen(function*() {
       const etcd = yield* startEtcd()
@@ -310,7 +310,7 @@ describe("LeaderElection.layerEtcd", () => {
 
   it.scopedLive("a lease TTL below 2 seconds is rejected with a clear error", () =>
     Effect.gen(function*() {
-      const layer = EtcdElection.layerEtcd({ nodeId: "n", leaseTtl: "1500 millis" }).pipe(
+      const layer = EtcdElection.layer({ nodeId: "n", leaseTtl: "1500 millis" }).pipe(
         // Nothing connects: the options are checked first.
         Layer.provide(EtcdClient.layer({ endpoints: ["http://127.0.0.1:9"] }))
       )

@@ -39,7 +39,7 @@ const startNodes = (cluster: EtcdCluster, count: number) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-        const layer = EtcdElection.layerEtcd({ nodeId, electionKey, leaseTtl: Duration.millis(TTL_MS) }).pipe(
+        const layer = EtcdElection.layer({ nodeId, electionKey, leaseTtl: Duration.millis(TTL_MS) }).pipe(
           Layer.provide(EtcdClient.layer({ endpoints: cluster.endpoints }))
         )
         const context = yield* Layer.buildWithScope(layer, scope).pipe(Effect.orDie)
@@ -116,7 +116,7 @@ const assertTermsGrow = (nodes: ReadonlyArray<Node>) => {
 const report = (scenario: string, figures: Record<string, unknown>) =>
   Effect.sync(() => console.log(`[etcd-cluster] ${scenario}: ${JSON.stringify(figures)}`))
 
-describe("LeaderElection.layerEtcd on a three-member etcd cluster", () => {
+describe("LeaderElection.layer on a three-member etcd cluster", () => {
   it.scopedLive("each member killed in turn (the raft leader first): the election survives, never two leaders", () =>
     Effect.gen(function*() {
       const cluster = yield* startEtcdCluster()

@@ -143,7 +143,7 @@ const tick = Job.unsafeMake({
   timeout: "5 seconds",
   handler: Effect.flatMap(RunContext, (run) => Effect.sync(() => { fences.push(run.fence) }))
 })
-const store = JobStoreRedis.layerRedis.pipe(
+const store = JobStoreRedis.layer.pipe(
   Layer.provideMerge(Redis.layer({ url: process.env.REDIS_URL, keyPrefix: process.env.REDIS_KEY_PREFIX }))
 )
 const program = Effect.gen(function*() {

@@ -40,7 +40,7 @@ const LONG = Duration.seconds(30)
 const T0 = Date.UTC(2026, 0, 1)
 
 const storeLayer = (url: string, options: { readonly commandTimeout?: Duration.DurationInput } = {}) =>
-  JobStoreRedis.layerRedis.pipe(
+  JobStoreRedis.layer.pipe(
     Layer.provideMerge(
       Redis.layer({ url, keyPrefix: uniquePrefix(), commandTimeout: options.commandTimeout ?? COMMAND_TIMEOUT })
     )
@@ -261,7 +261,7 @@ describe("Redis faults", () => {
       const server = yield* startRedis({ extraArgs: ["--requirepass", "s3cret-pw"] })
       const prefix = uniquePrefix()
       const good = yield* Layer.build(
-        JobStoreRedis.layerRedis.pipe(
+        JobStoreRedis.layer.pipe(
           Layer.provideMerge(Redis.layer({
             url: Redacted.make(`redis://:s3cret-pw@127.0.0.1:${server.port}/3`),
             keyPrefix: prefix
@@ -340,7 +340,7 @@ const schedulerOnRedis = (
 ) =>
   Scheduler.layer(jobs, { shutdownGrace: Duration.seconds(1) }).pipe(
     Layer.provide(LeaderElection.layerSingleNode(options.nodeId)),
-    Layer.provideMerge(JobStoreRedis.layerRedis),
+    Layer.provideMerge(JobStoreRedis.layer),
     Layer.provideMerge(Redis.layer({ url: options.url, keyPrefix: options.keyPrefix, commandTimeout: COMMAND_TIMEOUT }))
   )
 

@@ -7,6 +7,7 @@ import * as JobStore from "../src/JobStore.js"
 import * as LeaderElection from "../src/LeaderElection.js"
 import * as Logging from "../src/Logging.js"
 import { MemoryState } from "../src/internal/memoryState.js"
+import { memoryStore } from "../src/internal/memoryStore.js"
 import { RunContext, type RunRecord } from "../src/Run.js"
 import * as Scheduler from "../src/Scheduler.js"
 
@@ -269,7 +270,7 @@ describe("Scheduler: one run", () => {
     // The memory store over a state the test can reach, to hand the lock to another owner mid-run.
     const state = new MemoryState()
     const layers = Layer.mergeAll(
-      Layer.succeed(JobStore.JobStore, JobStore.makeMemoryFrom(state)),
+      Layer.succeed(JobStore.JobStore, memoryStore(state)),
       LeaderElection.layerManual("node-a"),
       Logger.replace(Logger.defaultLogger, captureLogger)
     )

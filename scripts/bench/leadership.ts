@@ -1,6 +1,6 @@
 /**
  * Leadership figures: graceful handover, failover and two-leader overlap, for this project's
- * `LeaderElection.layerEtcd` and for etcd3's stock `Election`, in the same run against the same etcd (started by the
+ * `LeaderElection.layer` and for etcd3's stock `Election`, in the same run against the same etcd (started by the
  * test harness on free loopback ports, data dir on tmpfs when /dev/shm exists, so that disk fsync noise stays out).
  *
  *   node scripts/run.mjs scripts/bench/leadership.ts (env: RUNS=5, PROCESS_RUNS=3, TTL=2 seconds, SCENARIO=<name>)
@@ -42,6 +42,7 @@ import { performance } from "node:perf_hooks"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import * as EtcdClient from "../../src/Etcd.js"
+import { makeEtcd3Options } from "../../src/internal/etcdOptions.js"
 import { LeaderElection } from "../../src/LeaderElection.js"
 import * as EtcdElection from "../../src/LeaderElection/Etcd.js"
 import { type EtcdServer, startEtcd } from "../../test/harness/etcd.js"
@@ -79,13 +80,13 @@ interface Contender {
 }
 
 const ours: Contender = {
-  name: "layerEtcd (ours)",
+  name: "LeaderElectionEtcd.layer (ours)",
   start: (endpoint, electionKey, nodeId) =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
       const context = yield* Layer.buildWithScope(
-        EtcdElection.layerEtcd({ nodeId, electionKey, leaseTtl: `${TTL_SECONDS} seconds` }).pipe(
+        EtcdElection.layer({ nodeId, electionKey, leaseTtl: `${TTL_SECONDS} seconds` }).pipe(
           Layer.provideMerge(EtcdClient.layer({ endpoints: [endpoint] }))
         ),
         scope
@@ -119,7 +120,7 @@ const stock: Contender = {
     Effect.gen(function*() {
       // Same transport settings as ours (tuned fault handling, gRPC keepalive): only the election logic differs.
       const client = yield* Effect.acquireRelease(
-        Effect.sync(() => new Etcd3(EtcdClient.makeEtcd3Options({ endpoints: [endpoint] }))),
+        Effect.sync(() => new Etcd3(makeEtcd3Options({ endpoints: [endpoint] }))),
         (c) => Effect.sync(() => c.close())
       )
       let since: number | undefined

@@ -33,6 +33,15 @@ import { JobStore } from "../JobStore.js"
 import * as Metrics from "../Metrics.js"
 import type { BeginRequest, BeginResult, FinishRequest } from "../JobStore.js"
 import * as Redis from "../Redis.js"
+import {
+  beginScript,
+  epochKey,
+  epochScript,
+  finishScript,
+  maxFence as scriptsMaxFence
+} from "../internal/jobStoreScripts.js"
+import { newToken, renewWith } from "../internal/lockScripts.js"
+import * as RedisScript from "../internal/redisScript.js"
 import { RunRecord } from "../Run.js"
 
 /**
@@ -44,135 +53,10 @@ import { RunRecord } from "../Run.js"
  * @since 0.1.0
  * @category constants
  */
-export const MAX_FENCE = Number.MAX_SAFE_INTEGER
-
-/**
- * One round trip for the start of a run, in the order of `JobStore.begin`: paused? -> claim the slot (and raise the
- * last fire time) -> take the lock -> next fence -> status `running`. A lock not taken leaves the slot claimed: the
- * fire time was handled (skipped with `lock_held`) and must not be run by another node.
- *
- * Before all that, the epoch marker: read, or written with the caller's candidate when missing (a Redis that lost its
- * data), and returned with every reply so that the caller notices a loss on the run path at no extra cost.
- *
- * The lock: `SET NX PX`; when held and the caller begins under a term (`ARGV[7]`), a token `term:{t}:...` with
- * t < the caller's term is overwritten (its holder's leadership has ended).
- *
- * The fence: max(previous fence + 1, the server's clock in microseconds (`TIME`), `ARGV[8]`), written back to the
- * fence key. The clock makes fences grow across a loss of the key (restart without persistence, FLUSHALL, a replica
- * that lags), the caller's floor (one more than the highest fence it was given) covers a server clock that steps
- * back, and the previous fence + 1 makes fences strictly grow whatever the clocks do.
- *
- * `KEYS`: 1 paused, 2 tick (slot), 3 last, 4 lock, 5 fence, 6 status, 7 epoch.
- * `ARGV`: 1 fire time (ms), 2 slot TTL in ms or "" for no slot, 3 slot value (node id), 4 lock token,
- * 5 lock TTL in ms or "" for no lock, 6 status TTL in ms, 7 term or "" for none, 8 fence floor, 9 epoch candidate.
- * Returns `{"paused", epoch}`, `{"slot_taken", epoch}`, `{"lock_held", epoch}`, `{"fence_exhausted", epoch}` or
- * `{"started", fence, epoch, previous fence or -1}`.
- *
- * @since 0.1.0
- * @category scripts
- */
-export const beginScript = Redis.script(
-  "begin",
-  `if redis.replicate_commands then redis.replicate_commands() end
-local epoch = redis.call("GET", KEYS[7])
-if not epoch then
-  epoch = ARGV[9]
-  redis.call("SET", KEYS[7], epoch)
-end
-if redis.call("EXISTS", KEYS[1]) == 1 then
-  return {"paused", epoch}
-end
-local previous = tonumber(redis.call("GET", KEYS[5]))
-local time = redis.call("TIME")
-local fence = tonumber(time[1]) * 1000000 + tonumber(time[2])
-if previous ~= nil and previous + 1 > fence then fence = previous + 1 end
-local floor = tonumber(ARGV[8])
-if floor ~= nil and floor > fence then fence = floor end
-if fence > ${MAX_FENCE} then
-  return {"fence_exhausted", epoch}
-end
-if ARGV[2] ~= "" then
-  if not redis.call("SET", KEYS[2], ARGV[3], "NX", "PX", ARGV[2]) then
-    return {"slot_taken", epoch}
-  end
-  local last = tonumber(redis.call("GET", KEYS[3]))
-  if last == nil or tonumber(ARGV[1]) > last then
-    redis.call("SET", KEYS[3], ARGV[1])
-  end
-end
-if ARGV[5] ~= "" then
-  if not redis.call("SET", KEYS[4], ARGV[4], "NX", "PX", ARGV[5]) then
-    local taken = false
-    if ARGV[7] ~= "" then
-      local held = redis.call("GET", KEYS[4])
-      local heldTerm = held and tonumber(string.match(held, "^term:(%d+):"))
-      taken = heldTerm ~= nil and heldTerm < tonumber(ARGV[7])
-    end
-    if not taken then
-      return {"lock_held", epoch}
-    end
-    redis.call("SET", KEYS[4], ARGV[4], "PX", ARGV[5])
-  end
-end
-redis.call("SET", KEYS[5], string.format("%.0f", fence))
-redis.call("SET", KEYS[6], "running", "PX", ARGV[6])
-return {"started", fence, epoch, previous or -1}`
-)
-
-/**
- * The epoch marker alone: read it, or write the candidate when it is missing. `KEYS[1]` epoch, `ARGV[1]` candidate.
- * Returns the marker now in place.
- *
- * @since 0.1.0
- * @category scripts
- */
-export const epochScript = Redis.script(
-  "epoch",
-  `local epoch = redis.call("GET", KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call("SET", KEYS[1], epoch)
-end
-return epoch`
-)
-
-/**
- * The key of the epoch marker: written once (with a fresh random value) into an empty Redis, and never changed
- * after; a node that finds another value than the one it saw, or none, knows the data it saw is gone.
- *
- * @since 0.1.0
- * @category keys
- */
-export const epochKey = (prefix: string): string => `${prefix}:job:epoch`
+export const maxFence: number = scriptsMaxFence
 
 /** A fresh epoch marker: when it was made (for operators reading the key) and 64 random bits. */
-const newEpoch = (): string => `${new Date().toISOString()} ${JobLockModelRedis.newToken().slice(0, 16)}`
-
-/**
- * One round trip for the end of a run: compare-and-delete our lock (a lock already lost is left alone), set the
- * status to the outcome, push the record and cap the list.
- *
- * `KEYS`: 1 lock, 2 status, 3 runs. `ARGV`: 1 lock token or "" for no lock, 2 outcome, 3 status TTL in ms,
- * 4 record JSON, 5 records kept.
- *
- * @since 0.1.0
- * @category scripts
- */
-export const finishScript = Redis.script(
-  "finish",
-  `if ARGV[1] ~= "" and redis.call("GET", KEYS[1]) == ARGV[1] then
-  redis.call("DEL", KEYS[1])
-end
-redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
-local keep = tonumber(ARGV[5])
-if keep > 0 then
-  redis.call("LPUSH", KEYS[3], ARGV[4])
-  redis.call("LTRIM", KEYS[3], 0, keep - 1)
-else
-  redis.call("DEL", KEYS[3])
-end
-return 1`
-)
+const newEpoch = (): string => `${new Date().toISOString()} ${newToken().slice(0, 16)}`
 
 const RecordJson = Schema.parseJson(RunRecord)
 const encodeRecord = Schema.encode(RecordJson)
@@ -219,7 +103,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
           new StoreError({
             backend: "redis",
             operation: "begin",
-            reason: `the fence of ${request.job} would pass ${MAX_FENCE} (2^53 - 1), the largest exact number`
+            reason: `the fence of ${request.job} would pass ${maxFence} (2^53 - 1), the largest exact number`
           })
         ),
         epoch: stringOr(reply[1]),
@@ -326,7 +210,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
   }
 
   const checkEpoch: Effect.Effect<void, StoreError> = Effect.suspend(() =>
-    redis.run("checkEpoch", (client) => Redis.evalScript(client, epochScript, [epochAt], [newEpoch()])).pipe(
+    redis.run("checkEpoch", (client) => RedisScript.evalScript(client, epochScript, [epochAt], [newEpoch()])).pipe(
       Effect.flatMap((reply) => {
         const losses: Array<DataLoss> = []
         noteEpoch(stringOr(reply), losses, "check")
@@ -339,10 +223,10 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
   const beginCall = (
     request: BeginRequest,
     candidate: string
-  ): Redis.ScriptCall & { readonly token: string; readonly seen: number | undefined } => {
+  ): RedisScript.ScriptCall & { readonly token: string; readonly seen: number | undefined } => {
     const lockKey = Option.match(request.lock, { onNone: () => request.job, onSome: (lock) => lock.key })
     const term = isUsableTerm(request.term) ? request.term : undefined
-    const token = term === undefined ? JobLockModelRedis.newToken() : tokenWithTerm(term, JobLockModelRedis.newToken())
+    const token = term === undefined ? newToken() : tokenWithTerm(term, newToken())
     const seen = highWater.get(request.job)
     return {
       token,
@@ -358,11 +242,11 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       ],
       args: [
         String(request.fireTime),
-        Option.match(request.slot, { onNone: () => "", onSome: (slot) => String(Redis.ttlMillis(slot.ttl)) }),
+        Option.match(request.slot, { onNone: () => "", onSome: (slot) => String(RedisScript.ttlMillis(slot.ttl)) }),
         request.nodeId,
         token,
-        Option.match(request.lock, { onNone: () => "", onSome: (lock) => String(Redis.ttlMillis(lock.ttl)) }),
-        String(Redis.ttlMillis(request.statusTtl)),
+        Option.match(request.lock, { onNone: () => "", onSome: (lock) => String(RedisScript.ttlMillis(lock.ttl)) }),
+        String(RedisScript.ttlMillis(request.statusTtl)),
         term === undefined ? "" : String(term),
         seen === undefined ? "0" : String(seen + 1),
         candidate
@@ -371,7 +255,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
   }
 
   /** The keys and arguments of `finishScript` for one request and its encoded record. */
-  const finishCall = (request: FinishRequest, json: string): Redis.ScriptCall => ({
+  const finishCall = (request: FinishRequest, json: string): RedisScript.ScriptCall => ({
     keys: [
       keys.lock(Option.match(request.lock, { onNone: () => request.record.job, onSome: (lock) => lock.key })),
       keys.status(request.record.job),
@@ -380,7 +264,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
     args: [
       Option.match(request.lock, { onNone: () => "", onSome: (lock) => lock.token }),
       request.record.outcome,
-      Redis.ttlMillis(request.statusTtl),
+      RedisScript.ttlMillis(request.statusTtl),
       json,
       Math.max(0, Math.floor(request.maxRecords))
     ]
@@ -391,7 +275,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
     begin: (request) =>
       Effect.suspend(() => {
         const call = beginCall(request, newEpoch())
-        return redis.run("begin", (client) => Redis.evalScript(client, beginScript, call.keys, call.args)).pipe(
+        return redis.run("begin", (client) => RedisScript.evalScript(client, beginScript, call.keys, call.args)).pipe(
           Effect.flatMap((raw) => {
             const reply = parseBegin(request, call.token, raw)
             const losses: Array<DataLoss> = []
@@ -406,7 +290,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
         // One candidate marker for the batch: only the first call of an empty Redis writes it.
         const candidate = newEpoch()
         const calls = requests.map((request) => beginCall(request, candidate))
-        return redis.run("begin", (client) => Redis.evalMany(client, beginScript, calls)).pipe(
+        return redis.run("begin", (client) => RedisScript.evalMany(client, beginScript, calls)).pipe(
           Effect.flatMap((results) => {
             const losses: Array<DataLoss> = []
             const parsed = results.map((result, i) => {
@@ -420,13 +304,13 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
           Effect.catchAll((error) => Effect.succeed(requests.map(() => Either.left(error))))
         )
       }),
-    renewLock: JobLockModelRedis.renewWith(redis),
+    renewLock: renewWith(redis),
     finish: (request) =>
       encodeRecord(request.record).pipe(
         Effect.mapError(encodeError),
         Effect.flatMap((json) => {
           const call = finishCall(request, json)
-          return redis.run("finish", (client) => Redis.evalScript(client, finishScript, call.keys, call.args))
+          return redis.run("finish", (client) => RedisScript.evalScript(client, finishScript, call.keys, call.args))
         }),
         Effect.asVoid
       ),
@@ -443,7 +327,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
           Either.isLeft(json) ? Either.left(json.left) : Either.void
         )
         if (sendable.length === 0) return Effect.succeed(results)
-        return redis.run("finish", (client) => Redis.evalMany(client, finishScript, sendable.map(({ call }) => call)))
+        return redis.run("finish", (client) => RedisScript.evalMany(client, finishScript, sendable.map(({ call }) => call)))
           .pipe(
             Effect.map((replies) => {
               replies.forEach((reply, k) => {
@@ -519,7 +403,7 @@ const checkQuietly = (check: Effect.Effect<void, StoreError>): Effect.Effect<voi
  * @since 0.1.0
  * @category layers
  */
-export const layerRedis: Layer.Layer<JobStore | JobLockModel.JobLockModel, never, Redis.RedisClient> = Layer
+export const layer: Layer.Layer<JobStore | JobLockModel.JobLockModel, never, Redis.RedisClient> = Layer
   .scopedContext(
     Effect.gen(function*() {
       const redis = yield* Redis.RedisClient

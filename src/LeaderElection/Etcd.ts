@@ -466,7 +466,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layerEtcd = (options: EtcdElectionOptions): Layer.Layer<LeaderElection, never, EtcdClient> =>
+export const layer = (options: EtcdElectionOptions): Layer.Layer<LeaderElection, never, EtcdClient> =>
   Layer.scoped(
     LeaderElection,
     Either.match(resolveOptions(options), {

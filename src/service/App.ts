@@ -65,7 +65,7 @@ export const layerLeadership = (
       ),
     onSome: (etcd) =>
       Layer.merge(
-        EtcdElection.layerEtcd({ nodeId: config.nodeId, electionKey: etcd.electionKey, leaseTtl: etcd.leaseTtl }),
+        EtcdElection.layer({ nodeId: config.nodeId, electionKey: etcd.electionKey, leaseTtl: etcd.leaseTtl }),
         Layer.effect(LeaderHealth, Effect.map(Etcd.EtcdClient, (client) => ({ backend: "etcd", check: client.status })))
       ).pipe(Layer.provide(Etcd.layer({
         endpoints: etcd.endpoints,

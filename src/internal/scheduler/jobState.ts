@@ -83,7 +83,7 @@ export class JobState {
       slot: Option.some({ ttl: Duration.millis(this.windowMs + SLOT_TTL_MARGIN_MS) }),
       lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
       // The `running` status must not expire mid-run: the lock is renewed, the status is not.
-      statusTtl: Duration.sum(job.timeout, Job.LOCK_TTL_MARGIN)
+      statusTtl: Duration.sum(job.timeout, Job.statusTtlMargin)
     }
   }
 }

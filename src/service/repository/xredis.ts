@@ -71,7 +71,7 @@ export const layerRedis = (
   settings: RedisSettings
 ): Layer.Layer<JobStore.JobStore | JobLockModel.JobLockModel | StoreHealth, StoreError> =>
   Layer.merge(
-    JobStoreRedis.layerRedis,
+    JobStoreRedis.layer,
     Layer.effect(
       StoreHealth,
       Effect.map(Redis.RedisClient, (redis) => ({

@@ -1,0 +1,78 @@
+/**
+ * The in-memory `JobStore` and `JobLockModel` over a `MemoryState` (one state can back both, so that a lock taken
+ * through either excludes the other). Not part of the public API: `JobStore.layerMemory`, `JobStore.makeMemory` and
+ * `JobLockModel.makeMemory` are.
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type { JobLockModel, LockHandle } from "../JobLockModel.js"
+import type { BeginRequest, BeginResult, FinishRequest, JobStore } from "../JobStore.js"
+import type { MemoryState } from "./memoryState.js"
+
+const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
+  if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
+  if (Option.isSome(request.slot)) {
+    const slotKey = `${request.job}:${request.fireTime}`
+    if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
+      return { _tag: "Skipped", reason: "slot_taken" }
+    }
+    state.noteFire(request.job, request.fireTime)
+  }
+  let lock = Option.none<LockHandle>()
+  if (Option.isSome(request.lock)) {
+    const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now, request.term)
+    if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
+    lock = held
+  }
+  state.setStatus(request.job, "running", Duration.toMillis(request.statusTtl), now)
+  return { _tag: "Started", fence: state.nextFence(request.job), lock }
+}
+
+const finishMemory = (state: MemoryState, request: FinishRequest, now: number): void => {
+  if (Option.isSome(request.lock)) state.release(request.lock.value, now)
+  state.setStatus(request.record.job, request.record.outcome, Duration.toMillis(request.statusTtl), now)
+  state.addRecord(request.record, request.maxRecords)
+}
+
+/** An in-memory store over a given state. Expiry follows the effect `Clock`. */
+export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
+  backend: "memory",
+  begin: (request) => Effect.map(Clock.currentTimeMillis, (now) => beginMemory(state, request, now)),
+  beginMany: (requests) =>
+    Effect.map(Clock.currentTimeMillis, (now) => requests.map((request) => Either.right(beginMemory(state, request, now)))),
+  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  finish: (request) => Effect.map(Clock.currentTimeMillis, (now) => finishMemory(state, request, now)),
+  finishMany: (requests) =>
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      requests.map((request) => {
+        finishMemory(state, request, now)
+        return Either.void
+      })),
+  lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
+  recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
+  setPaused: (job, paused) =>
+    Effect.sync(() => {
+      if (paused) state.paused.add(job)
+      else state.paused.delete(job)
+    }),
+  isPaused: (job) => Effect.sync(() => state.paused.has(job))
+})
+
+/**
+ * The in-memory model over a given state (shared with the memory `JobStore` when both come from
+ * `JobStore.layerMemory`). Expiry follows the effect `Clock`, so `TestClock` drives it.
+ */
+export const memoryLockModel = (state: MemoryState): JobLockModel["Type"] => ({
+  acquireLock: (key, ttl) =>
+    Effect.map(Clock.currentTimeMillis, (now) => state.acquire(key, Duration.toMillis(ttl), now)),
+  releaseLock: (lock) => Effect.map(Clock.currentTimeMillis, (now) => state.release(lock, now)),
+  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  setJobStatus: (jobName, status, ttl) =>
+    Effect.map(Clock.currentTimeMillis, (now) => state.setStatus(jobName, status, Duration.toMillis(ttl), now)),
+  getJobStatus: (jobName) => Effect.map(Clock.currentTimeMillis, (now) => Option.fromNullable(state.getStatus(jobName, now)))
+})
