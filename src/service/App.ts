@@ -9,7 +9,8 @@
  *
  * Backends follow the config: Redis -> `JobStore/Redis` (store + `JobLockModel`), else memory; etcd ->
  * `LeaderElection/Etcd`, else single-node. Nothing connects before the config is decoded, and a bad config never
- * builds a layer.
+ * builds a layer. Every node serves the job RPCs (a trigger made on a node that does not lead is forwarded to the
+ * leader, found through the leader record in the store) and compares its job definitions with the leader's.
  *
  * @since 0.1.0
  */
@@ -22,19 +23,22 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Etcd from "../Etcd.js"
-import type { ConfigInvalid } from "../Errors.js"
-import type { ElectionError } from "../Errors.js"
+import type { ConfigInvalid, ElectionError, StoreError } from "../Errors.js"
 import * as LeaderElection from "../LeaderElection.js"
 import * as EtcdElection from "../LeaderElection/Etcd.js"
 import * as Logging from "../Logging.js"
+import * as Redis from "../Redis.js"
 import * as Scheduler from "../Scheduler.js"
 import * as Config from "./config/Config.js"
 import * as Jobs from "./job/Jobs.js"
 import * as Repository from "./repository/Repository.js"
 import { StoreHealth } from "./repository/xredis.js"
 import type { ReadinessCheck } from "./server/Admin.js"
+import * as ClusterInfo from "./server/ClusterInfo.js"
+import * as Directory from "./server/Directory.js"
 import * as JobControl from "./server/JobControl.js"
 import * as Server from "./server/Server.js"
+import * as Version from "./Version.js"
 
 /**
  * Whether the leader election backend answers (etcd status), when there is one.
@@ -84,6 +88,35 @@ const allChecks = Effect.zipWith(storeChecks, LeaderHealth, (checks, leader): Re
   leader.backend === "single-node" ? checks : [...checks, { name: leader.backend, check: leader.check }])
 
 /**
+ * The leader record's directory for the config: on Redis when configured (its own connection, closed with the
+ * layer), else in this process.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerDirectory = (config: Config.ServiceConfig): Layer.Layer<Directory.LeaderDirectory, StoreError> =>
+  Option.match(config.redis, {
+    onNone: () => Directory.layerMemory,
+    onSome: (redis) =>
+      Directory.layerRedis.pipe(Layer.provide(Redis.layer({ url: redis.url, keyPrefix: redis.keyPrefix })))
+  })
+
+/**
+ * This node's `NodeInfo` for the config.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerNodeInfo = (config: Config.ServiceConfig): Layer.Layer<ClusterInfo.NodeInfo> =>
+  Layer.succeed(ClusterInfo.NodeInfo, {
+    nodeId: config.nodeId,
+    mode: config.mode,
+    version: Version.version,
+    configHash: ClusterInfo.configHash(config.jobs),
+    advertiseUrl: config.http.advertiseUrl
+  })
+
+/**
  * The whole service for a decoded config.
  *
  * @since 0.1.0
@@ -95,10 +128,16 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
   const models = Repository.layer({ sqlite: config.database.sqlite, redis: config.redis })
   const http = Server.layerHttp(config.http)
   const scheduler = Scheduler.layer(jobs, { shutdownGrace: config.shutdownGrace })
+  const rpcOptions = (checks: ReadonlyArray<ReadinessCheck>): Server.RpcOptions => ({
+    checks,
+    info,
+    token: config.http.token
+  })
+  const cluster = Layer.merge(layerDirectory(config), layerNodeInfo(config))
   // Built first, released last: "service stopped" is logged once every other layer has shut down.
   const starting = Layer.scopedDiscard(
     Effect.logInfo("service starting").pipe(
-      Effect.annotateLogs(Config.describe(config)),
+      Effect.annotateLogs({ ...Config.describe(config), version: Version.version }),
       Effect.zipRight(Effect.addFinalizer(() => Effect.logInfo("service stopped")))
     )
   )
@@ -106,36 +145,35 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
   let app: Layer.Layer<never, unknown>
   switch (config.mode) {
     case "job": {
-      const admin = Layer.unwrapEffect(
-        Effect.map(allChecks, (checks) => Server.serveAdmin({ checks, info }))
-      )
-      app = Layer.mergeAll(scheduler, admin, Server.logAddress).pipe(
+      const servers = Layer.unwrapEffect(Effect.map(allChecks, (checks) => Server.serveJobs(rpcOptions(checks))))
+      app = Layer.mergeAll(servers, ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+        Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
-        Layer.provide(layerLeadership(config)),
+        Layer.provide(cluster),
+        Layer.provideMerge(scheduler),
+        Layer.provideMerge(layerLeadership(config)),
         Layer.provide(models)
       )
       break
     }
     case "rpc": {
-      const servers = Layer.unwrapEffect(
-        Effect.map(storeChecks, (checks) => Server.serveAll({ checks, info, token: config.http.token }))
-      )
-      app = Layer.merge(servers, Server.logAddress).pipe(
+      const servers = Layer.unwrapEffect(Effect.map(storeChecks, (checks) => Server.serveAll(rpcOptions(checks))))
+      app = Layer.mergeAll(servers, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
         Layer.provide(JobControl.layerStore(jobs)),
         Layer.provide(http),
+        Layer.provide(cluster),
         Layer.provide(models)
       )
       break
     }
     case "all": {
-      const servers = Layer.unwrapEffect(
-        Effect.map(allChecks, (checks) => Server.serveAll({ checks, info, token: config.http.token }))
-      )
-      app = Layer.merge(servers, Server.logAddress).pipe(
+      const servers = Layer.unwrapEffect(Effect.map(allChecks, (checks) => Server.serveAll(rpcOptions(checks))))
+      app = Layer.mergeAll(servers, ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
+        Layer.provide(cluster),
         Layer.provideMerge(scheduler),
-        Layer.provide(layerLeadership(config)),
+        Layer.provideMerge(layerLeadership(config)),
         Layer.provide(models)
       )
       break

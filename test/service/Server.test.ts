@@ -6,6 +6,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -15,7 +16,10 @@ import * as Redacted from "effect/Redacted"
 import { StoreError } from "../../src/Errors.js"
 import * as Job from "../../src/Job.js"
 import type { JobStore } from "../../src/JobStore.js"
+import * as LeaderElection from "../../src/LeaderElection.js"
 import * as Scheduler from "../../src/Scheduler.js"
+import * as ClusterInfo from "../../src/service/server/ClusterInfo.js"
+import * as Directory from "../../src/service/server/Directory.js"
 import * as JobControl from "../../src/service/server/JobControl.js"
 import * as Prometheus from "../../src/service/server/Prometheus.js"
 import { ServiceRpcs } from "../../src/service/server/Rpcs.js"
@@ -123,11 +127,43 @@ const TOKEN = "t0ken-for-tests"
 /** A server on a free port with memory models, a scheduler over `jobs`, and the given options. */
 const serverLayer = (options: {
   readonly token?: string
+  readonly leaderUrl?: string
   readonly control?: "scheduler" | "store"
   readonly checks?: ReadonlyArray<{ readonly name: string; readonly check: Effect.Effect<void, unknown> }>
 }) => {
-  const models = Layer.merge(UserModel.layerMemory(UserModel.demoUsers(NOW, 45)), Scheduler.layerMemory(jobs))
-  const control: Layer.Layer<JobControl.JobControl, never, Scheduler.Scheduler | JobStore> = options.control === "store"
+  const models = Layer.mergeAll(
+    UserModel.layerMemory(UserModel.demoUsers(NOW, 45)),
+    Scheduler.layerMemory(jobs),
+    LeaderElection.layerSingleNode("test-node"),
+    options.leaderUrl === undefined ? Directory.layerMemory : Layer.effect(
+      Directory.LeaderDirectory,
+      Effect.sync(Directory.makeMemory).pipe(Effect.tap((directory) =>
+        directory.publish(
+          new Directory.LeaderRecord({
+            nodeId: "gone",
+            url: options.leaderUrl!,
+            since: new Date(NOW).toISOString(),
+            term: 7,
+            version: "0.0.0-test",
+            configHash: "hash-test"
+          }),
+          Duration.hours(1)
+        )
+      ))
+    ),
+    Layer.succeed(ClusterInfo.NodeInfo, {
+      nodeId: "test-node",
+      mode: "all",
+      version: "0.0.0-test",
+      configHash: "hash-test",
+      advertiseUrl: Option.none()
+    })
+  )
+  const control: Layer.Layer<
+    JobControl.JobControl,
+    never,
+    Scheduler.Scheduler | JobStore | LeaderElection.LeaderElection
+  > = options.control === "store"
     ? JobControl.layerStore(jobs)
     : JobControl.layerScheduler
   return Server.serveAll({
@@ -293,15 +329,40 @@ describe("RPC", () => {
       expect(list[0].exit.value.map((job: { name: string }) => job.name)).toEqual(["hourly", "nightly"])
     }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
 
-  it.scoped("on an rpc-mode node, jobs are listed from the store and trigger is SchedulerUnavailable", () =>
+  it.scoped("on an rpc-mode node, jobs are listed from the store and trigger without a leader is NoLeader", () =>
     Effect.gen(function*() {
       const client = yield* rpcClient
       const list = yield* client.ListJobs()
       expect(list.map((job) => job.name)).toEqual(["hourly", "nightly"])
       expect(list.find((job) => job.name === "nightly")!.nextFire).not.toBeNull()
-      expect((yield* Effect.flip(client.TriggerJob({ job: "hourly" })))._tag).toBe("SchedulerUnavailable")
+      const noLeader = yield* Effect.flip(client.TriggerJob({ job: "hourly" }))
+      expect(noLeader._tag).toBe("NoLeader")
+      expect(noLeader.message).toContain("no leader is published")
       expect((yield* Effect.flip(client.TriggerJob({ job: "nope" })))._tag).toBe("UnknownJob")
       yield* client.PauseJob({ job: "hourly" })
       expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(true)
     }).pipe(Effect.provide(serverLayer({ control: "store" }))))
+
+  it.scoped("a trigger on a node that does not lead, with a published leader that does not answer, is NoLeader", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const error = yield* Effect.flip(client.TriggerJob({ job: "hourly" }))
+      expect(error._tag).toBe("NoLeader")
+      expect(error.message).toContain("the leader gone at http://127.0.0.1:1 cannot be reached")
+      const view = yield* client.Leader()
+      expect(view.leader?.nodeId).toBe("gone")
+      expect(view.node).toEqual({
+        nodeId: "test-node",
+        mode: "all",
+        version: "0.0.0-test",
+        configHash: "hash-test",
+        leading: false,
+        configDrift: false
+      })
+      // A request already forwarded once is not forwarded again.
+      const looped = yield* Effect.flip(
+        client.TriggerJob({ job: "hourly" }, { headers: { "x-scheduler-forwarded-by": "node-x" } })
+      )
+      expect(looped.message).toContain("forwarded by node-x to test-node, which does not lead")
+    }).pipe(Effect.provide(serverLayer({ control: "store", leaderUrl: "http://127.0.0.1:1" }))))
 })

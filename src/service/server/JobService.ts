@@ -1,6 +1,8 @@
 /**
- * The job RPC service: list jobs with status and next fire, recent runs, trigger, pause, resume. Mutating calls
- * (trigger, pause, resume) require `Authorization: Bearer <token>` when a token is configured (`http.token`).
+ * The job RPC service: list jobs with status and next fire, recent runs, trigger, pause, resume, and who leads.
+ * Mutating calls (trigger, pause, resume) require `Authorization: Bearer <token>` when a token is configured
+ * (`http.token`). A trigger made on a node that does not lead is forwarded to the leader (`Forward`), so it works from
+ * any node and answers the run id.
  *
  * @since 0.1.0
  */
@@ -11,8 +13,11 @@ import * as Redacted from "effect/Redacted"
 import { timingSafeEqual } from "node:crypto"
 import type { JobStatus } from "../../Scheduler.js"
 import { Unauthorized } from "../Errors.js"
+import { NodeInfo } from "./ClusterInfo.js"
+import { LeaderDirectory } from "./Directory.js"
+import * as Forward from "./Forward.js"
 import { JobControl } from "./JobControl.js"
-import { JobRpcs, JobView } from "./Rpcs.js"
+import { JobRpcs, JobView, LeaderView } from "./Rpcs.js"
 
 /**
  * A job status as the RPC shows it.
@@ -68,6 +73,15 @@ export const authorize = (
 export const layer = (options: { readonly token: Option.Option<Redacted.Redacted<string>> }) =>
   JobRpcs.toLayer(Effect.gen(function*() {
     const control = yield* JobControl
+    const directory = yield* LeaderDirectory
+    const info = yield* NodeInfo
+    const trigger = (job: string, headers: Headers.Headers) =>
+      control.jobs.includes(job)
+        ? Effect.flatMap(control.leading, (leading) =>
+          leading
+            ? control.trigger(job)
+            : Forward.trigger(job, headers, info.nodeId).pipe(Effect.provideService(LeaderDirectory, directory)))
+        : control.trigger(job)
     const guarded = <A, E>(headers: Headers.Headers, effect: Effect.Effect<A, E>, action: string, job: string) =>
       Effect.zipRight(authorize(options.token, headers), effect).pipe(
         Effect.tap(() => Effect.logInfo(`job ${action} by rpc`).pipe(Effect.annotateLogs({ job })))
@@ -75,8 +89,21 @@ export const layer = (options: { readonly token: Option.Option<Redacted.Redacted
     return JobRpcs.of({
       ListJobs: () => Effect.map(control.status, (all) => all.map(toView)),
       JobRuns: ({ job, limit }) => control.runs(job, limit),
-      TriggerJob: ({ job }, { headers }) => guarded(headers, control.trigger(job), "trigger", job),
+      TriggerJob: ({ job }, { headers }) => guarded(headers, trigger(job, headers), "trigger", job),
       PauseJob: ({ job }, { headers }) => guarded(headers, control.pause(job), "pause", job),
-      ResumeJob: ({ job }, { headers }) => guarded(headers, control.resume(job), "resume", job)
+      ResumeJob: ({ job }, { headers }) => guarded(headers, control.resume(job), "resume", job),
+      Leader: () =>
+        Effect.zipWith(directory.current, control.leading, (record, leading) =>
+          new LeaderView({
+            leader: Option.getOrNull(record),
+            node: {
+              nodeId: info.nodeId,
+              mode: info.mode,
+              version: info.version,
+              configHash: info.configHash,
+              leading,
+              configDrift: Option.isSome(record) && record.value.configHash !== info.configHash
+            }
+          }))
     })
   }))

@@ -9,8 +9,9 @@ import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
 import { StoreError, UnknownJob } from "../../Errors.js"
 import { RunRecord, SkipReason } from "../../Run.js"
-import { RepositoryError, SchedulerUnavailable, Unauthorized, UserNotFound } from "../Errors.js"
+import { NoLeader, RepositoryError, Unauthorized, UserNotFound } from "../Errors.js"
 import { User } from "../repository/UserModel.js"
+import { LeaderRecord } from "./Directory.js"
 
 /**
  * The largest page `ListUsers` serves: bounds the response size.
@@ -98,6 +99,26 @@ export const TriggerOutcome = Schema.Union(
 const JobName = { job: Schema.String }
 
 /**
+ * What `Leader` answers: the leader as it published itself (null when none is published), and the node that answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class LeaderView extends Schema.Class<LeaderView>("LeaderView")({
+  leader: Schema.NullOr(LeaderRecord),
+  node: Schema.Struct({
+    nodeId: Schema.String,
+    mode: Schema.String,
+    version: Schema.String,
+    configHash: Schema.String,
+    /** Whether the answering node leads now. */
+    leading: Schema.Boolean,
+    /** Whether its job definitions differ from the leader's (false when no leader is published). */
+    configDrift: Schema.Boolean
+  })
+}) {}
+
+/**
  * @since 0.1.0
  * @category groups
  */
@@ -114,10 +135,11 @@ export class JobRpcs extends RpcGroup.make(
   Rpc.make("TriggerJob", {
     payload: JobName,
     success: TriggerOutcome,
-    error: Schema.Union(Unauthorized, UnknownJob, StoreError, SchedulerUnavailable)
+    error: Schema.Union(Unauthorized, UnknownJob, StoreError, NoLeader)
   }),
   Rpc.make("PauseJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
-  Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) })
+  Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
+  Rpc.make("Leader", { success: LeaderView, error: StoreError })
 ) {}
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The service's HTTP server: admin endpoints (`/healthz`, `/readyz`, `/metrics`) always, and the RPC endpoint
- * (`POST /rpc`, JSON) in `rpc` and `all` modes, on one port bound to 127.0.0.1 by default.
+ * The service's HTTP server, on one port bound to 127.0.0.1 by default: admin endpoints (`/healthz`, `/readyz`,
+ * `/metrics`) and the RPC endpoint (`POST /rpc`, JSON) on every node. Job nodes serve the job service (so that any
+ * node answers who leads and takes a trigger); `rpc` and `all` nodes serve the user service too.
  *
  * @since 0.1.0
  */
@@ -16,9 +17,11 @@ import type * as Redacted from "effect/Redacted"
 import { createServer } from "node:http"
 import type { UserModel } from "../repository/UserModel.js"
 import * as Admin from "./Admin.js"
+import type { NodeInfo } from "./ClusterInfo.js"
+import type { LeaderDirectory } from "./Directory.js"
 import type { JobControl } from "./JobControl.js"
 import * as JobService from "./JobService.js"
-import { RPC_PATH, ServiceRpcs } from "./Rpcs.js"
+import { JobRpcs, RPC_PATH, ServiceRpcs } from "./Rpcs.js"
 import * as UserService from "./UserService.js"
 
 /**
@@ -40,23 +43,28 @@ export interface RpcOptions extends AdminOptions {
 }
 
 /**
- * Serve the admin routes on the `HttpServer` in context (job mode).
+ * Serve the admin routes and the job service (job mode).
  *
  * @since 0.1.0
  * @category layers
  */
-export const serveAdmin = (options: AdminOptions): Layer.Layer<never, never, HttpServer.HttpServer> =>
-  HttpServer.serve(Admin.router(options))
+export const serveJobs = (
+  options: RpcOptions
+): Layer.Layer<never, never, HttpServer.HttpServer | JobControl | LeaderDirectory | NodeInfo> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const rpc = yield* RpcServer.toHttpApp(JobRpcs)
+    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
+  })).pipe(Layer.provide(Layer.merge(JobService.layer({ token: options.token }), RpcSerialization.layerJson)))
 
 /**
- * Serve the admin routes and the RPC endpoint on the `HttpServer` in context (rpc and all modes).
+ * Serve the admin routes and both services (rpc and all modes).
  *
  * @since 0.1.0
  * @category layers
  */
 export const serveAll = (
   options: RpcOptions
-): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl> =>
+): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
     return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
