@@ -28,6 +28,7 @@ import * as LeaderElection from "../LeaderElection.js"
 import * as EtcdElection from "../LeaderElection/Etcd.js"
 import * as Logging from "../Logging.js"
 import * as Redis from "../Redis.js"
+import type * as Job from "../Job.js"
 import * as Scheduler from "../Scheduler.js"
 import * as Config from "./config/Config.js"
 import * as Jobs from "./job/Jobs.js"
@@ -37,6 +38,7 @@ import type { ReadinessCheck } from "./server/Admin.js"
 import * as ClusterInfo from "./server/ClusterInfo.js"
 import * as Directory from "./server/Directory.js"
 import * as JobControl from "./server/JobControl.js"
+import * as OperatorMetrics from "./server/OperatorMetrics.js"
 import * as Server from "./server/Server.js"
 import * as Version from "./Version.js"
 
@@ -79,13 +81,45 @@ export const layerLeadership = (
       })))
   })
 
-/** The readiness check of the store, if it has one (memory has nothing to check). */
-const storeChecks = Effect.map(StoreHealth, (store): ReadonlyArray<ReadinessCheck> =>
-  store.backend === "memory" ? [] : [{ name: store.backend, check: store.check }])
+/** The readiness checks of the store (memory has nothing to check) and of the leader election (single-node has none). */
+const storeCheck = Effect.map(StoreHealth, (store): Option.Option<ReadinessCheck> =>
+  store.backend === "memory" ? Option.none() : Option.some({ name: store.backend, check: store.check }))
 
-/** The readiness checks of the store and the leader election (single-node has nothing to check). */
-const allChecks = Effect.zipWith(storeChecks, LeaderHealth, (checks, leader): ReadonlyArray<ReadinessCheck> =>
-  leader.backend === "single-node" ? checks : [...checks, { name: leader.backend, check: leader.check }])
+const electionCheck = Effect.map(LeaderHealth, (leader): Option.Option<ReadinessCheck> =>
+  leader.backend === "single-node" ? Option.none() : Option.some({ name: leader.backend, check: leader.check }))
+
+/**
+ * The servers of a node: `serve` (admin + RPC routes) with its readiness checks and the scrape-time metrics, over
+ * the `JobControl` in context.
+ */
+const servers = <R, RS>(
+  config: Config.ServiceConfig,
+  jobs: ReadonlyArray<Job.Job<unknown>>,
+  checks: Effect.Effect<{
+    readonly store: Option.Option<ReadinessCheck>
+    readonly election: Option.Option<ReadinessCheck>
+  }, never, R>,
+  serve: (options: Server.RpcOptions) => Layer.Layer<never, never, RS>
+) =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const { election, store } = yield* checks
+    const control = yield* JobControl.JobControl
+    const computed = yield* OperatorMetrics.make({
+      jobs,
+      control,
+      store,
+      election,
+      build: { version: Version.version, node: config.nodeId, mode: config.mode }
+    })
+    return serve({
+      checks: [...Option.toArray(store), ...Option.toArray(election)],
+      info: { node: config.nodeId, mode: config.mode },
+      token: config.http.token,
+      computed
+    })
+  }))
+
+const noElection = Effect.succeed(Option.none<ReadinessCheck>())
 
 /**
  * The leader record's directory for the config: on Redis when configured (its own connection, closed with the
@@ -124,15 +158,9 @@ export const layerNodeInfo = (config: Config.ServiceConfig): Layer.Layer<Cluster
  */
 export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown> => {
   const jobs = Either.getOrThrowWith(Jobs.make(config), (error) => error)
-  const info = { node: config.nodeId, mode: config.mode }
   const models = Repository.layer({ sqlite: config.database.sqlite, redis: config.redis })
   const http = Server.layerHttp(config.http)
   const scheduler = Scheduler.layer(jobs, { shutdownGrace: config.shutdownGrace })
-  const rpcOptions = (checks: ReadonlyArray<ReadinessCheck>): Server.RpcOptions => ({
-    checks,
-    info,
-    token: config.http.token
-  })
   const cluster = Layer.merge(layerDirectory(config), layerNodeInfo(config))
   // Built first, released last: "service stopped" is logged once every other layer has shut down.
   const starting = Layer.scopedDiscard(
@@ -145,8 +173,8 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
   let app: Layer.Layer<never, unknown>
   switch (config.mode) {
     case "job": {
-      const servers = Layer.unwrapEffect(Effect.map(allChecks, (checks) => Server.serveJobs(rpcOptions(checks))))
-      app = Layer.mergeAll(servers, ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+      const checks = Effect.all({ store: storeCheck, election: electionCheck })
+      app = Layer.mergeAll(servers(config, jobs, checks, Server.serveJobs), ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),
@@ -157,8 +185,8 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
       break
     }
     case "rpc": {
-      const servers = Layer.unwrapEffect(Effect.map(storeChecks, (checks) => Server.serveAll(rpcOptions(checks))))
-      app = Layer.mergeAll(servers, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+      const checks = Effect.all({ store: storeCheck, election: noElection })
+      app = Layer.mergeAll(servers(config, jobs, checks, Server.serveAll), ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
         Layer.provide(JobControl.layerStore(jobs)),
         Layer.provide(http),
         Layer.provide(cluster),
@@ -167,8 +195,8 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
       break
     }
     case "all": {
-      const servers = Layer.unwrapEffect(Effect.map(allChecks, (checks) => Server.serveAll(rpcOptions(checks))))
-      app = Layer.mergeAll(servers, ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+      const checks = Effect.all({ store: storeCheck, election: electionCheck })
+      app = Layer.mergeAll(servers(config, jobs, checks, Server.serveAll), ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),

@@ -46,6 +46,7 @@ describe("Prometheus rendering", () => {
       yield* Metric.set(Metric.gauge("promtest_a_leader"), 1)
       const lines = yield* scrapeOf("promtest_a_")
       expect(lines).toEqual([
+        "# HELP promtest_a_leader promtest_a_leader",
         "# TYPE promtest_a_leader gauge",
         "promtest_a_leader 1",
         "# HELP promtest_a_runs_total Runs by job\\nand outcome \\\\ all",
@@ -64,6 +65,7 @@ describe("Prometheus rendering", () => {
       for (const value of [0.05, 0.5, 0.7, 5, 50]) yield* Metric.update(histogram, value)
       const lines = yield* scrapeOf("promtest_b_")
       expect(lines).toEqual([
+        "# HELP promtest_b_seconds promtest_b_seconds",
         "# TYPE promtest_b_seconds histogram",
         "promtest_b_seconds_bucket{job=\"x\",le=\"0.1\"} 1",
         "promtest_b_seconds_bucket{job=\"x\",le=\"1\"} 3",
@@ -82,9 +84,10 @@ describe("Prometheus rendering", () => {
       yield* Metric.update(frequency, "paused")
       const lines = yield* scrapeOf("promtest_c_")
       expect(lines).toEqual([
-        "# TYPE promtest_c_reasons counter",
-        "promtest_c_reasons{key=\"lock_held\"} 2",
-        "promtest_c_reasons{key=\"paused\"} 1"
+        "# HELP promtest_c_reasons_total promtest_c_reasons",
+        "# TYPE promtest_c_reasons_total counter",
+        "promtest_c_reasons_total{key=\"lock_held\"} 2",
+        "promtest_c_reasons_total{key=\"paused\"} 1"
       ])
       const summary = Metric.summary({
         name: "promtest_d_latency",
@@ -95,12 +98,30 @@ describe("Prometheus rendering", () => {
       })
       yield* Metric.update(summary, 3)
       const summaryLines = yield* scrapeOf("promtest_d_")
-      expect(summaryLines[0]).toBe("# TYPE promtest_d_latency summary")
-      expect(summaryLines.slice(1)).toEqual([
+      expect(summaryLines[1]).toBe("# TYPE promtest_d_latency summary")
+      expect(summaryLines.slice(2)).toEqual([
         "promtest_d_latency{quantile=\"0.5\"} 3",
         "promtest_d_latency_sum 3",
         "promtest_d_latency_count 1"
       ])
+    }))
+
+  it.effect("a counter gets _total, a counter that goes down (effect_fiber_active) is a gauge, every family a HELP", () =>
+    Effect.gen(function*() {
+      yield* Metric.increment(Metric.counter("promtest_e_starts"))
+      expect(yield* scrapeOf("promtest_e_")).toEqual([
+        "# HELP promtest_e_starts_total promtest_e_starts",
+        "# TYPE promtest_e_starts_total counter",
+        "promtest_e_starts_total 1"
+      ])
+      const lines = Prometheus.render(yield* Metric.snapshot).split("\n")
+      expect(lines).toContain("# TYPE effect_fiber_active gauge")
+      expect(lines).toContain("# HELP effect_fiber_started_total Fibers started")
+      const families = lines.filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2])
+      const helps = lines.filter((l) => l.startsWith("# HELP ")).map((l) => l.split(" ")[2])
+      expect(helps).toEqual(families)
+      expect(Prometheus.renderFamilies([{ name: "x_seconds", help: "X", type: "gauge", samples: [{ value: 1.5 }] }]))
+        .toBe("# HELP x_seconds X\n# TYPE x_seconds gauge\nx_seconds 1.5\n")
     }))
 
   it("sanitises metric and label names into Prometheus' alphabet", () => {

@@ -17,6 +17,7 @@ import type * as Redacted from "effect/Redacted"
 import { createServer } from "node:http"
 import type { UserModel } from "../repository/UserModel.js"
 import * as Admin from "./Admin.js"
+import type * as Prometheus from "./Prometheus.js"
 import type { NodeInfo } from "./ClusterInfo.js"
 import type { LeaderDirectory } from "./Directory.js"
 import type { JobControl } from "./JobControl.js"
@@ -31,6 +32,8 @@ import * as UserService from "./UserService.js"
 export interface AdminOptions {
   readonly checks: ReadonlyArray<Admin.ReadinessCheck>
   readonly info?: Readonly<Record<string, string>> | undefined
+  /** Families computed at each scrape of `/metrics` (`OperatorMetrics.make`). */
+  readonly computed?: Effect.Effect<ReadonlyArray<Prometheus.ComputedFamily>> | undefined
 }
 
 /**
