@@ -115,6 +115,8 @@ const servers = <R, RS>(
       checks: [...Option.toArray(store), ...Option.toArray(election)],
       info: { node: config.nodeId, mode: config.mode },
       token: config.http.token,
+      readToken: config.http.readToken,
+      maxBodySize: config.http.maxBodySize,
       computed
     })
   }))

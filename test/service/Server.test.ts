@@ -8,7 +8,9 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
@@ -144,10 +146,27 @@ const jobs = [
 ]
 
 const TOKEN = "t0ken-for-tests"
+const READ_TOKEN = "read-t0ken-for-tests"
+
+/** Every log line of the servers built by `serverLayer` (message, level and annotations), in order. */
+const logged: Array<Record<string, unknown>> = []
+const captureLogs = Logger.replace(
+  Logger.defaultLogger,
+  Logger.make(({ annotations, logLevel, message }) => {
+    const line: Record<string, unknown> = {
+      level: logLevel.label,
+      message: Array.isArray(message) ? message.join(" ") : String(message)
+    }
+    for (const [key, value] of HashMap.toEntries(annotations)) line[key] = value
+    logged.push(line)
+  })
+)
 
 /** A server on a free port with memory models, a scheduler over `jobs`, and the given options. */
 const serverLayer = (options: {
   readonly token?: string
+  readonly readToken?: string
+  readonly maxBodySize?: number
   readonly leaderUrl?: string
   readonly control?: "scheduler" | "store"
   readonly checks?: ReadonlyArray<{ readonly name: string; readonly check: Effect.Effect<void, unknown> }>
@@ -189,12 +208,16 @@ const serverLayer = (options: {
     : JobControl.layerScheduler
   return Server.serveAll({
     token: options.token === undefined ? Option.none() : Option.some(Redacted.make(options.token)),
+    readToken: options.readToken === undefined ? Option.none() : Option.some(Redacted.make(options.readToken)),
+    maxBodySize: options.maxBodySize,
     checks: options.checks ?? [],
     info: { node: "test-node", mode: "all" }
   }).pipe(
     Layer.provide(control),
     Layer.provide(models),
-    Layer.provideMerge(NodeHttpServer.layerTest)
+    Layer.provideMerge(NodeHttpServer.layerTest),
+    Layer.provide(captureLogs),
+    Layer.tap(() => Effect.sync(() => logged.splice(0)))
   )
 }
 
@@ -312,23 +335,56 @@ describe("RPC", () => {
       expect(runs[0]!.kind).toBe("manual")
     }).pipe(Effect.provide(serverLayer({}))))
 
-  it.scoped("with a token, mutating calls without it or with a wrong one are Unauthorized; reads stay open", () =>
+  it.scoped("with a token, every call without it or with a wrong one is Unauthorized, reads included", () =>
     Effect.gen(function*() {
       const client = yield* rpcClient
+      const auth = { headers: { authorization: `Bearer ${TOKEN}` } }
       expect((yield* Effect.flip(client.TriggerJob({ job: "hourly" })))._tag).toBe("Unauthorized")
       expect((yield* Effect.flip(client.PauseJob({ job: "hourly" })))._tag).toBe("Unauthorized")
       expect((yield* Effect.flip(client.ResumeJob({ job: "hourly" })))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.ListJobs()))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.JobRuns({ job: "hourly" })))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.Leader()))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.GetUser({ id: 1 })))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.ListUsers({})))._tag).toBe("Unauthorized")
       const wrong = yield* Effect.flip(
         client.PauseJob({ job: "hourly" }, { headers: { authorization: "Bearer nope" } })
       )
-      expect(wrong._tag).toBe("Unauthorized")
-      expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(false)
-      yield* client.PauseJob({ job: "hourly" }, { headers: { authorization: `Bearer ${TOKEN}` } })
-      expect((yield* client.ListJobs()).find((job) => job.name === "hourly")!.paused).toBe(true)
-      const triggered = yield* client.TriggerJob({ job: "hourly" }, { headers: { authorization: `Bearer ${TOKEN}` } })
+      expect(wrong).toMatchObject({ _tag: "Unauthorized", reason: "wrong bearer token" })
+      expect((yield* client.ListJobs(undefined, auth)).find((job) => job.name === "hourly")!.paused).toBe(false)
+      yield* client.PauseJob({ job: "hourly" }, auth)
+      expect((yield* client.ListJobs(undefined, auth)).find((job) => job.name === "hourly")!.paused).toBe(true)
+      expect((yield* client.GetUser({ id: 1 }, auth)).id).toBe(1)
+      const triggered = yield* client.TriggerJob({ job: "hourly" }, auth)
       // Paused cluster-wide: a manual trigger is skipped too.
       expect(triggered).toEqual({ _tag: "Skipped", reason: "paused" })
+      // Refusals are logged with the caller's address; job control calls leave audit lines.
+      const refused = logged.filter((line) => line.message === "request refused")
+      expect(refused.length).toBeGreaterThanOrEqual(9)
+      expect(refused[0]).toMatchObject({ level: "WARN", rpc: "TriggerJob", caller: expect.stringMatching(/127\.0\.0\.1/) })
+      expect(refused.some((line) => line.reason === "wrong bearer token" && line.rpc === "PauseJob")).toBe(true)
+      const audits = logged.filter((line) => line.message === "audit")
+      expect(audits.map((line) => [line.action, line.job, line.result, line.credential])).toEqual([
+        ["pause", "hourly", "ok", "token"],
+        ["trigger", "hourly", "ok", "token"]
+      ])
+      expect(audits[1]).toMatchObject({ skipped: "paused", caller: expect.stringMatching(/127\.0\.0\.1/) })
     }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
+
+  it.scoped("a read token reads but cannot trigger, pause or resume", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const reader = { headers: { authorization: `Bearer ${READ_TOKEN}` } }
+      expect((yield* client.ListJobs(undefined, reader)).map((job) => job.name)).toEqual(["hourly", "nightly"])
+      expect(yield* client.JobRuns({ job: "hourly" }, reader)).toEqual([])
+      expect((yield* client.ListUsers({}, reader)).total).toBe(45)
+      for (const call of [client.TriggerJob, client.PauseJob, client.ResumeJob]) {
+        const refused = yield* Effect.flip(call({ job: "hourly" }, reader))
+        expect(refused._tag).toBe("Unauthorized")
+        expect(refused.message).toMatch(/the read-only token cannot call (TriggerJob|PauseJob|ResumeJob)/)
+      }
+      expect((yield* client.ListJobs(undefined, reader)).find((job) => job.name === "hourly")!.paused).toBe(false)
+    }).pipe(Effect.provide(serverLayer({ token: TOKEN, readToken: READ_TOKEN }))))
 
   it.scoped("a plain HTTP POST (the README's curl) with the bearer header reaches the job service", () =>
     Effect.gen(function*() {
@@ -346,7 +402,7 @@ describe("RPC", () => {
       const allowed = (yield* post(request, TOKEN)) as ReadonlyArray<any>
       expect(allowed[0]).toMatchObject({ _tag: "Exit", requestId: "1", exit: { _tag: "Success" } })
       const listRequest = { _tag: "Request", id: "2", tag: "ListJobs", payload: {}, headers: [] }
-      const list = (yield* post(listRequest)) as ReadonlyArray<any>
+      const list = (yield* post(listRequest, TOKEN)) as ReadonlyArray<any>
       expect(list[0].exit.value.map((job: { name: string }) => job.name)).toEqual(["hourly", "nightly"])
     }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
 
@@ -386,4 +442,105 @@ describe("RPC", () => {
       )
       expect(looped.message).toContain("forwarded by node-x to test-node, which does not lead")
     }).pipe(Effect.provide(serverLayer({ control: "store", leaderUrl: "http://127.0.0.1:1" }))))
+})
+
+describe("the HTTP edge of POST /rpc", () => {
+  /** POST `body` (a string, or a stream of chunks without Content-Length) to the test server's /rpc. */
+  const post = (body: string | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
+    HttpServer.addressFormattedWith((base) =>
+      Effect.promise(async () => {
+        const response = await fetch(`${base}/rpc`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body,
+          // Node's fetch needs this to send a stream.
+          ...(typeof body === "string" ? {} : { duplex: "half" })
+        } as RequestInit)
+        const text = await response.text()
+        return { status: response.status, text, json: (() => {
+          try {
+            return JSON.parse(text) as any
+          } catch {
+            return undefined
+          }
+        })() }
+      })
+    )
+  const request = (tag: string, payload: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [], ...extra })
+
+  it.scoped("a body over http.maxBodySize is 413, whether Content-Length says so or the stream runs over", () =>
+    Effect.gen(function*() {
+      const big = request("JobRuns", { job: "x".repeat(20_000) })
+      const declared = yield* post(big)
+      expect(declared.status).toBe(413)
+      expect(declared.json).toEqual({
+        error: "PayloadTooLarge",
+        message: "the body is larger than the limit of 16384 bytes (http.maxBodySize)"
+      })
+      const chunk = new TextEncoder().encode(" ".repeat(4096))
+      let sent = 0
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          // 64 KiB of whitespace in 4 KiB chunks, no Content-Length: the server stops reading at the limit.
+          if (sent++ < 16) controller.enqueue(chunk)
+          else controller.close()
+        }
+      })
+      const streamed = yield* post(stream)
+      expect(streamed.status).toBe(413)
+      // A request under the limit still works.
+      const small = yield* post(request("ListJobs", {}))
+      expect(small.status).toBe(200)
+      expect(small.json[0].exit._tag).toBe("Success")
+    }).pipe(Effect.provide(serverLayer({ maxBodySize: 16 * 1024 }))))
+
+  it.scoped("bad JSON, a missing or malformed field, an unknown RPC are 400 with one clear message", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, string]> = [
+        ["{\"_tag\": \"Request\", ", "the body is not JSON"],
+        ["42", "message 0: expected an object, got 42"],
+        ["[]", "the body holds no message"],
+        [JSON.stringify({ _tag: "Call", id: "1" }), "message 0: _tag must be \"Request\", got \"Call\""],
+        [JSON.stringify({ _tag: "Request", tag: "ListJobs", payload: {} }), "message 0: id must be a non-empty string"],
+        [JSON.stringify({ _tag: "Request", id: "1", payload: {} }), "message 0: tag is missing"],
+        [request("DropTables", {}), "message 0: unknown RPC \"DropTables\" (known: GetUser, ListUsers, ListJobs"],
+        [request("TriggerJob", {}), "message 0 (TriggerJob): payload.job: is missing"],
+        [request("JobRuns", { job: "hourly", limit: 5000 }), "message 0 (JobRuns): payload.limit:"],
+        [request("GetUser", { id: "one" }), "message 0 (GetUser): payload.id: Expected number, actual \"one\""],
+        [request("ListJobs", {}, { headers: "yes" }), "message 0: headers must be a list of [name, value] string pairs"]
+      ]
+      for (const [body, message] of cases) {
+        const response = yield* post(body)
+        expect(response.status, body).toBe(400)
+        expect(response.json.error, body).toBe("BadRequest")
+        expect(response.json.message, body).toContain(message)
+      }
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("a request without headers is served; an input echoed in a message is cut short", () =>
+    Effect.gen(function*() {
+      const bare = yield* post(JSON.stringify({ _tag: "Request", id: "7", tag: "ListJobs", payload: {} }))
+      expect(bare.status).toBe(200)
+      expect(bare.json[0]).toMatchObject({ requestId: "7", exit: { _tag: "Success" } })
+      const long = yield* post(request("JobRuns", { job: "y".repeat(10_000) }))
+      expect(long.status).toBe(400)
+      expect(long.json.message).toContain("payload.job:")
+      expect(long.json.message).toContain("more characters")
+      expect(long.text.length).toBeLessThan(600)
+      const notJson = yield* post("z".repeat(10_000))
+      expect(notJson.status).toBe(400)
+      expect(notJson.text.length).toBeLessThan(600)
+    }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("the caller cannot forge the client address the edge passes to the handlers", () =>
+    Effect.gen(function*() {
+      const response = yield* post(request("PauseJob", { job: "hourly" }), {
+        "x-scheduler-client-address": "10.9.9.9"
+      })
+      expect(response.json[0].exit._tag).toBe("Success")
+      const audit = logged.find((line) => line.message === "audit")!
+      expect(audit.caller).toMatch(/127\.0\.0\.1/)
+      expect(audit.caller).not.toContain("10.9.9.9")
+    }).pipe(Effect.provide(serverLayer({}))))
 })

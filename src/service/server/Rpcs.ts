@@ -50,7 +50,7 @@ export class UserRpcs extends RpcGroup.make(
   Rpc.make("GetUser", {
     payload: { id: Schema.Int },
     success: User,
-    error: Schema.Union(UserNotFound, RepositoryError)
+    error: Schema.Union(UserNotFound, RepositoryError, Unauthorized)
   }),
   Rpc.make("ListUsers", {
     payload: Schema.Struct({
@@ -58,7 +58,7 @@ export class UserRpcs extends RpcGroup.make(
       pageSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_PAGE_SIZE)), { default: () => 20 })
     }),
     success: UserList,
-    error: RepositoryError
+    error: Schema.Union(RepositoryError, Unauthorized)
   })
 ) {}
 
@@ -96,7 +96,15 @@ export const TriggerOutcome = Schema.Union(
   Schema.TaggedStruct("Skipped", { reason: SkipReason })
 )
 
-const JobName = { job: Schema.String }
+/**
+ * The longest job name accepted in a request: longer ones are refused before any lookup (and never echoed whole).
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const MAX_JOB_NAME = 200
+
+const JobName = { job: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_JOB_NAME)) }
 
 /**
  * What `Leader` answers: the leader as it published itself (null when none is published), and the node that answered.
@@ -123,14 +131,14 @@ export class LeaderView extends Schema.Class<LeaderView>("LeaderView")({
  * @category groups
  */
 export class JobRpcs extends RpcGroup.make(
-  Rpc.make("ListJobs", { success: Schema.Array(JobView), error: StoreError }),
+  Rpc.make("ListJobs", { success: Schema.Array(JobView), error: Schema.Union(StoreError, Unauthorized) }),
   Rpc.make("JobRuns", {
     payload: Schema.Struct({
-      job: Schema.String,
+      ...JobName,
       limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_RUNS)), { default: () => 20 })
     }),
     success: Schema.Array(RunRecord),
-    error: Schema.Union(UnknownJob, StoreError)
+    error: Schema.Union(UnknownJob, StoreError, Unauthorized)
   }),
   Rpc.make("TriggerJob", {
     payload: JobName,
@@ -139,7 +147,7 @@ export class JobRpcs extends RpcGroup.make(
   }),
   Rpc.make("PauseJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
   Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
-  Rpc.make("Leader", { success: LeaderView, error: StoreError })
+  Rpc.make("Leader", { success: LeaderView, error: Schema.Union(StoreError, Unauthorized) })
 ) {}
 
 /**

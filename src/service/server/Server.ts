@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -12,11 +13,12 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
 import { createServer } from "node:http"
 import type { UserModel } from "../repository/UserModel.js"
+import { DEFAULT_MAX_BODY_SIZE } from "../config/Config.js"
 import * as Admin from "./Admin.js"
+import type * as Auth from "./Auth.js"
+import * as Edge from "./Edge.js"
 import type * as Prometheus from "./Prometheus.js"
 import type { NodeInfo } from "./ClusterInfo.js"
 import type { LeaderDirectory } from "./Directory.js"
@@ -40,10 +42,13 @@ export interface AdminOptions {
  * @since 0.1.0
  * @category models
  */
-export interface RpcOptions extends AdminOptions {
-  /** When set, trigger/pause/resume require `Authorization: Bearer <token>`. */
-  readonly token: Option.Option<Redacted.Redacted<string>>
+export interface RpcOptions extends AdminOptions, Auth.Tokens {
+  /** The largest request body read (default `Config.DEFAULT_MAX_BODY_SIZE`). */
+  readonly maxBodySize?: number | undefined
 }
+
+const edge = <E, R>(group: Edge.RpcCatalog, app: HttpApp.Default<E, R>, options: RpcOptions) =>
+  Edge.guard(group, app, { maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE })
 
 /**
  * Serve the admin routes and the job service (job mode).
@@ -56,8 +61,8 @@ export const serveJobs = (
 ): Layer.Layer<never, never, HttpServer.HttpServer | JobControl | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(JobRpcs)
-    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
-  })).pipe(Layer.provide(Layer.merge(JobService.layer({ token: options.token }), RpcSerialization.layerJson)))
+    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(JobRpcs, rpc, options))))
+  })).pipe(Layer.provide(Layer.merge(JobService.layer(options), RpcSerialization.layerJson)))
 
 /**
  * Serve the admin routes and both services (rpc and all modes).
@@ -70,11 +75,9 @@ export const serveAll = (
 ): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
-    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
+    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(ServiceRpcs, rpc, options))))
   })).pipe(
-    Layer.provide(
-      Layer.mergeAll(UserService.layer, JobService.layer({ token: options.token }), RpcSerialization.layerJson)
-    )
+    Layer.provide(Layer.mergeAll(UserService.layer(options), JobService.layer(options), RpcSerialization.layerJson))
   )
 
 /**
