@@ -14,6 +14,8 @@
  *
  * @since 0.1.0
  */
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -30,6 +32,8 @@ import * as Logging from "../Logging.js"
 import * as Redis from "../Redis.js"
 import type * as Job from "../Job.js"
 import * as Scheduler from "../Scheduler.js"
+import * as Cli from "./cli/Cli.js"
+import { CliFailure } from "./cli/Client.js"
 import * as Config from "./config/Config.js"
 import * as Jobs from "./job/Jobs.js"
 import * as Repository from "./repository/Repository.js"
@@ -215,8 +219,9 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
 }
 
 /**
- * The program behind `main.ts`: parse the command line, print `--help`, load the config (a bad one fails with
- * `ConfigInvalid` before anything is built), then run the service until interrupted (SIGTERM/SIGINT).
+ * The program behind `main.ts`: an operator command (`jobs ...`, `leader`, `config check`, `--version`: see
+ * `cli/Cli.ts`) when the first argument names one; else parse the start-up flags, print `--help`, load the config
+ * (a bad one fails with `ConfigInvalid` before anything is built), then run the service until interrupted.
  *
  * @since 0.1.0
  * @category program
@@ -226,6 +231,9 @@ export const main = (
   env: Readonly<Record<string, string | undefined>>
 ): Effect.Effect<void, ConfigInvalid | unknown> =>
   Effect.gen(function*() {
+    if (argv[0] !== undefined && Cli.VERBS.has(argv[0])) {
+      return yield* Cli.run(argv).pipe(Effect.provide(NodeContext.layer))
+    }
     const cli = yield* Config.parseArgs(argv)
     if (cli.help) {
       yield* Effect.sync(() => process.stdout.write(Config.USAGE + "\n"))
@@ -249,6 +257,12 @@ export const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => 
     process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
     return onExit(2)
   }
+  if (Option.isSome(failure) && failure.value instanceof CliFailure) {
+    process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
+    return onExit(1)
+  }
+  // @effect/cli has printed what is wrong with the arguments, with the usage.
+  if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) return onExit(2)
   const details = Cause.pretty(exit.cause, { renderErrorCause: true })
   process.stderr.write(`effect-job-scheduler: start-up or run failed\n${details}\n`)
   onExit(1)

@@ -344,12 +344,17 @@ export interface CliArgs {
  * @category cli
  */
 export const USAGE = `Usage: effect-job-scheduler [--mode job|rpc|all] [--config path] [--help]
+       effect-job-scheduler jobs list|runs|trigger|pause|resume ... | leader | config check | --version
 
   --mode job|rpc|all  job = scheduler (+ /healthz /readyz /metrics), rpc = RPC server (+ admin endpoints),
                       all = both in one process (default; env MODE, config key mode)
   --config path       YAML config file (default config/default.yaml; env CONFIG). A missing default file
                       means built-in defaults; a missing file named explicitly is an error.
   --help              show this text
+
+Operator commands (each with --help): jobs list, jobs runs <job>, jobs trigger <job>, jobs pause <job>,
+jobs resume <job>, leader (talk to a node's API: --url, --token, --json); config check (validate a config
+without starting); --version.
 
 Environment overrides: CONFIG MODE NODE_ID LOG_FORMAT LOG_LEVEL HTTP_HOST HTTP_PORT HTTP_TOKEN HTTP_READ_TOKEN
 HTTP_ADVERTISE_URL HTTP_MAX_BODY_SIZE REDIS_URL REDIS_KEY_PREFIX ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH.
