@@ -213,7 +213,8 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
       break
     }
   }
-  return Layer.merge(starting, app).pipe(
+  // `starting` is built before the rest and so released after it: its "service stopped" line comes last.
+  return Layer.provide(app, starting).pipe(
     Layer.provide(Logging.layer({ format: config.log.format, level: config.log.level }))
   )
 }
@@ -261,11 +262,43 @@ export const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => 
     process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
     return onExit(1)
   }
+  const listen = Option.isSome(failure) ? listenFailure(failure.value) : undefined
+  if (listen !== undefined) {
+    process.stderr.write(`effect-job-scheduler: ${listen}\n`)
+    return onExit(2)
+  }
   // @effect/cli has printed what is wrong with the arguments, with the usage.
   if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) return onExit(2)
   const details = Cause.pretty(exit.cause, { renderErrorCause: true })
   process.stderr.write(`effect-job-scheduler: start-up or run failed\n${details}\n`)
   onExit(1)
+}
+
+/** What the operator must fix when the HTTP server cannot listen (`ServeError` from a Node `listen` error). */
+const LISTEN_ERRORS: Readonly<Record<string, string>> = {
+  EADDRINUSE: "the address is in use (another process listens there); choose another http.port / HTTP_PORT",
+  EADDRNOTAVAIL: "the address is not on this machine; check http.host / HTTP_HOST",
+  ENOTFOUND: "the host name does not resolve; check http.host / HTTP_HOST",
+  EAI_AGAIN: "the host name does not resolve (DNS not answering); check http.host / HTTP_HOST",
+  EACCES: "permission denied (ports below 1024 need privileges); choose another http.port / HTTP_PORT"
+}
+
+/**
+ * The one line for a failure to listen, or `undefined` when the failure is something else.
+ *
+ * @since 0.1.0
+ * @category program
+ */
+export const listenFailure = (error: unknown): string | undefined => {
+  if (typeof error !== "object" || error === null || !("_tag" in error) || error._tag !== "ServeError") return undefined
+  const cause: unknown = "cause" in error ? error.cause : undefined
+  if (typeof cause !== "object" || cause === null) return undefined
+  const fields = cause as { readonly code?: unknown; readonly address?: unknown; readonly port?: unknown; readonly hostname?: unknown }
+  const code = typeof fields.code === "string" ? fields.code : undefined
+  if (code === undefined || LISTEN_ERRORS[code] === undefined) return undefined
+  const host = typeof fields.address === "string" ? fields.address : typeof fields.hostname === "string" ? fields.hostname : "?"
+  const where = typeof fields.port === "number" ? `${host}:${fields.port}` : host
+  return `cannot listen on ${where}: ${LISTEN_ERRORS[code]} (${code})`
 }
 
 const isConfigInvalid = (u: unknown): u is ConfigInvalid =>
