@@ -241,7 +241,9 @@ export const main = (
       return
     }
     const config = yield* Config.load({ cli, env })
-    return yield* Layer.launch(layer(config))
+    return yield* Layer.launch(layer(config)).pipe(
+      Effect.catchAll((error: unknown) => Effect.fail(explainStartFailure(config, error)))
+    )
   })
 
 /**
@@ -258,7 +260,7 @@ export const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => 
     process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
     return onExit(2)
   }
-  if (Option.isSome(failure) && failure.value instanceof CliFailure) {
+  if (Option.isSome(failure) && (failure.value instanceof CliFailure || failure.value instanceof StartFailure)) {
     process.stderr.write(`effect-job-scheduler: ${failure.value.message}\n`)
     return onExit(1)
   }
@@ -272,6 +274,41 @@ export const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => 
   const details = Cause.pretty(exit.cause, { renderErrorCause: true })
   process.stderr.write(`effect-job-scheduler: start-up or run failed\n${details}\n`)
   onExit(1)
+}
+
+/**
+ * A dependency that failed at start-up, as one line naming the server, its address and what to check.
+ *
+ * @since 0.1.0
+ * @category program
+ */
+export class StartFailure extends Error {
+  readonly _tag = "StartFailure"
+}
+
+/**
+ * A start-up failure of the store (Redis) or the election (etcd) as a `StartFailure` that names the server and
+ * what to check; anything else unchanged.
+ *
+ * @since 0.1.0
+ * @category program
+ */
+export const explainStartFailure = (config: Config.ServiceConfig, error: unknown): unknown => {
+  if (typeof error !== "object" || error === null || !("_tag" in error)) return error
+  const reason = "reason" in error && typeof error.reason === "string" ? error.reason : String(error)
+  if (error._tag === "StoreError" && Option.isSome(config.redis)) {
+    return new StartFailure(
+      `cannot use Redis at ${Redis.describeUrl(config.redis.value.url)}: ${reason}; check that it runs and that ` +
+        "redis.url / REDIS_URL (host, port, password, TLS) is right"
+    )
+  }
+  if (error._tag === "ElectionError" && Option.isSome(config.etcd)) {
+    return new StartFailure(
+      `cannot use etcd at ${config.etcd.value.endpoints.join(",")}: ${reason}; check that it runs and that ` +
+        "etcd.endpoints / ETCD_ENDPOINTS (and the credentials) are right"
+    )
+  }
+  return error
 }
 
 /** What the operator must fix when the HTTP server cannot listen (`ServeError` from a Node `listen` error). */
