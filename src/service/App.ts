@@ -85,10 +85,11 @@ export const layerLeadership = (
       })))
   })
 
-/** The readiness checks of the store (memory has nothing to check) and of the leader election (single-node has none). */
+/** The readiness check of the store (memory has nothing to check). */
 const storeCheck = Effect.map(StoreHealth, (store): Option.Option<ReadinessCheck> =>
   store.backend === "memory" ? Option.none() : Option.some({ name: store.backend, check: store.check }))
 
+/** The readiness check of the leader election (single-node has nothing to check). */
 const electionCheck = Effect.map(LeaderHealth, (leader): Option.Option<ReadinessCheck> =>
   leader.backend === "single-node" ? Option.none() : Option.some({ name: leader.backend, check: leader.check }))
 
@@ -180,7 +181,12 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
   switch (config.mode) {
     case "job": {
       const checks = Effect.all({ store: storeCheck, election: electionCheck })
-      app = Layer.mergeAll(servers(config, jobs, checks, Server.serveJobs), ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+      app = Layer.mergeAll(
+        servers(config, jobs, checks, Server.serveJobs),
+        ClusterInfo.layerPublisher,
+        ClusterInfo.layerDriftWatch,
+        Server.logAddress
+      ).pipe(
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),
@@ -192,7 +198,11 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
     }
     case "rpc": {
       const checks = Effect.all({ store: storeCheck, election: noElection })
-      app = Layer.mergeAll(servers(config, jobs, checks, Server.serveAll), ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+      app = Layer.mergeAll(
+        servers(config, jobs, checks, Server.serveAll),
+        ClusterInfo.layerDriftWatch,
+        Server.logAddress
+      ).pipe(
         Layer.provide(JobControl.layerStore(jobs)),
         Layer.provide(http),
         Layer.provide(cluster),
@@ -202,7 +212,12 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
     }
     case "all": {
       const checks = Effect.all({ store: storeCheck, election: electionCheck })
-      app = Layer.mergeAll(servers(config, jobs, checks, Server.serveAll), ClusterInfo.layerPublisher, ClusterInfo.layerDriftWatch, Server.logAddress).pipe(
+      app = Layer.mergeAll(
+        servers(config, jobs, checks, Server.serveAll),
+        ClusterInfo.layerPublisher,
+        ClusterInfo.layerDriftWatch,
+        Server.logAddress
+      ).pipe(
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),
@@ -330,10 +345,19 @@ export const listenFailure = (error: unknown): string | undefined => {
   if (typeof error !== "object" || error === null || !("_tag" in error) || error._tag !== "ServeError") return undefined
   const cause: unknown = "cause" in error ? error.cause : undefined
   if (typeof cause !== "object" || cause === null) return undefined
-  const fields = cause as { readonly code?: unknown; readonly address?: unknown; readonly port?: unknown; readonly hostname?: unknown }
+  const fields = cause as {
+    readonly code?: unknown
+    readonly address?: unknown
+    readonly port?: unknown
+    readonly hostname?: unknown
+  }
   const code = typeof fields.code === "string" ? fields.code : undefined
   if (code === undefined || LISTEN_ERRORS[code] === undefined) return undefined
-  const host = typeof fields.address === "string" ? fields.address : typeof fields.hostname === "string" ? fields.hostname : "?"
+  const host = typeof fields.address === "string"
+    ? fields.address
+    : typeof fields.hostname === "string"
+    ? fields.hostname
+    : "?"
   const where = typeof fields.port === "number" ? `${host}:${fields.port}` : host
   return `cannot listen on ${where}: ${LISTEN_ERRORS[code]} (${code})`
 }

@@ -1,6 +1,7 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcClient from "@effect/rpc/RpcClient"
@@ -543,4 +544,25 @@ describe("the HTTP edge of POST /rpc", () => {
       expect(audit.caller).toMatch(/127\.0\.0\.1/)
       expect(audit.caller).not.toContain("10.9.9.9")
     }).pipe(Effect.provide(serverLayer({}))))
+})
+
+describe("a request whose handling dies", () => {
+  it.scoped("is answered 500 with a JSON body, and the defect is logged with the method and URL", () =>
+    Effect.gen(function*() {
+      const response = yield* HttpClient.get("/boom")
+      expect(response.status).toBe(500)
+      expect(yield* response.json).toEqual({
+        error: "InternalError",
+        message: "the request failed on the server (see its log: request failed)"
+      })
+      const line = logged.find((l) => l.message === "request failed")
+      expect(line).toMatchObject({ level: "ERROR", method: "GET", url: "/boom" })
+    }).pipe(Effect.provide(
+      HttpServer.serve(Server.logDefects(HttpRouter.empty.pipe(HttpRouter.get("/boom", Effect.die(new Error("bug"))))))
+        .pipe(
+          Layer.provideMerge(NodeHttpServer.layerTest),
+          Layer.provide(captureLogs),
+          Layer.tap(() => Effect.sync(() => logged.splice(0)))
+        )
+    )))
 })

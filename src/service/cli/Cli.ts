@@ -91,7 +91,8 @@ const runs = Command.make(
   },
   (options) =>
     Effect.gen(function*() {
-      const records = yield* Client.call(options, (client) => client.JobRuns({ job: options.job, limit: options.limit }))
+      const records = yield* Client.call(options, (client) =>
+        client.JobRuns({ job: options.job, limit: options.limit }))
       if (options.json) return yield* printJson(Schema.Array(RunRecord), records)
       if (records.length === 0) return yield* print(`no runs of ${options.job} recorded yet`)
       yield* print(Table.table(
@@ -145,8 +146,9 @@ const leader = Command.make("leader", common, (options: Common) =>
         ["version", view.leader.version],
         ["config hash", view.leader.configHash]
       ]
+    const leading = view.node.leading ? "leading" : "not leading"
     rows.push(
-      ["asked", `${view.node.nodeId} (${view.node.mode}, ${view.node.version}, ${view.node.leading ? "leading" : "not leading"})`],
+      ["asked", `${view.node.nodeId} (${view.node.mode}, ${view.node.version}, ${leading})`],
       ["its config", `${view.node.configHash}${view.node.configDrift ? "  DIFFERS FROM THE LEADER'S" : ""}`]
     )
     yield* print(rows.map(([key, value]) => `${key.padEnd(13)}${value}`).join("\n"))

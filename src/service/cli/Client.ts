@@ -92,7 +92,8 @@ export const call = <A, E extends { readonly message: string }>(
     })),
     Effect.timeoutFail({
       duration: CALL_TIMEOUT,
-      onTimeout: () => new CliFailure({ reason: `${target.url} did not answer within ${Duration.format(CALL_TIMEOUT)}` })
+      onTimeout: () =>
+        new CliFailure({ reason: `${target.url} did not answer within ${Duration.format(CALL_TIMEOUT)}` })
     }),
     Effect.catchAll((error: unknown) =>
       Effect.fail(

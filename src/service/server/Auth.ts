@@ -92,7 +92,8 @@ export const authorize = (
     return Effect.succeed(callerOf(headers, "token"))
   }
   const readToken = tokens.readToken ?? Option.none()
-  const isReadToken = given !== undefined && Option.isSome(readToken) && sameSecret(given, Redacted.value(readToken.value))
+  const isReadToken = given !== undefined && Option.isSome(readToken) &&
+    sameSecret(given, Redacted.value(readToken.value))
   if (isReadToken && access === "read") return Effect.succeed(callerOf(headers, "read-token"))
   const reason = header === undefined
     ? "missing Authorization: Bearer <token>"

@@ -140,7 +140,9 @@ export const makeRedis = (redis: Redis.RedisClientService): LeaderDirectory["Typ
           Redis.evalScript(client, publishScript, [key], [encode(record), record.term, Redis.ttlMillis(ttl)]))
       ),
     clear: (record) =>
-      Effect.asVoid(redis.run("leader clear", (client) => Redis.evalScript(client, clearScript, [key], [encode(record)]))),
+      Effect.asVoid(
+        redis.run("leader clear", (client) => Redis.evalScript(client, clearScript, [key], [encode(record)]))
+      ),
     current: Effect.map(
       redis.run("leader get", (client) => client.get(key)),
       (text) => (text === null ? Option.none() : decode(text))

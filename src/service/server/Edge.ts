@@ -191,7 +191,11 @@ const describeParseError = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   if (issue === undefined) return "invalid"
   const path = issue.path.length === 0 ? "payload" : `payload.${issue.path.map(String).join(".")}`
-  const message = issue._tag === "Missing" ? "is missing" : issue._tag === "Unexpected" ? "is not allowed" : issue.message
+  const message = issue._tag === "Missing"
+    ? "is missing"
+    : issue._tag === "Unexpected"
+    ? "is not allowed"
+    : issue.message
   return `${path}: ${excerpt(message)}`
 }
 

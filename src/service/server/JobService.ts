@@ -55,7 +55,11 @@ export const layer = (tokens: Auth.Tokens) =>
       job: string,
       effect: Effect.Effect<A, E>,
       details?: (a: A) => Record<string, unknown>
-    ) => Effect.flatMap(Auth.authorize(tokens, "write", headers, rpc), (caller) => Auth.audit(action, job, caller, effect, details))
+    ) =>
+      Effect.flatMap(
+        Auth.authorize(tokens, "write", headers, rpc),
+        (caller) => Auth.audit(action, job, caller, effect, details)
+      )
     const trigger = (job: string, headers: Headers.Headers) =>
       control.jobs.includes(job)
         ? Effect.flatMap(control.leading, (leading) =>

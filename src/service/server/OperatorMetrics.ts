@@ -146,7 +146,9 @@ const openFds = (): number | undefined => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (sources: Sources): Effect.Effect<Effect.Effect<ReadonlyArray<ComputedFamily>>, never, Scope.Scope> =>
+export const make = (
+  sources: Sources
+): Effect.Effect<Effect.Effect<ReadonlyArray<ComputedFamily>>, never, Scope.Scope> =>
   Effect.gen(function*() {
     // 10 ms resolution: lag below that is noise for a scheduler whose fires are second-scale.
     const loop = yield* Effect.acquireRelease(

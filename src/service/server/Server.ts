@@ -8,9 +8,12 @@
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
@@ -47,6 +50,26 @@ export interface RpcOptions extends AdminOptions, Auth.Tokens {
   readonly maxBodySize?: number | undefined
 }
 
+/**
+ * Answer a request whose handling died (a bug) with a 500 JSON body, and log the defect at ERROR with the request's
+ * method and URL (the platform would answer an empty 500 and log nothing).
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const logDefects = <E, R>(
+  app: HttpApp.Default<E, R>
+): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.catchAllDefect(app, (defect) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.logError("request failed", Cause.die(defect)).pipe(
+        Effect.annotateLogs({ method: request.method, url: Edge.excerpt(request.url, 200) }),
+        Effect.as(HttpServerResponse.unsafeJson(
+          { error: "InternalError", message: "the request failed on the server (see its log: request failed)" },
+          { status: 500 }
+        ))
+      )))
+
 const edge = <E, R>(group: Edge.RpcCatalog, app: HttpApp.Default<E, R>, options: RpcOptions) =>
   Edge.guard(group, app, { maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE })
 
@@ -61,7 +84,9 @@ export const serveJobs = (
 ): Layer.Layer<never, never, HttpServer.HttpServer | JobControl | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(JobRpcs)
-    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(JobRpcs, rpc, options))))
+    return HttpServer.serve(
+      logDefects(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(JobRpcs, rpc, options))))
+    )
   })).pipe(Layer.provide(Layer.merge(JobService.layer(options), RpcSerialization.layerJson)))
 
 /**
@@ -75,7 +100,9 @@ export const serveAll = (
 ): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
-    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(ServiceRpcs, rpc, options))))
+    return HttpServer.serve(
+      logDefects(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(ServiceRpcs, rpc, options))))
+    )
   })).pipe(
     Layer.provide(Layer.mergeAll(UserService.layer(options), JobService.layer(options), RpcSerialization.layerJson))
   )
