@@ -55,9 +55,13 @@ describe("the CLI against a running node", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir("svc-cli")
       const config = path.join(dir, "node.yaml")
-      fs.writeFileSync(config, `http: { token: ${TOKEN} }\njobs:\n  sync_user: { every: 1 hour, timeout: 30 seconds }\n`)
+      fs.writeFileSync(
+        config,
+        `http: { token: ${TOKEN} }\njobs:\n  sync_user: { every: 1 hour, timeout: 30 seconds }\n`
+      )
       const node = yield* startNode({ id: "node-cli", mode: "all", config, dir })
-      yield* poll("/healthz", "60 seconds", async () => (await getJson(node.port, "/healthz")).status === 200 || undefined)
+      yield* poll("/healthz", "60 seconds", async () =>
+        (await getJson(node.port, "/healthz")).status === 200 || undefined)
       const url = `http://127.0.0.1:${node.port}`
       const api = (...args: ReadonlyArray<string>) => cli([...args, "--url", url, "--token", TOKEN])
 
@@ -101,9 +105,11 @@ describe("the CLI against a running node", () => {
       // pause / resume, seen through the API
       expect((yield* api("jobs", "pause", "sync_user")).stdout.trim()).toBe("paused sync_user")
       expect((yield* Effect.promise(() => rpc(node.port, "ListJobs", {}, TOKEN))).value[0].paused).toBe(true)
-      expect(JSON.parse((yield* api("jobs", "resume", "sync_user", "--json")).stdout)).toEqual({ job: "sync_user", resumed: true })
+      const resumed = JSON.parse((yield* api("jobs", "resume", "sync_user", "--json")).stdout)
+      expect(resumed).toEqual({ job: "sync_user", resumed: true })
       expect((yield* Effect.promise(() => rpc(node.port, "ListJobs", {}, TOKEN))).value[0].paused).toBe(false)
-      expect(JSON.parse((yield* api("jobs", "pause", "archive_user", "--json")).stdout)).toEqual({ job: "archive_user", paused: true })
+      const paused = JSON.parse((yield* api("jobs", "pause", "archive_user", "--json")).stdout)
+      expect(paused).toEqual({ job: "archive_user", paused: true })
       expect((yield* api("jobs", "resume", "archive_user")).stdout.trim()).toBe("resumed archive_user")
 
       // leader
@@ -113,7 +119,10 @@ describe("the CLI against a running node", () => {
       expect(leader.stdout).toMatch(new RegExp(`^url\\s+${url.replace(/\./g, "\\.")}$`, "m"))
       expect(leader.stdout).toMatch(/^version\s+0\.1\.0$/m)
       const leaderJson = JSON.parse((yield* api("leader", "--json")).stdout)
-      expect(leaderJson).toMatchObject({ leader: { nodeId: "node-cli", url }, node: { nodeId: "node-cli", leading: true } })
+      expect(leaderJson).toMatchObject({
+        leader: { nodeId: "node-cli", url },
+        node: { nodeId: "node-cli", leading: true }
+      })
       expect(leader.stdout).toContain(leaderJson.leader.configHash)
 
       // failures: one line on stderr, exit 1

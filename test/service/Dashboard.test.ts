@@ -47,9 +47,13 @@ describe("the dashboard at /ui, in headless Chromium", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir("svc-ui")
       const config = path.join(dir, "node.yaml")
-      fs.writeFileSync(config, `http: { token: ${TOKEN} }\njobs:\n  sync_user: { every: 1 hour, timeout: 30 seconds }\n`)
+      fs.writeFileSync(
+        config,
+        `http: { token: ${TOKEN} }\njobs:\n  sync_user: { every: 1 hour, timeout: 30 seconds }\n`
+      )
       const node = yield* startNode({ id: "node-ui", mode: "all", config, dir })
-      yield* poll("/healthz", "60 seconds", async () => (await getJson(node.port, "/healthz")).status === 200 || undefined)
+      yield* poll("/healthz", "60 seconds", async () =>
+        (await getJson(node.port, "/healthz")).status === 200 || undefined)
       const { context } = yield* browser
       const page = yield* Effect.promise(() => context.newPage())
       const url = `http://127.0.0.1:${node.port}/ui`
@@ -73,7 +77,8 @@ describe("the dashboard at /ui, in headless Chromium", () => {
         const text = yield* Effect.promise(() => row.innerText())
         expect(text).toContain(job.trigger)
         expect(yield* Effect.promise(() => row.locator("[data-field=nextFire]").innerText())).toBe(time(job.nextFire))
-        expect(yield* Effect.promise(() => row.locator("[data-field=paused]").innerText())).toBe(job.paused ? "paused" : "no")
+        const pausedCell = yield* Effect.promise(() => row.locator("[data-field=paused]").innerText())
+        expect(pausedCell).toBe(job.paused ? "paused" : "no")
       }
       const leaderText = yield* Effect.promise(() => page.innerText("#leader"))
       expect(leaderText).toContain("leader node-ui since")
@@ -86,7 +91,8 @@ describe("the dashboard at /ui, in headless Chromium", () => {
       )
       const runId = (yield* Effect.promise(() => page.textContent("#message")))!.replace("started sync_user: run ", "")
       yield* Effect.promise(() => page.waitForSelector(`#runs tbody tr[data-run-id="${runId}"]`, { timeout: 30_000 }))
-      const runs = (yield* Effect.promise(() => rpc(node.port, "JobRuns", { job: "sync_user", limit: 50 }, TOKEN))).value
+      const runs = (yield* Effect.promise(() => rpc(node.port, "JobRuns", { job: "sync_user", limit: 50 }, TOKEN)))
+        .value
       const record = runs.find((run: any) => run.runId === runId)
       expect(record).toMatchObject({ kind: "manual", node: "node-ui" })
       const runRow = yield* Effect.promise(() => page.innerText(`#runs tbody tr[data-run-id="${runId}"]`))
@@ -95,11 +101,12 @@ describe("the dashboard at /ui, in headless Chromium", () => {
 
       // Pause from the page: the API says paused, the button turns into Resume.
       yield* Effect.promise(() => page.click("#jobs tbody tr[data-job=archive_user] button[data-action=pause]"))
-      yield* Effect.promise(() => page.waitForSelector("#jobs tbody tr[data-job=archive_user] button[data-action=resume]"))
+      const archive = "#jobs tbody tr[data-job=archive_user]"
+      yield* Effect.promise(() => page.waitForSelector(`${archive} button[data-action=resume]`))
       const paused = (yield* Effect.promise(() => rpc(node.port, "ListJobs", {}, TOKEN))).value
       expect(paused.find((job: any) => job.name === "archive_user").paused).toBe(true)
       yield* Effect.promise(() => page.click("#jobs tbody tr[data-job=archive_user] button[data-action=resume]"))
-      yield* Effect.promise(() => page.waitForSelector("#jobs tbody tr[data-job=archive_user] button[data-action=pause]"))
+      yield* Effect.promise(() => page.waitForSelector(`${archive} button[data-action=pause]`))
 
       // A few more runs, then the README's screenshot.
       for (let i = 2; i <= 4; i++) {
@@ -108,7 +115,9 @@ describe("the dashboard at /ui, in headless Chromium", () => {
           (await page.locator("#runs tbody tr").count()) >= i || undefined)
       }
       // UPDATE_SCREENSHOT=1 writes the README's docs/dashboard.png; otherwise the shot goes to the test's directory.
-      const shot = process.env.UPDATE_SCREENSHOT === "1" ? path.join(root, "docs/dashboard.png") : path.join(dir, "ui.png")
+      const shot = process.env.UPDATE_SCREENSHOT === "1"
+        ? path.join(root, "docs/dashboard.png")
+        : path.join(dir, "ui.png")
       yield* Effect.promise(() => page.screenshot({ path: shot, fullPage: true }))
       expect(fs.statSync(shot).size).toBeGreaterThan(10_000)
     }).pipe(Effect.scoped), 180_000)

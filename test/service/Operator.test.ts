@@ -31,7 +31,8 @@ shutdownGrace: 5 seconds
       yield* poll("node-a /healthz", "60 seconds", healthy(a.port))
       yield* poll("node-r /healthz", "60 seconds", healthy(r.port))
       // node-a leads before node-b starts, so node-b (and the drifted node-c) are followers.
-      yield* poll("node-a leading", "30 seconds", async () => (await metricValue(a.port, "scheduler_leader")) === 1 || undefined)
+      yield* poll("node-a leading", "30 seconds", async () =>
+        (await metricValue(a.port, "scheduler_leader")) === 1 || undefined)
       const b = yield* startNode({ id: "node-b", mode: "job", config, dir })
       yield* poll("node-b /healthz", "60 seconds", healthy(b.port))
 

@@ -109,7 +109,7 @@ describe("Prometheus rendering", () => {
       ])
     }))
 
-  it.effect("a counter gets _total, a counter that goes down (effect_fiber_active) is a gauge, every family a HELP", () =>
+  it.effect("a counter gets _total, a counter that goes down (effect_fiber_active) is a gauge, all have HELP", () =>
     Effect.gen(function*() {
       yield* Metric.increment(Metric.counter("promtest_e_starts"))
       expect(yield* scrapeOf("promtest_e_")).toEqual([
@@ -362,7 +362,11 @@ describe("RPC", () => {
       // Refusals are logged with the caller's address; job control calls leave audit lines.
       const refused = logged.filter((line) => line.message === "request refused")
       expect(refused.length).toBeGreaterThanOrEqual(9)
-      expect(refused[0]).toMatchObject({ level: "WARN", rpc: "TriggerJob", caller: expect.stringMatching(/127\.0\.0\.1/) })
+      expect(refused[0]).toMatchObject({
+        level: "WARN",
+        rpc: "TriggerJob",
+        caller: expect.stringMatching(/127\.0\.0\.1/)
+      })
       expect(refused.some((line) => line.reason === "wrong bearer token" && line.rpc === "PauseJob")).toBe(true)
       const audits = logged.filter((line) => line.message === "audit")
       expect(audits.map((line) => [line.action, line.job, line.result, line.credential])).toEqual([
