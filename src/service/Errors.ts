@@ -53,18 +53,34 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
 }
 
 /**
- * Represents an error that occurs when a job operation needs the scheduler but this process does not run it (an
- * `rpc`-mode node cannot trigger a job: the job nodes run jobs).
+ * Represents an error that occurs when a request must be carried out by the leader (a manual trigger) and no leader
+ * can be reached: none is published in the shared store, the published one does not answer within the bound, or
+ * leadership moved while the request was forwarded.
  *
  * @since 0.1.0
  * @category server errors
  */
-export class SchedulerUnavailable extends Schema.TaggedError<SchedulerUnavailable>()("SchedulerUnavailable", {
+export class NoLeader extends Schema.TaggedError<NoLeader>()("NoLeader", {
   operation: Schema.String,
   reason: Schema.String
 }) {
   get message(): string {
-    return `${this.operation} unavailable: ${this.reason}`
+    return `${this.operation} needs the leader: ${this.reason}`
+  }
+}
+
+/**
+ * Represents an error that occurs when a request cannot be decoded: bad JSON, a missing or malformed field, a body
+ * over the size limit. `reason` names what is wrong and echoes at most a bounded excerpt of the input.
+ *
+ * @since 0.1.0
+ * @category server errors
+ */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
+  reason: Schema.String
+}) {
+  get message(): string {
+    return `bad request: ${this.reason}`
   }
 }
 

@@ -221,15 +221,19 @@ export const metricValue = async (
 }
 
 /**
- * Calls an RPC of a node (`POST /rpc`, @effect/rpc JSON) and returns the exit of the first response message.
+ * Calls an RPC of a node (`POST /rpc`, @effect/rpc JSON), with a bearer token when given, and returns the exit of
+ * the first response message.
  *
  * @since 0.1.0
  * @category harness
  */
-export const rpc = async (port: number, tag: string, payload: unknown) => {
+export const rpc = async (port: number, tag: string, payload: unknown, token?: string) => {
   const response = await fetch(`http://127.0.0.1:${port}/rpc`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: {
+      "content-type": "application/json",
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
+    },
     body: JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [] }),
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS)
   })

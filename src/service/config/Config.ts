@@ -106,6 +106,44 @@ const NonEmpty = (what: string) =>
 const literal = <const L extends ReadonlyArray<string>>(...values: L): Schema.Schema<L[number]> =>
   guarded((u): u is L[number] => typeof u === "string" && values.includes(u), `one of ${values.join(", ")}`)
 
+/** Units of `ByteSize`, in bytes. */
+const BYTE_UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1000, kib: 1024, mb: 1000 ** 2, mib: 1024 ** 2 }
+
+/** The smallest body limit accepted: below it even a small RPC would be refused. */
+const MIN_BODY_SIZE = 1024
+
+/** A byte count: an integer, or a string `"1 MiB"`, `"512 KiB"`, `"100 kB"`, `"2000 B"`; at least 1 KiB. */
+const ByteSize = Schema.transformOrFail(Schema.Unknown, Schema.Number, {
+  strict: true,
+  decode: (input, _, ast) => {
+    const match = typeof input === "string" ? /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input) : null
+    const unit = match === null ? undefined : BYTE_UNITS[match[2]!.toLowerCase() || "b"]
+    const bytes = typeof input === "number" && Number.isInteger(input)
+      ? input
+      : match !== null && unit !== undefined
+      ? Math.floor(Number(match[1]) * unit)
+      : undefined
+    if (bytes === undefined) {
+      return ParseResult.fail(
+        new ParseResult.Type(ast, input, `expected a size such as "1 MiB" or "512 KiB", got ${JSON.stringify(input)}`)
+      )
+    }
+    return bytes < MIN_BODY_SIZE
+      ? ParseResult.fail(new ParseResult.Type(ast, input, `expected at least ${MIN_BODY_SIZE} bytes, got ${bytes}`))
+      : ParseResult.succeed(bytes)
+  },
+  encode: (bytes) => ParseResult.succeed(bytes)
+})
+
+/**
+ * The largest request body the HTTP server reads by default (1 MiB): ample for any RPC of this service, small enough
+ * that a flood of big bodies cannot exhaust the process.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
 const Bool = guarded((u): u is boolean => typeof u === "boolean", "true or false")
 
 /**
@@ -192,9 +230,23 @@ const ConfigSchema = Schema.Struct({
     Schema.Struct({
       host: Schema.optionalWith(NonEmpty("host"), { default: () => "127.0.0.1" }),
       port: Schema.optionalWith(Port, { default: () => 8080 }),
-      token: Schema.optionalWith(Schema.Redacted(NonEmpty("token")), { as: "Option" })
+      token: Schema.optionalWith(Schema.Redacted(NonEmpty("token")), { as: "Option" }),
+      readToken: Schema.optionalWith(Schema.Redacted(NonEmpty("token")), { as: "Option" }),
+      advertiseUrl: Schema.optionalWith(urlWith(["http:", "https:"], "an http:// or https:// URL", true), {
+        as: "Option"
+      }),
+      maxBodySize: Schema.optionalWith(ByteSize, { default: () => DEFAULT_MAX_BODY_SIZE })
     }),
-    { default: () => ({ host: "127.0.0.1", port: 8080, token: Option.none<Redacted.Redacted<string>>() }) }
+    {
+      default: () => ({
+        host: "127.0.0.1",
+        port: 8080,
+        token: Option.none<Redacted.Redacted<string>>(),
+        readToken: Option.none<Redacted.Redacted<string>>(),
+        advertiseUrl: Option.none<string>(),
+        maxBodySize: DEFAULT_MAX_BODY_SIZE
+      })
+    }
   ),
   shutdownGrace: Schema.optionalWith(DurationString({ allowZero: true }), { default: () => Duration.seconds(30) }),
   redis: Schema.optionalWith(
@@ -273,8 +325,14 @@ export interface ServiceConfig {
   readonly http: {
     readonly host: string
     readonly port: number
-    /** When set, trigger/pause/resume require `Authorization: Bearer <token>`. */
+    /** When set, every RPC (reads too) requires `Authorization: Bearer <token>`. */
     readonly token: Option.Option<Redacted.Redacted<string>>
+    /** When set (with `token`), this token is accepted for reads only (ListJobs, JobRuns, Leader, users). */
+    readonly readToken: Option.Option<Redacted.Redacted<string>>
+    /** The URL other nodes reach this node's API on (a trigger is forwarded there); default the bound address. */
+    readonly advertiseUrl: Option.Option<string>
+    /** The largest request body read, in bytes; a bigger one is answered 413. */
+    readonly maxBodySize: number
   }
   readonly shutdownGrace: Duration.Duration
   /**
@@ -334,6 +392,7 @@ export interface CliArgs {
  * @category cli
  */
 export const USAGE = `Usage: effect-job-scheduler [--mode job|rpc|all] [--config path] [--help]
+       effect-job-scheduler jobs list|runs|trigger|pause|resume ... | leader | config check | --version
 
   --mode job|rpc|all  job = scheduler (+ /healthz /readyz /metrics), rpc = RPC server (+ admin endpoints),
                       all = both in one process (default; env MODE, config key mode)
@@ -341,10 +400,14 @@ export const USAGE = `Usage: effect-job-scheduler [--mode job|rpc|all] [--config
                       means built-in defaults; a missing file named explicitly is an error.
   --help              show this text
 
-Environment overrides: CONFIG MODE NODE_ID LOG_FORMAT LOG_LEVEL HTTP_HOST HTTP_PORT HTTP_TOKEN REDIS_URL
-REDIS_KEY_PREFIX REDIS_SENTINELS (comma-separated host:port) REDIS_SENTINEL_NAME REDIS_SENTINEL_PASSWORD
-REDIS_PASSWORD ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH
-DATABASE_URL.
+Operator commands (each with --help): jobs list, jobs runs <job>, jobs trigger <job>, jobs pause <job>,
+jobs resume <job>, leader (talk to a node's API: --url, --token, --json); config check (validate a config
+without starting); --version.
+
+Environment overrides: CONFIG MODE NODE_ID LOG_FORMAT LOG_LEVEL HTTP_HOST HTTP_PORT HTTP_TOKEN HTTP_READ_TOKEN
+HTTP_ADVERTISE_URL HTTP_MAX_BODY_SIZE REDIS_URL REDIS_KEY_PREFIX REDIS_SENTINELS (comma-separated host:port)
+REDIS_SENTINEL_NAME REDIS_SENTINEL_PASSWORD REDIS_PASSWORD ETCD_ENDPOINTS (comma-separated) ETCD_LEASE_TTL
+ETCD_USERNAME ETCD_PASSWORD SQLITE_PATH DATABASE_URL.
 Invalid configuration exits with code 2 and one line naming the field and the reason.`
 
 /**
@@ -433,6 +496,9 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, ReadonlyArray<string>, (s: 
   // A port that is not all digits stays a string, so the schema names it in its message.
   ["HTTP_PORT", ["http", "port"], (s) => (/^\s*\d+\s*$/.test(s) ? Number(s) : s)],
   ["HTTP_TOKEN", ["http", "token"], (s) => s],
+  ["HTTP_READ_TOKEN", ["http", "readToken"], (s) => s],
+  ["HTTP_ADVERTISE_URL", ["http", "advertiseUrl"], (s) => s],
+  ["HTTP_MAX_BODY_SIZE", ["http", "maxBodySize"], (s) => (/^\s*\d+\s*$/.test(s) ? Number(s) : s)],
   ["REDIS_URL", ["redis", "url"], (s) => s],
   ["REDIS_KEY_PREFIX", ["redis", "keyPrefix"], (s) => s],
   ["REDIS_SENTINELS", ["redis", "sentinels"], (s) => s.split(",").map((e) => e.trim()).filter((e) => e.length > 0)],
@@ -516,6 +582,10 @@ export const decode = (input: DecodeInput): Either.Either<ServiceConfig, ConfigI
       return yield* invalid(path === "" ? "(root)" : path, why)
     }
     const config = decoded.right
+
+    if (Option.isSome(config.http.readToken) && Option.isNone(config.http.token)) {
+      return yield* invalid("http.token", "is missing (required when http.readToken is set)")
+    }
 
     let redis: ServiceConfig["redis"] = Option.none()
     if (Option.isSome(config.redis)) {
@@ -685,7 +755,9 @@ export const describe = (config: ServiceConfig): Record<string, unknown> => ({
   source: config.source,
   mode: config.mode,
   nodeId: config.nodeId,
-  http: `${config.http.host}:${config.http.port}${Option.isSome(config.http.token) ? " (token set)" : ""}`,
+  http: `${config.http.host}:${config.http.port}${Option.isSome(config.http.token) ? " (token set)" : ""}${
+    Option.isSome(config.http.readToken) ? " (read token set)" : ""
+  }`,
   redis: Option.match(config.redis, {
     onNone: () => "none (in-memory locks and records)",
     onSome: (redis) => `${Redis.describeOptions(redis)} prefix ${redis.keyPrefix}`

@@ -4,7 +4,9 @@
  * - `GET /healthz`: the process is alive and serving (no I/O; never fails while the event loop turns).
  * - `GET /readyz`: the config is loaded (it is, or the process would have exited 2) and every readiness check passes
  *   (Redis `PING`, etcd status, when configured); 503 with the failing checks otherwise.
- * - `GET /metrics`: every effect metric of the process in Prometheus text format.
+ * - `GET /ui`: the web dashboard (`Dashboard`), which calls the node's RPC endpoint.
+ * - `GET /metrics`: every effect metric of the process in Prometheus text format, then the families computed at
+ *   scrape time (`OperatorMetrics`).
  *
  * @since 0.1.0
  */
@@ -13,6 +15,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Dashboard from "./Dashboard.js"
 import * as Prometheus from "./Prometheus.js"
 
 /**
@@ -83,6 +86,8 @@ export const router = (options: {
   readonly checks: ReadonlyArray<ReadinessCheck>
   /** Static facts shown by `/healthz` (node id, mode). */
   readonly info?: Readonly<Record<string, string>> | undefined
+  /** Families computed at each scrape, rendered after the effect metrics. */
+  readonly computed?: Effect.Effect<ReadonlyArray<Prometheus.ComputedFamily>> | undefined
 }): HttpRouter.HttpRouter =>
   HttpRouter.empty.pipe(
     HttpRouter.get(
@@ -103,8 +108,13 @@ export const router = (options: {
           { status: report.ready ? 200 : 503 }
         ))
     ),
+    HttpRouter.get("/ui", Effect.succeed(Dashboard.pageResponse)),
+    HttpRouter.get("/ui/app.js", Effect.succeed(Dashboard.scriptResponse)),
     HttpRouter.get(
       "/metrics",
-      Effect.map(Prometheus.scrape, (text) => HttpServerResponse.text(text, { contentType: Prometheus.CONTENT_TYPE }))
+      Effect.map(
+        Prometheus.scrapeWith(options.computed ?? Effect.succeed([])),
+        (text) => HttpServerResponse.text(text, { contentType: Prometheus.CONTENT_TYPE })
+      )
     )
   )

@@ -4,7 +4,9 @@
  * - `layerScheduler`: on a node that runs the scheduler (`job` and `all` modes), straight through to `Scheduler`.
  * - `layerStore`: on an `rpc`-mode node, which runs no scheduler: status, runs and pause/resume come from the shared
  *   `JobStore` (meaningful with Redis, where every node's runs and pause flags live), next fire times of cron jobs
- *   are computed from their expressions, and `trigger` fails with `SchedulerUnavailable` (jobs run on job nodes).
+ *   are computed from their expressions, and it never leads (a trigger is forwarded to the leader, see `Forward`).
+ *
+ * `leading` says whether a trigger made here may run here; the job service forwards it to the leader otherwise.
  *
  * @since 0.1.0
  */
@@ -18,18 +20,23 @@ import { type StoreError, UnknownJob } from "../../Errors.js"
 import * as Job from "../../Job.js"
 import { JobStore } from "../../JobStore.js"
 import type { RunRecord } from "../../Run.js"
+import { LeaderElection } from "../../LeaderElection.js"
 import { Scheduler } from "../../Scheduler.js"
 import type { JobStatus, TriggerResult } from "../../Scheduler.js"
-import { SchedulerUnavailable } from "../Errors.js"
+import { NoLeader } from "../Errors.js"
 
 /**
  * @since 0.1.0
  * @category tags
  */
 export class JobControl extends Context.Tag("effect-job-scheduler/service/JobControl")<JobControl, {
+  /** The names of the jobs this node knows, in definition order. */
+  readonly jobs: ReadonlyArray<string>
+  /** Whether this node leads now (runs its scheduler's fires, and its own manual triggers). */
+  readonly leading: Effect.Effect<boolean>
   readonly status: Effect.Effect<ReadonlyArray<JobStatus>, StoreError>
   readonly runs: (name: string, limit: number) => Effect.Effect<ReadonlyArray<RunRecord>, UnknownJob | StoreError>
-  readonly trigger: (name: string) => Effect.Effect<TriggerResult, UnknownJob | StoreError | SchedulerUnavailable>
+  readonly trigger: (name: string) => Effect.Effect<TriggerResult, UnknownJob | StoreError | NoLeader>
   readonly pause: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
   readonly resume: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
 }>() {}
@@ -40,9 +47,11 @@ export class JobControl extends Context.Tag("effect-job-scheduler/service/JobCon
  * @since 0.1.0
  * @category layers
  */
-export const layerScheduler: Layer.Layer<JobControl, never, Scheduler> = Layer.effect(
+export const layerScheduler: Layer.Layer<JobControl, never, Scheduler | LeaderElection> = Layer.effect(
   JobControl,
-  Effect.map(Scheduler, (scheduler) => ({
+  Effect.zipWith(Scheduler, LeaderElection, (scheduler, election) => ({
+    jobs: scheduler.jobs,
+    leading: election.isLeader,
     // Per job rather than `scheduler.status`: that effect iterates a Map iterator created once, so it answers [] from
     // its second run on (reported to the lead); `jobs` is an array and `jobStatus` is fresh on every run.
     status: Effect.forEach(scheduler.jobs, (name) =>
@@ -87,17 +96,14 @@ export const layerStore = (jobs: ReadonlyArray<Job.Job<unknown>>): Layer.Layer<J
           return status
         })
       return {
+        jobs: jobs.map((job) => job.name),
+        leading: Effect.succeed(false),
         status: Effect.forEach(jobs, statusOf),
         runs: (name, limit) => Effect.zipRight(known(name), store.recentRuns(name, limit)),
         trigger: (name) =>
           Effect.zipRight(
             known(name),
-            Effect.fail(
-              new SchedulerUnavailable({
-                operation: "trigger",
-                reason: "this node runs in rpc mode; trigger the job on a node in job or all mode"
-              })
-            )
+            Effect.fail(new NoLeader({ operation: "trigger", reason: "this node runs no scheduler (rpc mode)" }))
           ),
         pause: (name) => Effect.zipRight(known(name), store.setPaused(name, true)),
         resume: (name) => Effect.zipRight(known(name), store.setPaused(name, false))

@@ -6,6 +6,10 @@
  *   frequency -> a `counter` with one series per observed value, in the label `key`.
  * - Metric and label names are sanitised to Prometheus' alphabet; label values escape `\`, `"` and newlines; `HELP`
  *   text escapes `\` and newlines. Each family gets one `HELP`/`TYPE` header, whatever its number of label sets.
+ * - Clean under `promtool check metrics`: a counter's name ends in `_total` (added when missing), every family has a
+ *   `HELP` line (effect's own fiber metrics get theirs from `RUNTIME_HELP`, any other family without a description
+ *   gets its name), and effect's `effect_fiber_active`, a counter that goes down, is rendered as a gauge.
+ * - `renderFamilies` renders values computed at scrape time (`OperatorMetrics`) with the same rules.
  *
  * @since 0.1.0
  */
@@ -88,8 +92,36 @@ interface Family {
   readonly lines: Array<string>
 }
 
-const typeOf = (state: MetricState.MetricState.Untyped): string | undefined =>
-  MetricState.isCounterState(state) || MetricState.isFrequencyState(state)
+/**
+ * The `HELP` text of effect's runtime metrics (they carry no description).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const RUNTIME_HELP: Readonly<Record<string, string>> = {
+  effect_fiber_started: "Fibers started",
+  effect_fiber_successes: "Fibers that ended in success",
+  effect_fiber_failures: "Fibers that ended in failure",
+  effect_fiber_active: "Fibers running now",
+  effect_fiber_lifetimes: "Fiber lifetimes in milliseconds"
+}
+
+/** effect metrics typed as counters that go down: rendered as gauges. */
+const GAUGES_TYPED_AS_COUNTERS: ReadonlySet<string> = new Set(["effect_fiber_active"])
+
+/**
+ * The name a family is rendered under: counters end in `_total`.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const familyName = (name: string, type: string): string =>
+  type === "counter" && !name.endsWith("_total") ? `${name}_total` : name
+
+const typeOf = (name: string, state: MetricState.MetricState.Untyped): string | undefined =>
+  GAUGES_TYPED_AS_COUNTERS.has(name)
+    ? "gauge"
+    : MetricState.isCounterState(state) || MetricState.isFrequencyState(state)
     ? "counter"
     : MetricState.isGaugeState(state)
     ? "gauge"
@@ -114,12 +146,13 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
     return { name: metricName(key.name), description: key.description, tags, state: pair.metricState }
   }).sort((a, b) => (a.name === b.name ? labels(a.tags).localeCompare(labels(b.tags)) : a.name < b.name ? -1 : 1))
 
-  for (const { description, name, state, tags } of series) {
-    const type = typeOf(state)
+  for (const { description, name: rawName, state, tags } of series) {
+    const type = typeOf(rawName, state)
     if (type === undefined) continue
+    const name = familyName(rawName, type)
     let family = families.get(name)
     if (family === undefined) {
-      family = { type, help: Option.getOrUndefined(description), lines: [] }
+      family = { type, help: Option.getOrUndefined(description) ?? RUNTIME_HELP[rawName] ?? rawName, lines: [] }
       families.set(name, family)
     } else if (family.type !== type) {
       // Two metrics of different kinds under one name cannot share a family; the first one wins.
@@ -165,9 +198,61 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
 }
 
 /**
+ * One series of a value computed at scrape time.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Sample {
+  readonly labels?: ReadonlyArray<readonly [string, string]> | undefined
+  readonly value: number
+}
+
+/**
+ * A family of values computed at scrape time (gauges, or counters read from elsewhere such as the CPU time).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ComputedFamily {
+  readonly name: string
+  readonly help: string
+  readonly type: "gauge" | "counter"
+  readonly samples: ReadonlyArray<Sample>
+}
+
+/**
+ * Render computed families, in the order given, with the rules of `render`.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const renderFamilies = (families: ReadonlyArray<ComputedFamily>): string => {
+  const out: Array<string> = []
+  for (const family of families) {
+    const name = familyName(metricName(family.name), family.type)
+    out.push(`# HELP ${name} ${escapeHelp(family.help)}`)
+    out.push(`# TYPE ${name} ${family.type}`)
+    for (const sample of family.samples) out.push(`${name}${labels(sample.labels ?? [])} ${formatValue(sample.value)}`)
+  }
+  return out.length === 0 ? "" : out.join("\n") + "\n"
+}
+
+/**
  * Every metric of this process, rendered.
  *
  * @since 0.1.0
  * @category rendering
  */
 export const scrape: Effect.Effect<string> = Effect.map(Metric.snapshot, render)
+
+/**
+ * Every metric of this process, then the families `computed` gives at this scrape.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const scrapeWith = <R>(
+  computed: Effect.Effect<ReadonlyArray<ComputedFamily>, never, R>
+): Effect.Effect<string, never, R> =>
+  Effect.zipWith(scrape, computed, (text, families) => text + renderFamilies(families))

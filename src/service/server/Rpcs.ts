@@ -9,8 +9,9 @@ import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
 import { StoreError, UnknownJob } from "../../Errors.js"
 import { RunRecord, SkipReason } from "../../Run.js"
-import { RepositoryError, SchedulerUnavailable, Unauthorized, UserNotFound } from "../Errors.js"
+import { NoLeader, RepositoryError, Unauthorized, UserNotFound } from "../Errors.js"
 import { User } from "../repository/UserModel.js"
+import { LeaderRecord } from "./Directory.js"
 
 /**
  * The largest page `ListUsers` serves: bounds the response size.
@@ -49,7 +50,7 @@ export class UserRpcs extends RpcGroup.make(
   Rpc.make("GetUser", {
     payload: { id: Schema.Int },
     success: User,
-    error: Schema.Union(UserNotFound, RepositoryError)
+    error: Schema.Union(UserNotFound, RepositoryError, Unauthorized)
   }),
   Rpc.make("ListUsers", {
     payload: Schema.Struct({
@@ -57,7 +58,7 @@ export class UserRpcs extends RpcGroup.make(
       pageSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_PAGE_SIZE)), { default: () => 20 })
     }),
     success: UserList,
-    error: RepositoryError
+    error: Schema.Union(RepositoryError, Unauthorized)
   })
 ) {}
 
@@ -95,29 +96,58 @@ export const TriggerOutcome = Schema.Union(
   Schema.TaggedStruct("Skipped", { reason: SkipReason })
 )
 
-const JobName = { job: Schema.String }
+/**
+ * The longest job name accepted in a request: longer ones are refused before any lookup (and never echoed whole).
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const MAX_JOB_NAME = 200
+
+const JobName = { job: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_JOB_NAME)) }
+
+/**
+ * What `Leader` answers: the leader as it published itself (null when none is published), and the node that answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class LeaderView extends Schema.Class<LeaderView>("LeaderView")({
+  leader: Schema.NullOr(LeaderRecord),
+  node: Schema.Struct({
+    nodeId: Schema.String,
+    mode: Schema.String,
+    version: Schema.String,
+    configHash: Schema.String,
+    /** Whether the answering node leads now. */
+    leading: Schema.Boolean,
+    /** Whether its job definitions differ from the leader's (false when no leader is published). */
+    configDrift: Schema.Boolean
+  })
+}) {}
 
 /**
  * @since 0.1.0
  * @category groups
  */
 export class JobRpcs extends RpcGroup.make(
-  Rpc.make("ListJobs", { success: Schema.Array(JobView), error: StoreError }),
+  Rpc.make("ListJobs", { success: Schema.Array(JobView), error: Schema.Union(StoreError, Unauthorized) }),
   Rpc.make("JobRuns", {
     payload: Schema.Struct({
-      job: Schema.String,
+      ...JobName,
       limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_RUNS)), { default: () => 20 })
     }),
     success: Schema.Array(RunRecord),
-    error: Schema.Union(UnknownJob, StoreError)
+    error: Schema.Union(UnknownJob, StoreError, Unauthorized)
   }),
   Rpc.make("TriggerJob", {
     payload: JobName,
     success: TriggerOutcome,
-    error: Schema.Union(Unauthorized, UnknownJob, StoreError, SchedulerUnavailable)
+    error: Schema.Union(Unauthorized, UnknownJob, StoreError, NoLeader)
   }),
   Rpc.make("PauseJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
-  Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) })
+  Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
+  Rpc.make("Leader", { success: LeaderView, error: Schema.Union(StoreError, Unauthorized) })
 ) {}
 
 /**

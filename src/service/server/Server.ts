@@ -1,24 +1,33 @@
 /**
- * The service's HTTP server: admin endpoints (`/healthz`, `/readyz`, `/metrics`) always, and the RPC endpoint
- * (`POST /rpc`, JSON) in `rpc` and `all` modes, on one port bound to 127.0.0.1 by default.
+ * The service's HTTP server, on one port bound to 127.0.0.1 by default: admin endpoints (`/healthz`, `/readyz`,
+ * `/metrics`) and the RPC endpoint (`POST /rpc`, JSON) on every node. Job nodes serve the job service (so that any
+ * node answers who leads and takes a trigger); `rpc` and `all` nodes serve the user service too.
  *
  * @since 0.1.0
  */
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
 import { createServer } from "node:http"
 import type { UserModel } from "../repository/UserModel.js"
+import { DEFAULT_MAX_BODY_SIZE } from "../config/Config.js"
 import * as Admin from "./Admin.js"
+import type * as Auth from "./Auth.js"
+import * as Edge from "./Edge.js"
+import type * as Prometheus from "./Prometheus.js"
+import type { NodeInfo } from "./ClusterInfo.js"
+import type { LeaderDirectory } from "./Directory.js"
 import type { JobControl } from "./JobControl.js"
 import * as JobService from "./JobService.js"
-import { RPC_PATH, ServiceRpcs } from "./Rpcs.js"
+import { JobRpcs, RPC_PATH, ServiceRpcs } from "./Rpcs.js"
 import * as UserService from "./UserService.js"
 
 /**
@@ -28,42 +37,74 @@ import * as UserService from "./UserService.js"
 export interface AdminOptions {
   readonly checks: ReadonlyArray<Admin.ReadinessCheck>
   readonly info?: Readonly<Record<string, string>> | undefined
+  /** Families computed at each scrape of `/metrics` (`OperatorMetrics.make`). */
+  readonly computed?: Effect.Effect<ReadonlyArray<Prometheus.ComputedFamily>> | undefined
 }
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface RpcOptions extends AdminOptions {
-  /** When set, trigger/pause/resume require `Authorization: Bearer <token>`. */
-  readonly token: Option.Option<Redacted.Redacted<string>>
+export interface RpcOptions extends AdminOptions, Auth.Tokens {
+  /** The largest request body read (default `Config.DEFAULT_MAX_BODY_SIZE`). */
+  readonly maxBodySize?: number | undefined
 }
 
 /**
- * Serve the admin routes on the `HttpServer` in context (job mode).
+ * Answer a request whose handling died (a bug) with a 500 JSON body, and log the defect at ERROR with the request's
+ * method and URL (the platform would answer an empty 500 and log nothing).
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const logDefects = <E, R>(
+  app: HttpApp.Default<E, R>
+): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.catchAllDefect(app, (defect) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.logError("request failed", Cause.die(defect)).pipe(
+        Effect.annotateLogs({ method: request.method, url: Edge.excerpt(request.url, 200) }),
+        Effect.as(HttpServerResponse.unsafeJson(
+          { error: "InternalError", message: "the request failed on the server (see its log: request failed)" },
+          { status: 500 }
+        ))
+      )))
+
+const edge = <E, R>(group: Edge.RpcCatalog, app: HttpApp.Default<E, R>, options: RpcOptions) =>
+  Edge.guard(group, app, { maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE })
+
+/**
+ * Serve the admin routes and the job service (job mode).
  *
  * @since 0.1.0
  * @category layers
  */
-export const serveAdmin = (options: AdminOptions): Layer.Layer<never, never, HttpServer.HttpServer> =>
-  HttpServer.serve(Admin.router(options))
+export const serveJobs = (
+  options: RpcOptions
+): Layer.Layer<never, never, HttpServer.HttpServer | JobControl | LeaderDirectory | NodeInfo> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const rpc = yield* RpcServer.toHttpApp(JobRpcs)
+    return HttpServer.serve(
+      logDefects(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(JobRpcs, rpc, options))))
+    )
+  })).pipe(Layer.provide(Layer.merge(JobService.layer(options), RpcSerialization.layerJson)))
 
 /**
- * Serve the admin routes and the RPC endpoint on the `HttpServer` in context (rpc and all modes).
+ * Serve the admin routes and both services (rpc and all modes).
  *
  * @since 0.1.0
  * @category layers
  */
 export const serveAll = (
   options: RpcOptions
-): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl> =>
+): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
-    return HttpServer.serve(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, rpc)))
-  })).pipe(
-    Layer.provide(
-      Layer.mergeAll(UserService.layer, JobService.layer({ token: options.token }), RpcSerialization.layerJson)
+    return HttpServer.serve(
+      logDefects(Admin.router(options).pipe(HttpRouter.post(RPC_PATH, edge(ServiceRpcs, rpc, options))))
     )
+  })).pipe(
+    Layer.provide(Layer.mergeAll(UserService.layer(options), JobService.layer(options), RpcSerialization.layerJson))
   )
 
 /**

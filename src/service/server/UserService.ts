@@ -1,5 +1,6 @@
 /**
- * The user RPC service: get one user, list a page of users.
+ * The user RPC service: get one user, list a page of users. With `http.token` set both need a token (the read token
+ * will do): they return e-mail addresses.
  *
  * @since 0.1.0
  */
@@ -7,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { UserNotFound } from "../Errors.js"
 import { UserModel } from "../repository/UserModel.js"
+import * as Auth from "./Auth.js"
 import { UserList, UserRpcs } from "./Rpcs.js"
 
 /**
@@ -15,15 +17,22 @@ import { UserList, UserRpcs } from "./Rpcs.js"
  * @since 0.1.0
  * @category layers
  */
-export const layer = UserRpcs.toLayer(Effect.gen(function*() {
-  const users = yield* UserModel
-  return UserRpcs.of({
-    GetUser: ({ id }) =>
-      Effect.flatMap(users.findById(id), Option.match({
-        onNone: () => Effect.fail(new UserNotFound({ id })),
-        onSome: Effect.succeed
-      })),
-    ListUsers: ({ page, pageSize }) =>
-      Effect.map(users.list(page, pageSize), ({ total, users }) => new UserList({ users, total, page, pageSize }))
-  })
-}))
+export const layer = (tokens: Auth.Tokens) =>
+  UserRpcs.toLayer(Effect.gen(function*() {
+    const users = yield* UserModel
+    return UserRpcs.of({
+      GetUser: ({ id }, { headers }) =>
+        Effect.zipRight(
+          Auth.authorize(tokens, "read", headers, "GetUser"),
+          Effect.flatMap(users.findById(id), Option.match({
+            onNone: () => Effect.fail(new UserNotFound({ id })),
+            onSome: Effect.succeed
+          }))
+        ),
+      ListUsers: ({ page, pageSize }, { headers }) =>
+        Effect.zipRight(
+          Auth.authorize(tokens, "read", headers, "ListUsers"),
+          Effect.map(users.list(page, pageSize), ({ total, users }) => new UserList({ users, total, page, pageSize }))
+        )
+    })
+  }))
