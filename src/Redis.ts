@@ -73,6 +73,13 @@ export interface RedisOptions {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** Bound on the first connection (until the server answers the ready check). Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * Default true: building the layer waits until Redis is ready and fails with a `StoreError` after
+   * `connectTimeout`. False: a Redis that is not ready within `connectTimeout` is logged at WARN and the layer is
+   * built anyway; the client keeps connecting in the background, and until it is ready every command fails at once
+   * with a `StoreError` (a service then runs, not ready, and recovers by itself when Redis comes).
+   */
+  readonly waitForConnection?: boolean | undefined
 }
 
 /**
@@ -328,7 +335,14 @@ const makeClient = (options: RedisOptions): Effect.Effect<RedisClientService, St
             reason: `${where} not ready within ${Duration.format(connectTimeout)}: ${lastError}`
           })
       }),
-      Effect.withClock(liveClock)
+      Effect.withClock(liveClock),
+      (connecting) =>
+        options.waitForConnection === false
+          ? Effect.catchAll(connecting, (error) =>
+            Effect.logWarning("redis not ready at start; connecting in the background").pipe(
+              Effect.annotateLogs({ redis: where, error: error.reason })
+            ))
+          : connecting
     )
     yield* Effect.logDebug("redis connected").pipe(Effect.annotateLogs({ redis: where }))
     return fromClient(client, { keyPrefix: options.keyPrefix, commandTimeout })

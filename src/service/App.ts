@@ -139,7 +139,12 @@ export const layerDirectory = (config: Config.ServiceConfig): Layer.Layer<Direct
   Option.match(config.redis, {
     onNone: () => Directory.layerMemory,
     onSome: (redis) =>
-      Directory.layerRedis.pipe(Layer.provide(Redis.layer({ url: redis.url, keyPrefix: redis.keyPrefix })))
+      Directory.layerRedis.pipe(Layer.provide(Redis.layer({
+        url: redis.url,
+        sentinel: redis.sentinel,
+        keyPrefix: redis.keyPrefix,
+        waitForConnection: false
+      })))
   })
 
 /**

@@ -79,7 +79,14 @@ export const layerRedis = (
         check: Effect.asVoid(redis.run("ping", (client) => client.ping()))
       }))
     )
-  ).pipe(Layer.provide(Redis.layer({ url: settings.url, sentinel: settings.sentinel, keyPrefix: settings.keyPrefix })))
+  ).pipe(Layer.provide(Redis.layer({
+    url: settings.url,
+    sentinel: settings.sentinel,
+    keyPrefix: settings.keyPrefix,
+    // A Redis that is down at start leaves a running, not-ready node (`/readyz` 503, fires skipped `store_error`)
+    // that picks Redis up when it comes, instead of an exit and a crash loop.
+    waitForConnection: false
+  })))
 
 /**
  * Redis when configured, else memory.
