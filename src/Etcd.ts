@@ -1,6 +1,6 @@
 /**
  * The etcd client as a scoped service: one `etcd3` client per layer, closed when the layer's scope closes, with its
- * fault handling tuned so that recovery after an etcd outage takes seconds, not tens of seconds (DESIGN.md 12), and a
+ * fault handling tuned so that recovery after an etcd outage takes seconds, not tens of seconds (docs/design.md §8), and a
  * `call` helper that turns every promise into a bounded `Effect` failing with `ElectionError`.
  *
  * @since 0.1.0
@@ -54,6 +54,9 @@ export interface EtcdClientOptions {
 }
 
 /**
+ * The etcd client as a service: the etcd3 client, the call bound, `call` (a bounded, typed etcd operation) and
+ * `status`.
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -1,6 +1,6 @@
 /**
- * The seed's `JobLockModel`: a per-job lock and a job status, with owner tokens so that only the owner can renew or
- * release a lock. Redis keys (see `JobLockModel/Redis.ts`) are the seed's: `{prefix}:job:lock:{key}` and
+ * The `JobLockModel` of Go services built on `xredis`: a per-job lock and a job status, with owner tokens so that only the owner can renew or
+ * release a lock. Redis keys (see `JobLockModel/Redis.ts`) are that layout's: `{prefix}:job:lock:{key}` and
  * `{prefix}:job:status:{jobName}`, so Go and TypeScript services sharing a Redis exclude each other.
  *
  * @since 0.1.0
@@ -27,6 +27,9 @@ export interface LockHandle {
 }
 
 /**
+ * The per-run lock and job status store, with the key layout Go services using the `xredis` `JobLockModel` share:
+ * `{prefix}:job:lock:{key}` and `{prefix}:job:status:{jobName}`.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -37,9 +40,9 @@ export class JobLockModel extends Context.Tag("effect-job-scheduler/JobLockModel
   readonly releaseLock: (lock: LockHandle) => Effect.Effect<boolean, StoreError>
   /** Extend the lock to `ttl` from now only if we still own it; `false` when it was gone or taken. */
   readonly renewLock: (lock: LockHandle, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreError>
-  /** Write the job's status (the seed's `SetJobStatus`), kept for `ttl`. */
+  /** Write the job's status (`SetJobStatus` in `xredis`), kept for `ttl`. */
   readonly setJobStatus: (jobName: string, status: string, ttl: Duration.DurationInput) => Effect.Effect<void, StoreError>
-  /** Read the job's status (the seed's `GetJobStatus`); `None` when unset or expired. */
+  /** Read the job's status (`GetJobStatus` in `xredis`); `None` when unset or expired. */
   readonly getJobStatus: (jobName: string) => Effect.Effect<Option.Option<string>, StoreError>
 }>() {}
 

@@ -18,6 +18,9 @@ import * as JobLockModel from "./JobLockModel.js"
 import type { RunRecord, SkipReason } from "./Run.js"
 
 /**
+ * What the scheduler asks of the store when a run begins: the job, fire time, run id, node, the slot to claim, the
+ * lock to take (with the leader's term) and how long the `running` status is kept.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -64,6 +67,9 @@ export type BeginResult =
   | { readonly _tag: "Skipped"; readonly reason: Exclude<SkipReason, "overlap" | "misfired" | "store_error"> }
 
 /**
+ * What the scheduler asks of the store when a run is over: its record, the lock to release, and how long the status
+ * and how many records are kept.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -32,12 +32,16 @@ export type Leadership =
   }
 
 /**
+ * This node leads, in `term` (a number that grows with every leadership in the cluster).
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const leader = (term: number): Leadership => ({ _tag: "Leader", term })
 
 /**
+ * This node does not lead; `leaderId` is the leader's node id when known.
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -13,12 +13,16 @@ import * as LogLevel from "effect/LogLevel"
 import * as HashMap from "effect/HashMap"
 
 /**
+ * The log format: `json` (one JSON object per line) or `pretty` (one readable line per event).
+ *
  * @since 0.1.0
  * @category models
  */
 export type Format = "json" | "pretty"
 
 /**
+ * The minimum level of the lines written; `none` writes nothing.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -1,5 +1,5 @@
 /**
- * The scheduler's metrics (DESIGN.md 10), as effect `Metric`s. Exported at `/metrics` by the service in Prometheus
+ * The scheduler's metrics, as effect `Metric`s. Exported at `/metrics` by the service in Prometheus
  * text format; embedders can read them with `Metric.snapshot`.
  *
  * @since 0.1.0

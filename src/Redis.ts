@@ -26,13 +26,15 @@ import { StoreError } from "./Errors.js"
 export type Client = IORedis
 
 /**
+ * The connected Redis client as a service: the ioredis client, the key prefix, the command bound, and `run`.
+ *
  * @since 0.1.0
  * @category models
  */
 export interface RedisClientService {
   /** The underlying ioredis client. Call it through `run`, which bounds the time and types the error. */
   readonly client: Client
-  /** The seed's `c.Redis.Key`: every key of the scheduler starts with `{keyPrefix}:job:`. */
+  /** The key prefix (`c.Redis.Key` in Go services using `xredis`): every key of the scheduler starts with `{keyPrefix}:job:`. */
   readonly keyPrefix: string
   /** The bound on one command (ioredis `commandTimeout`, and a deadline timer around every call). */
   readonly commandTimeout: Duration.Duration
@@ -50,6 +52,8 @@ export interface RedisClientService {
 export class RedisClient extends Context.Tag("effect-job-scheduler/RedisClient")<RedisClient, RedisClientService>() {}
 
 /**
+ * How to reach Redis (a URL, or the sentinels of a primary) and the bounds on connecting and on every command.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -67,7 +71,7 @@ export interface RedisOptions {
    * continues on the promoted replica by itself.
    */
   readonly sentinel?: SentinelOptions | undefined
-  /** The seed's `c.Redis.Key`, e.g. `user`: keys are `user:job:lock:{key}`, ... */
+  /** The key prefix (`c.Redis.Key` in Go services using `xredis`), e.g. `user`: keys are `user:job:lock:{key}`, ... */
   readonly keyPrefix: string
   /** Bound on every command. Default 2 seconds. */
   readonly commandTimeout?: Duration.DurationInput | undefined
@@ -120,7 +124,7 @@ const reveal = (secret: Redacted.Redacted<string> | string | undefined): string 
   secret === undefined ? undefined : Redacted.isRedacted(secret) ? Redacted.value(secret) : secret
 
 /**
- * Default bound on one command. A Redis round trip is ~20 us hot and well under 1 ms after idle (DESIGN.md 12), so
+ * Default bound on one command. A Redis round trip is ~20 us hot and well under 1 ms after idle (docs/design.md §8), so
  * 2 s only trips on a server that is down, frozen or saturated, while staying far below lock TTLs (renewals must
  * fail fast enough to still matter).
  */
@@ -397,16 +401,16 @@ export const run = <A>(
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * Every key the scheduler writes, under the seed's prefix. `lock` and `status` are the seed's `JobLockModel` keys
+ * Every key the scheduler writes, under the key prefix. `lock` and `status` are the `JobLockModel` keys of `xredis`
  * (shared with Go services using `xredis`); the others are this project's.
  *
  * @since 0.1.0
  * @category keys
  */
 export const keys = (prefix: string) => ({
-  /** The seed's lock key: value = owner token, expiry = lock TTL. */
+  /** The lock key (shared with `xredis`): value = owner token, expiry = lock TTL. */
   lock: (key: string) => `${prefix}:job:lock:${key}`,
-  /** The seed's status key: value = status string, expiry = status TTL. */
+  /** The status key (shared with `xredis`): value = status string, expiry = status TTL. */
   status: (jobName: string) => `${prefix}:job:status:${jobName}`,
   /** Slot claim for one fire time (epoch ms): at most one run per `(job, fireTime)` cluster-wide. */
   tick: (job: string, fireTime: number) => `${prefix}:job:tick:${job}:${fireTime}`,

@@ -203,7 +203,7 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
       advance: (duration) => Effect.sleep(duration)
     })
 
-    it.scoped("the lock key is the seed's: a raw SET NX (Go xredis) and acquireLock exclude each other", () =>
+    it.scoped("the lock key is the xredis layout's: a raw SET NX (Go xredis) and acquireLock exclude each other", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis
         const prefix = uniquePrefix("user")
@@ -227,7 +227,7 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         assert.isFalse(forged)
         expect(yield* Effect.promise(() => client.get(`${prefix}:job:lock:archive_user`))).toBe("x")
 
-        // Status: the seed's key, plain string value, both ways.
+        // Status: the xredis key, plain string value, both ways.
         yield* setJobStatus("sync_user", "success", LONG)
         expect(yield* Effect.promise(() => client.get(`${prefix}:job:status:sync_user`))).toBe("success")
         yield* Effect.promise(() => client.set(`${prefix}:job:status:archive_user`, "running"))

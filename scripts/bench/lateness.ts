@@ -149,7 +149,7 @@ const child = async (id: string, n: number, seconds: number) => {
   process.exit(0)
 }
 
-/** The goal per size (DESIGN/issue 6); sizes without a goal print none. */
+/** The goal per size; sizes without a goal print none. */
 const goals: Record<number, number> = { 1000: 5, 10000: 10 }
 
 const parent = async () => {

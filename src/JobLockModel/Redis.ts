@@ -1,6 +1,6 @@
 /**
- * The seed's `JobLockModel` on Redis, with the seed's keys (`{prefix}:job:lock:{key}`, `{prefix}:job:status:{job}`)
- * so that a Go service using `xredis` and this service exclude each other on the same Redis. Beyond the seed, the
+ * The `JobLockModel` on Redis, with the key layout of Go services using `xredis` (`{prefix}:job:lock:{key}`, `{prefix}:job:status:{job}`)
+ * so that a Go service using `xredis` and this service exclude each other on the same Redis. Beyond that layout, the
  * lock value is a random owner token and release/renew are compare-and-act Lua scripts: a late release never deletes
  * a newer owner's lock.
  *

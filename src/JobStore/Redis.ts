@@ -1,11 +1,11 @@
 /**
  * The scheduler's cluster-wide state on Redis: slot claims, locks, fencing counters, last fire times, run records,
- * statuses and pause flags, all under the seed's prefix (see `Redis.keys`). A run costs two round trips: `begin`
+ * statuses and pause flags, all under the key prefix (see `Redis.keys`). A run costs two round trips: `begin`
  * (one Lua script: pause check, slot claim, lock, fence, status) and `finish` (one Lua script: release, status,
  * record). Lock renewals run in the background and are not on the run's path.
  *
  * The scripts touch several keys, so this backend targets a single Redis (or a primary with replicas), not Redis
- * Cluster, where keys of one script must share a hash slot and the seed's key layout does not allow it.
+ * Cluster, where keys of one script must share a hash slot and the `xredis` key layout does not allow it.
  *
  * Safety when Redis loses data (restart without persistence, FLUSHALL, failover to a replica that lags): fences are
  * at least the server's clock in microseconds, so they keep growing (see `beginScript`); the loss is noticed through
@@ -396,7 +396,7 @@ const checkQuietly = (check: Effect.Effect<void, StoreError>): Effect.Effect<voi
   check.pipe(Effect.catchAll((error) => Effect.logWarning("redis epoch check failed", error.message)))
 
 /**
- * Both the `JobStore` and the seed's `JobLockModel` over the same client and keys, so that a lock taken through
+ * Both the `JobStore` and the `JobLockModel` over the same client and keys, so that a lock taken through
  * either (or by a Go service on the same Redis) excludes the other. The store reads the epoch marker when the layer
  * is built and again after every reconnect, so that a Redis that came back empty is noticed at once.
  *

@@ -4,7 +4,7 @@
  * Each node holds one lease and, under it, one key `{electionKey}/{leaseId hex}` whose value is its node id; the key
  * with the lowest create revision leads and that revision is its term. The campaign is written on etcd's KV, lease
  * and watch primitives rather than etcd3's `Election`, which tells a leader it lost only 2 x TTL after its last
- * acknowledged keepalive, hides its lease and emits each error twice (DESIGN.md 12).
+ * acknowledged keepalive, hides its lease and emits each error twice (docs/design.md §8).
  *
  * Safety: the lease's expiry on the server is at least (send time of the last acknowledged grant or keepalive) + TTL,
  * because etcd starts the TTL when it handles the request, after we sent it. So this node treats itself as leader
@@ -40,6 +40,8 @@ import { ElectionError } from "../Errors.js"
 import { follower, leader, type Leadership, LeaderElection } from "../LeaderElection.js"
 
 /**
+ * The options of the etcd election: this node's id, the election key prefix, the lease TTL and the step-down margin.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -75,7 +77,7 @@ export interface ResolvedEtcdElectionOptions {
   readonly keepaliveInterval: Duration.Duration
 }
 
-/** The shortest lease TTL accepted: etcd raises shorter ones to ~2 s with its default timers (DESIGN.md 12). */
+/** The shortest lease TTL accepted: etcd raises shorter ones to ~2 s with its default timers (docs/design.md §8). */
 const MIN_TTL = Duration.seconds(2)
 
 /**

@@ -1,11 +1,11 @@
 /**
- * The reference service as one Layer per mode (the seed's `ServiceContext` + `main`):
+ * The reference service as one Layer per mode (the Go pattern's `ServiceContext` + `main`):
  *
  * - `job`: the scheduler running `sync_user` and `archive_user`, plus the admin endpoints (`/healthz`, `/readyz`,
  *   `/metrics`: a job node needs probes and its scheduler metrics too).
  * - `rpc`: the RPC server (user + job services) and the admin endpoints; no scheduler (job status and pause/resume
  *   from the shared store, trigger refused).
- * - `all`: both in one process (the seed's merged deployment, and `npm start`).
+ * - `all`: both in one process (the Go pattern's merged deployment, and `npm start`).
  *
  * Backends follow the config: Redis -> `JobStore/Redis` (store + `JobLockModel`), else memory; etcd ->
  * `LeaderElection/Etcd`, else single-node. Nothing connects before the config is decoded, and a bad config never

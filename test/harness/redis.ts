@@ -212,7 +212,7 @@ export const spawnManaged = (
 
 const REDIS_INSTALL_HINT = "install it with `apt-get update && apt-get install -y redis-server`"
 
-/** A fresh server answers in ~10 ms (DESIGN.md 12); 10 s covers a loaded CI machine. */
+/** A fresh server answers in ~10 ms (docs/design.md §8); 10 s covers a loaded CI machine. */
 const READY_TIMEOUT = Duration.seconds(10)
 
 /** Attempts at a fresh port when the one picked was taken between `freePort` and the server's bind. */

@@ -51,7 +51,7 @@ describe("Config defaults", () => {
     expect(Duration.toMillis(config.jobs.sync_user.every!)).toBe(5_000)
   })
 
-  it("decodes the full DESIGN.md 8 example", () => {
+  it("decodes the full example of the documented configuration shape", () => {
     const config = ok(`
 mode: job
 nodeId: node-1
@@ -101,7 +101,7 @@ jobs:
 })
 
 describe("Config environment overrides", () => {
-  it("applies every override of DESIGN.md 8 over the file", () => {
+  it("applies every documented environment override over the file", () => {
     const config = ok(`mode: rpc\nhttp: { port: 1 }`, {
       MODE: "job",
       NODE_ID: "env-node",

@@ -1,5 +1,5 @@
 /**
- * Multi-process failover (issue 4, part 5; DESIGN.md 5, 6, 11): job nodes of the reference service as separate OS
+ * Multi-process failover (leadership, missed fires, fault tests): job nodes of the reference service as separate OS
  * processes on one real etcd (lease TTL 2 s) and one real Redis, `sync_user` firing every second (cron
  * `* * * * * *`, misfire `runOnce`), and faults: SIGKILL, SIGTERM and SIGSTOP of the leader, SIGSTOP of etcd, etcd
  * killed and restarted.
@@ -21,7 +21,7 @@ import { type EtcdServer, startEtcd } from "../harness/etcd.js"
 import { type LogLine, metricValue, poll, type ServiceNode, startNode, tempDir } from "../harness/node.js"
 import { type RedisServer, startRedis, uniquePrefix } from "../harness/redis.js"
 
-/** The lease TTL of every scenario: the shortest etcd honours with default timers (DESIGN.md 12). */
+/** The lease TTL of every scenario: the shortest etcd honours with default timers (docs/design.md §8). */
 const TTL_MS = 2_000
 
 /**

@@ -84,7 +84,7 @@ jobs:
   sync_user: { cron: "* * * * * *", timeout: 2 seconds, lock: { ttl: 3 seconds }, misfire: runOnce }
 `
       )
-      // Both nodes start together on the empty table: the demo users are seeded once (the seed takes a table lock).
+      // Both nodes start together on the empty table: the demo users are seeded once (seeding takes a table lock).
       const nodes = yield* Effect.forEach(["node-a", "node-b"], (id) => startNode({ id, mode: "job", config, dir }))
       const finished = () =>
         nodes.flatMap((node) => node.lines().filter((l) => l.message === "job finished" && l.job === "sync_user"))

@@ -1,5 +1,5 @@
 /**
- * The reference service's configuration (DESIGN.md 8): a YAML file plus environment overrides, decoded with Schema
+ * The reference service's configuration: a YAML file plus environment overrides, decoded with Schema
  * into one typed value. Decoding is pure (`decode`): reading the file and the environment is done by `load`, so that
  * every bad-config case is tested without I/O. Every invalid input is one `ConfigInvalid { path, reason }` naming the
  * field (`jobs.archive_user.cron`, `http.port`), raised before anything connects.
@@ -147,7 +147,7 @@ export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 const Bool = guarded((u): u is boolean => typeof u === "boolean", "true or false")
 
 /**
- * The options of one job (DESIGN.md 8). Trigger and option consistency (exactly one trigger, cron syntax, zone,
+ * The options of one job. Trigger and option consistency (exactly one trigger, cron syntax, zone,
  * retry factor) is checked by `Job.make`, the same code that checks jobs written in code.
  */
 const JobConfigSchema = Schema.Struct({
@@ -195,7 +195,7 @@ export const JOB_NAMES = ["sync_user", "archive_user"] as const
 export type JobName = typeof JOB_NAMES[number]
 
 /**
- * The jobs of the embedded default (DESIGN.md 8): `sync_user` every 5 seconds so that a newcomer sees runs at once,
+ * The jobs of the embedded default: `sync_user` every 5 seconds so that a newcomer sees runs at once,
  * `archive_user` nightly at 02:00 Shanghai time.
  *
  * @since 0.1.0
@@ -207,7 +207,7 @@ export const DEFAULT_JOBS: Readonly<Record<JobName, JobConfig>> = {
 }
 
 /**
- * The lowest etcd lease TTL accepted: etcd raises a lower one to 2 s with its default timers (DESIGN.md 12).
+ * The lowest etcd lease TTL accepted: etcd raises a lower one to 2 s with its default timers (docs/design.md §8).
  */
 const MIN_LEASE_TTL = Duration.seconds(2)
 
@@ -509,7 +509,7 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, ReadonlyArray<string>, (s: 
   ["ETCD_LEASE_TTL", ["etcd", "leaseTtl"], (s) => s],
   ["SQLITE_PATH", ["database", "sqlite"], (s) => s],
   ["DATABASE_URL", ["database", "url"], (s) => s],
-  // Beyond DESIGN.md 8: secrets are better passed in the environment than written in a file.
+  // Beyond the file: secrets are better passed in the environment than written in a file.
   ["ETCD_USERNAME", ["etcd", "username"], (s) => s],
   ["ETCD_PASSWORD", ["etcd", "password"], (s) => s]
 ]

@@ -1,5 +1,5 @@
 /**
- * The `archive_user` handler (the seed's `job/archiveuserhandler.go`): build the logic, call it, return its result.
+ * The `archive_user` handler (`job/archiveuserhandler.go` in the Go pattern): build the logic, call it, return its result.
  *
  * @since 0.1.0
  */

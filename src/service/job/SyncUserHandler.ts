@@ -1,5 +1,5 @@
 /**
- * The `sync_user` handler (the seed's `job/syncuserhandler.go`): build the logic, call it, return its result.
+ * The `sync_user` handler (`job/syncuserhandler.go` in the Go pattern): build the logic, call it, return its result.
  *
  * @since 0.1.0
  */

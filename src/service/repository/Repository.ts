@@ -1,5 +1,5 @@
 /**
- * One layer with every model of the service (the seed's `ServiceContext` models): the `UserModel` on SQLite or
+ * One layer with every model of the service (the Go pattern's `ServiceContext` models): the `UserModel` on SQLite or
  * PostgreSQL, and the `JobLockModel` (with the scheduler's `JobStore` on the same backend) from `xredis`.
  *
  * @since 0.1.0

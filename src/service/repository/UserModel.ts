@@ -1,5 +1,5 @@
 /**
- * The user store of the reference service (the seed's `UserModel`) through `@effect/sql`: SQLite (the embedded
+ * The user store of the reference service (`UserModel` in the Go pattern) through `@effect/sql`: SQLite (the embedded
  * default, one file per process), PostgreSQL (the shared store of a cluster), and a memory model for tests. The SQL
  * schema is applied by numbered migrations at start-up (`migrations.ts`). Every method fails with a typed
  * `RepositoryError`; times are epoch milliseconds.

@@ -1,5 +1,5 @@
 /**
- * Where the seed keeps its Redis wrapper (`xredis`): the `JobLockModel` the job logic uses, and the scheduler's
+ * The Redis wrapper (`xredis` in the Go pattern): the `JobLockModel` the job logic uses, and the scheduler's
  * `JobStore`, both on Redis when `redis` is configured, else in memory. The two always share one backend (one Redis
  * client, or one memory state), so a lock taken through either excludes the other.
  *
@@ -17,7 +17,7 @@ import * as JobStoreRedis from "../../JobStore/Redis.js"
 import * as Redis from "../../Redis.js"
 
 /**
- * The seed's `JobLockModel` and its scoped lock, re-exported for the service's logic.
+ * The `JobLockModel` and its scoped lock, re-exported for the service's logic.
  *
  * @since 0.1.0
  * @category re-exports
@@ -62,7 +62,7 @@ export const layerMemory: Layer.Layer<JobStore.JobStore | JobLockModel.JobLockMo
 
 /**
  * The Redis store: one connection (bounded connect, typed errors) to a standalone server or to the primary named by
- * the sentinels, the seed's keys under `keyPrefix`.
+ * the sentinels, the `xredis` keys under `keyPrefix`.
  *
  * @since 0.1.0
  * @category layers

@@ -1,5 +1,5 @@
 /**
- * Admin endpoints (DESIGN.md 10), all JSON except `/metrics`:
+ * Admin endpoints, all JSON except `/metrics`:
  *
  * - `GET /healthz`: the process is alive and serving (no I/O; never fails while the event loop turns).
  * - `GET /readyz`: the config is loaded (it is, or the process would have exited 2) and every readiness check passes

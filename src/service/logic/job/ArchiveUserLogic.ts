@@ -1,5 +1,5 @@
 /**
- * The `archive_user` job's logic (the seed's `ArchiveUserLogic`): walk every user in batches by last id and archive
+ * The `archive_user` job's logic (`ArchiveUserLogic` in the Go pattern): walk every user in batches by last id and archive
  * the inactive ones.
  *
  * - Inactive = `status` is `active` and `lastActiveAt` is older than `inactiveAfter` (default 90 days) at the start

@@ -1,9 +1,9 @@
 /**
- * The `sync_user` job's logic (the seed's `SyncUserLogic`): push every user whose last change is not synced yet,
+ * The `sync_user` job's logic (`SyncUserLogic` in the Go pattern): push every user whose last change is not synced yet,
  * stamping the run's fencing token on each row so that a stale run cannot overwrite a newer one.
  *
  * Locking: the scheduler already takes the job lock `sync_user` around every run (cluster-wide exclusion of runs of
- * the job, compatible with the seed's Go services on the same Redis). The logic takes its own lock under a distinct
+ * the job, compatible with Go services using `xredis` on the same Redis). The logic takes its own lock under a distinct
  * key, `sync_user:logic`, because it guards the *work*, not the job: any other entry point that syncs users (an admin
  * command, a Go service, a test calling the logic directly) takes the same key and is excluded, while the scheduler's
  * lock and status under `sync_user` stay the scheduler's alone (re-using that key would find it held by the very run
