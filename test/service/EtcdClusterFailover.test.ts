@@ -85,9 +85,17 @@ jobs:
       const starts = [killedAt, ...afterKill.map((run) => run.startedAt)]
       const longestGapMs = Math.max(...starts.slice(1).map((t, i) => t - starts[i]!))
       yield* etcd.members[raftLeader]!.restart()
+      // The restarted member rejoins, and the cluster may move its raft leader or a lease renewal may miss its
+      // deadline meanwhile (a node then steps down and another leads). Freeze only once one node has led three runs in
+      // a row since the restart, so that "the leader" below is the node leading when the members stop.
+      const restartedAt = Date.now()
+      const stableLeader = yield* waitFor("one node leading three runs in a row after the restart", EVENT_TIMEOUT, () => {
+        const last = logged().filter((run) => run.startedAt > restartedAt).slice(-3)
+        return last.length === 3 && last.every((run) => run.node === last[0]!.node) ? last[0]!.node : undefined
+      })
 
       // 2. Two members stopped (the raft leader among them): no quorum, no lease renewal anywhere.
-      const leaderNode = nodes.find((node) => node.id === logged()[logged().length - 1]!.node)!
+      const leaderNode = nodes.find((node) => node.id === stableLeader)!
       const current = (yield* etcd.leader())!
       const stopped = [current, (current + 1) % 3].map((i) => etcd.members[i]!)
       const frozenAt = Date.now()
