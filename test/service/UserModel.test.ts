@@ -56,7 +56,7 @@ const contract = (name: string, layer: () => Layer.Layer<UserModel.UserModel, Re
             const page = yield* model.findByPage(lastId, 7)
             if (page.length === 0) break
             expect(page.length).toBeLessThanOrEqual(7)
-            seen.push(...page.map((u) => u.id))
+            for (const user of page) seen.push(user.id)
             lastId = page[page.length - 1]!.id
           }
           expect(seen).toEqual(users.map((u) => u.id).sort((a, b) => a - b))

@@ -192,7 +192,7 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
   for (const [name, family] of families) {
     if (family.help !== undefined) out.push(`# HELP ${name} ${escapeHelp(family.help)}`)
     out.push(`# TYPE ${name} ${family.type}`)
-    out.push(...family.lines)
+    for (const line of family.lines) out.push(line)
   }
   return out.length === 0 ? "" : out.join("\n") + "\n"
 }
