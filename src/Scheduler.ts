@@ -23,6 +23,7 @@ import { type Flags, Launcher } from "./internal/scheduler/launcher.js"
 import { Planner } from "./internal/scheduler/planner.js"
 import type { InterruptReason, Run } from "./internal/scheduler/run.js"
 import { RunForker } from "./internal/scheduler/runFork.js"
+import { follow as followTestClock, isTestClock } from "./internal/scheduler/testClock.js"
 import { Watchdog } from "./internal/scheduler/watchdog.js"
 import * as Job from "./Job.js"
 import type { JobLockModel } from "./JobLockModel.js"
@@ -143,14 +144,18 @@ export const make = <R>(
     const store = yield* JobStore
     const election = yield* LeaderElection
     const nodeId = election.nodeId
-    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? defaultShutdownGrace)
+    // Under effect's TestClock (see internal/scheduler/testClock.ts) the defaults that exist for real time change: no
+    // shutdown grace (the TestClock stands still while a test's scope closes, so a grace would never end), and no
+    // timer chunking (TestClock timers have no 2^31-1 ms limit and its wall clock never steps by itself; every chunk
+    // would cost a TestClock round). Options given explicitly are honoured either way.
+    const testClock = isTestClock(yield* Effect.clock)
+    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? (testClock ? DurationM.zero : defaultShutdownGrace))
     const misfireThresholdMs = DurationM.toMillis(options.misfireThreshold ?? "1 second")
     const maxRecords = options.maxRecords ?? 100
     const statusTtl = DurationM.decode(options.statusTtl ?? "1 day")
-    const maxWaitMs = Math.max(
-      1,
-      Math.min(TIMER_LIMIT_MS, DurationM.toMillis(options.maxTimerWait ?? DEFAULT_MAX_TIMER_WAIT_MS))
-    )
+    const maxWaitMs = options.maxTimerWait === undefined && testClock
+      ? Number.POSITIVE_INFINITY
+      : Math.max(1, Math.min(TIMER_LIMIT_MS, DurationM.toMillis(options.maxTimerWait ?? DEFAULT_MAX_TIMER_WAIT_MS)))
 
     // Registration.
     const states = new Map<string, JobState>()
@@ -186,6 +191,10 @@ export const make = <R>(
     })
     const launcher = new Launcher(nodeId, store, election, flags, forker, watchdog, bookkeeper)
     const planner = new Planner(maxWaitMs, misfireThresholdMs, states, store, flags, launcher, bookkeeper, helpers)
+    // Under a TestClock, `TestClock.setTime` called from this scope re-plans first (a wall-clock step), whenever the
+    // test sets the clock: before or after this scheduler was made.
+    const clock = yield* Effect.clock
+    if (isTestClock(clock)) yield* followTestClock(clock, (instant) => planner.clockSet(instant))
 
     // Step 2: the fiber that fires while leading, in a handle of its own (interrupted when firing stops).
     const leaderFiber = yield* FiberHandle.make<never, never>()

@@ -153,7 +153,7 @@ describe("Scheduler: cron triggers on TestClock", () => {
       yield* TestClock.setTime(at("2026-12-01T00:00:00Z"))
       const { fires, record } = recorder()
       // The timer's longest single wait at its maximum (2^31-1 ms, ~24.9 days): the 31-day wait takes two timers.
-      // (The default, 10 minutes, works the same but costs a TestClock round per wake-up.)
+      // (Given explicitly: under the TestClock the default is one wait, since TestClock timers have no such limit.)
       const scheduler = yield* start([Job.unsafeMake({ name: "new_year", cron: "0 0 0 1 1 *", handler: record() })], {
         maxTimerWait: Duration.days(365)
       })

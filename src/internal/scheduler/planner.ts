@@ -33,6 +33,11 @@ export class Planner {
   private readonly timer: Timer<Entry>
   /** Reused by every fire (see `Fire.DueFire`). */
   private readonly due: Fire.DueFire = { newest: 0, missed: 0, next: 0 }
+  /**
+   * The instant the TestClock was last set to (see `clockSet`): planning never starts from an older reading, which
+   * a fiber woken while the TestClock walks to that instant would see.
+   */
+  private floor = Number.NEGATIVE_INFINITY
 
   constructor(
     maxWaitMs: number,
@@ -65,6 +70,30 @@ export class Planner {
     }
   }
 
+  /**
+   * The TestClock is about to be set to `instant` (`TestClock.setTime`, see `testClock.ts`): a wall-clock step. Fires
+   * planned before it are planned again from it, as on a node that begins leading then (so the TestClock does not
+   * run every fire between the old time and the new one); later ones stay. Synchronous: it runs before the TestClock
+   * wakes any sleep.
+   */
+  clockSet(instant: number): void {
+    this.floor = instant
+    if (!this.flags.leading) return
+    for (const state of this.states.values()) {
+      const planned = state.nextFire
+      if (planned === undefined || planned >= instant) continue
+      const trigger = state.job.trigger
+      if (trigger._tag === "Schedule") {
+        // Schedules written for triggers step synchronously (they are made of pure steps).
+        const [next, , decision] = Effect.runSync(trigger.schedule.step(instant, undefined, state.scheduleState))
+        state.scheduleState = next
+        this.plan(state, Fire.scheduleFire(decision, instant))
+      } else {
+        this.plan(state, Fire.firstFire(trigger, undefined, instant))
+      }
+    }
+  }
+
   /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
   afterRun(state: JobState, now: number): void {
     const trigger = state.job.trigger
@@ -84,7 +113,7 @@ export class Planner {
       // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
       // planning, so that a slow store does not delay the first fires.
       if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
-      const now = yield* Clock.currentTimeMillis
+      const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency: 64 })
       enabled.forEach((state, i) => self.plan(state, firsts[i]))
