@@ -82,7 +82,7 @@ const record = (job: string, fireTime: number, outcome: Outcome = "success", fen
     attempt: 1,
     fence,
     outcome,
-    ...(outcome === "success" ? {} : { error: `failed with ${outcome}` })
+    ...(outcome === "success" ? {} : { error: { tag: "SystemError", message: `failed with ${outcome}` } })
   })
 
 const started = (result: JobStore.BeginResult) => {
@@ -343,7 +343,7 @@ const contract = ({ advance, test }: Backend) => {
         attempt: 3,
         fence: 42,
         outcome: "system_error",
-        error: "SystemError: db down"
+        error: { tag: "SystemError", code: "DB_DOWN", message: "db down" }
       })
       yield* store.finish({ record: failed, lock: Option.none(), statusTtl: LONG, maxRecords: 5 })
       const [read] = yield* store.recentRuns("sync_user", 1)

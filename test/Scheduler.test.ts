@@ -324,7 +324,7 @@ describe("Scheduler: one run", () => {
       const systemRecords = yield* records(scheduler, "system")
       expect(outcomes(systemRecords)).toEqual(["system_error"])
       expect(systemRecords[0]!.attempt).toBe(4)
-      expect(systemRecords[0]!.error).toContain("DB_DOWN")
+      expect(systemRecords[0]!.error).toEqual({ tag: "SystemError", code: "DB_DOWN", message: "db unreachable" })
     }).pipe(Effect.provide(TestLayers)))
 
   it.scoped("a defect in one job is recorded and does not disturb other jobs or later fires", () =>
@@ -337,7 +337,7 @@ describe("Scheduler: one run", () => {
       ])
       yield* advance("35 seconds", "500 millis")
       expect(outcomes(yield* records(scheduler, "broken"))).toEqual(["defect", "defect", "defect"])
-      expect((yield* records(scheduler, "broken"))[0]!.error).toBe("boom")
+      expect((yield* records(scheduler, "broken"))[0]!.error).toEqual({ tag: "Error", message: "boom" })
       expect(healthy.fires.length).toBe(3)
     }).pipe(Effect.provide(TestLayers)))
 

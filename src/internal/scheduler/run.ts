@@ -19,7 +19,6 @@
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import type { JobError } from "../../Errors.js"
 import type { LockHandle } from "../../JobLockModel.js"
 import type { RunKind } from "../../Run.js"
 import type { JobState } from "./jobState.js"
@@ -43,7 +42,7 @@ export class Run {
   private startedAtValue = 0
   private confirmedAtValue = 0
   private attempts = 0
-  private exitValue: Exit.Exit<void, JobError> | undefined = undefined
+  private exitValue: Exit.Exit<void, unknown> | undefined = undefined
   private finishedAtValue = 0
   private waiters: Array<() => void> | undefined = undefined
 
@@ -85,7 +84,7 @@ export class Run {
     return this.attempts === 0 ? 1 : this.attempts
   }
   /** How the handler ended (once ended). */
-  get exit(): Exit.Exit<void, JobError> | undefined {
+  get exit(): Exit.Exit<void, unknown> | undefined {
     return this.exitValue
   }
   get finishedAt(): number {
@@ -140,7 +139,7 @@ export class Run {
    * it (its context, refs, span) be collected young instead of being copied by every scavenge until the bookkeeping
    * is done. False if it was not running.
    */
-  end(exit: Exit.Exit<void, JobError>, now: number): boolean {
+  end(exit: Exit.Exit<void, unknown>, now: number): boolean {
     if (this.phaseValue !== "running") return false
     this.phaseValue = "ended"
     this.fiberValue = undefined

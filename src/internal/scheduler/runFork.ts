@@ -22,7 +22,6 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Tracer from "effect/Tracer"
-import type { JobError } from "../../Errors.js"
 import { RunContext } from "../../Run.js"
 import { RunSpan } from "../runSpan.js"
 
@@ -63,8 +62,8 @@ export class RunForker {
    */
   fork<A>(
     runContext: RunContext["Type"],
-    handler: Effect.Effect<void, JobError, RunContext>,
-    onEnd: (exit: Exit.Exit<void, JobError>, now: number, target: A) => void,
+    handler: Effect.Effect<void, unknown, RunContext>,
+    onEnd: (exit: Exit.Exit<void, unknown>, now: number, target: A) => void,
     target: A
   ): Fiber.RuntimeFiber<void, never> {
     const clock = this.clock
