@@ -5,7 +5,10 @@
  */
 import * as DurationM from "effect/Duration"
 import type * as Duration from "effect/Duration"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as FiberHandle from "effect/FiberHandle"
@@ -85,7 +88,16 @@ export interface JobStatus {
  * @category models
  */
 export type TriggerResult =
-  | { readonly _tag: "Started"; readonly runId: string; readonly fence: number }
+  | {
+    readonly _tag: "Started"
+    readonly runId: string
+    readonly fence: number
+    /**
+     * Waits until the run is over (its record written, its lock released) and gives its record, like BullMQ's
+     * `waitUntilFinished`. Dies in the one case where there is no record: the run's bookkeeping failed (logged).
+     */
+    readonly await: Effect.Effect<RunRecord>
+  }
   | { readonly _tag: "Skipped"; readonly reason: SkipReason }
 
 /**
@@ -106,7 +118,10 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
   /** Pause the job cluster-wide: fires are skipped with reason `paused` until `resume`. */
   readonly pause: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
   readonly resume: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
-  /** The newest run records of the job (from the store: every node's runs), newest first. */
+  /**
+   * The newest run records of the job (from the store: every node's runs), newest first. At most `maxRecords` (100
+   * by default) are kept per job, so a `limit` above it returns at most that many: older runs are gone.
+   */
   readonly runs: (name: string, limit?: number) => Effect.Effect<ReadonlyArray<RunRecord>, UnknownJob | StoreError>
 }>() {}
 
@@ -196,6 +211,10 @@ export const make = <R>(
     const clock = yield* Effect.clock
     if (isTestClock(clock)) yield* followTestClock(clock, (instant) => planner.clockSet(instant))
 
+    // Done once the first leadership state is known and, when it is leading, the first fires are planned: `make`
+    // returns then, so that `status` right after start-up shows the planned fires.
+    const startup = yield* Deferred.make<void>()
+    const settled = () => Deferred.unsafeDone(startup, Exit.void)
     // Step 2: the fiber that fires while leading, in a handle of its own (interrupted when firing stops).
     const leaderFiber = yield* FiberHandle.make<never, never>()
     const becomeLeader = Effect.gen(function*() {
@@ -203,7 +222,7 @@ export const make = <R>(
       flags.leading = true
       yield* Metric.set(Metrics.leader, 1)
       yield* Effect.logInfo("leading: firing jobs").pipe(Effect.annotateLogs({ node: nodeId }))
-      yield* FiberHandle.run(leaderFiber, planner.lead)
+      yield* FiberHandle.run(leaderFiber, planner.lead(settled))
     })
     const stopFiring = Effect.gen(function*() {
       flags.leading = false
@@ -247,7 +266,7 @@ export const make = <R>(
       Stream.runForEach((leadership) =>
         leadership._tag === "Leader"
           ? Effect.zipRight(Effect.sync(() => (flags.term = leadership.term)), becomeLeader)
-          : loseLeadership
+          : Effect.zipRight(loseLeadership, Effect.sync(settled))
       ),
       Effect.catchAllCause((cause) => Effect.logError("leadership stream failed", cause)),
       Effect.forkScoped
@@ -285,6 +304,11 @@ export const make = <R>(
       })
     )
 
+    // Wait for the start-up planning, at most one second of real time (a backend that takes longer to say whether
+    // this node leads, such as an etcd campaign, does not hold the caller up; it is timed on a live clock, which a
+    // TestClock does not stop).
+    yield* Deferred.await(startup).pipe(Effect.timeout("1 second"), Effect.ignore, Effect.withClock(Clock.make()))
+
     // -------------------------------------------------------------------------------------------------------------
     // Control
     // -------------------------------------------------------------------------------------------------------------
@@ -317,7 +341,15 @@ export const make = <R>(
               : Either.isLeft(result)
               ? Effect.fail(result.left)
               : result.right._tag === "Started"
-              ? Effect.succeed({ _tag: "Started", runId: run.runId, fence: result.right.fence })
+              ? Effect.succeed({
+                _tag: "Started",
+                runId: run.runId,
+                fence: result.right.fence,
+                await: Effect.flatMap(Bookkeeper.awaitOver([run]), () =>
+                  run.record === undefined
+                    ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
+                    : Effect.succeed(run.record))
+              })
               : Effect.succeed(result.right))
         ),
       pause: (name) =>

@@ -88,8 +88,8 @@ export class Bookkeeper {
   }
 
   /** The run is over (bookkeeping done, or it never started): whoever waits for it may go on. */
-  complete(run: Run, now: number): void {
-    if (run.over()) this.options.onOver(run.state, now)
+  complete(run: Run, now: number, record?: RunRecord): void {
+    if (run.over(record)) this.options.onOver(run.state, now)
   }
 
   /** Wait until every run of `list` is over (its record written and its lock released, or it never started). */
@@ -233,7 +233,7 @@ export class Bookkeeper {
                 ...(record.error.code === undefined ? {} : { error_code: record.error.code })
               })
             }, logCause)
-            self.complete(run, run.finishedAt)
+            self.complete(run, run.finishedAt, record)
             break
           }
         }

@@ -102,8 +102,11 @@ export class Planner {
     }
   }
 
-  /** While leading: plan every enabled job's first fire, then fire forever. Forked when this node starts leading. */
-  get lead(): Effect.Effect<never> {
+  /**
+   * While leading: plan every enabled job's first fire, call `onPlanned`, then fire forever. Forked when this node
+   * starts leading.
+   */
+  lead(onPlanned: () => void): Effect.Effect<never> {
     const self = this
     // Uninterruptible: runs of a batch count as running from when they are created, so an interruption (leadership
     // lost) must not strike between their creation and `begin`, which would leave them counted forever. A batch is
@@ -117,6 +120,7 @@ export class Planner {
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency: 64 })
       enabled.forEach((state, i) => self.plan(state, firsts[i]))
+      onPlanned()
       return yield* loop
     })
   }

@@ -20,7 +20,7 @@ import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type { LockHandle } from "../../JobLockModel.js"
-import type { RunKind } from "../../Run.js"
+import type { RunKind, RunRecord } from "../../Run.js"
 import type { JobState } from "./jobState.js"
 
 /** Why the scheduler interrupted a run. */
@@ -45,6 +45,7 @@ export class Run {
   private exitValue: Exit.Exit<void, unknown> | undefined = undefined
   private finishedAtValue = 0
   private waiters: Array<() => void> | undefined = undefined
+  private recordValue: RunRecord | undefined = undefined
 
   constructor(
     readonly state: JobState,
@@ -148,14 +149,20 @@ export class Run {
     return true
   }
 
+  /** Its record, once over with its bookkeeping done (none if it never started or its bookkeeping failed). */
+  get record(): RunRecord | undefined {
+    return this.recordValue
+  }
+
   /**
    * beginning | ended -> over: its bookkeeping is done (record written, lock released), or it never started. True
    * for the one call that made it over.
    */
-  over(): boolean {
+  over(record?: RunRecord): boolean {
     const phase = this.phaseValue
     if (phase !== "beginning" && phase !== "ended") return false
     this.phaseValue = "over"
+    this.recordValue = record
     this.state.running.delete(this)
     const waiters = this.waiters
     this.waiters = undefined
