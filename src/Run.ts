@@ -91,7 +91,9 @@ const LegacyRunError = Schema.transform(Schema.String, Schema.typeSchema(RunErro
 })
 
 /**
- * One record per run, kept per job (capped) and readable from any node. Times are epoch milliseconds.
+ * One record per run, kept per job (capped) and readable from any node. Times are `Date`s, as in `RunContext`;
+ * encoded (the Redis store's JSON, the RPC wire) they are epoch milliseconds, as they always were
+ * (`Schema.DateFromNumber`), so stored records and clients of the wire format need no change.
  *
  * @since 0.1.0
  * @category models
@@ -100,9 +102,9 @@ export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
   runId: Schema.String,
   job: Schema.String,
   kind: RunKind,
-  fireTime: Schema.Number,
-  startedAt: Schema.Number,
-  finishedAt: Schema.Number,
+  fireTime: Schema.DateFromNumber,
+  startedAt: Schema.DateFromNumber,
+  finishedAt: Schema.DateFromNumber,
   durationMs: Schema.Number,
   node: Schema.String,
   attempt: Schema.Number,

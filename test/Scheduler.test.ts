@@ -457,7 +457,7 @@ describe("Scheduler: control", () => {
       const list = yield* store.recentRuns("hung", 10)
       expect(list.map((r) => r.outcome)).toEqual(["interrupted"])
       // Interrupted at 11 s (scope close) + 5 s grace.
-      expect(list[0]!.finishedAt - list[0]!.startedAt).toBe(6000)
+      expect(list[0]!.finishedAt.getTime() - list[0]!.startedAt.getTime()).toBe(6000)
       const locks = yield* JobLockModel
       expect(Option.isSome(yield* locks.acquireLock("hung", "1 minute"))).toBe(true)
     }).pipe(Effect.provide(TestLayers)))

@@ -70,6 +70,8 @@ describe("Scheduler API", () => {
       ])
       yield* TestClock.adjust("1 minute")
       const [record] = yield* scheduler.runs("billing/eu.invoice", 1)
+      // The record's times are of the kind RunContext's are.
+      expect(record!.fireTime).toEqual(new Date("2026-05-01T00:01:00.000Z"))
       const lines = logs.filter((l) => l.message === "sending" || l.message === "sent")
       expect(lines.map((l) => l.message)).toEqual(["sending", "sent"])
       for (const line of lines) {

@@ -72,6 +72,9 @@ describe("Scheduler: open error types", () => {
     const record = Schema.decodeSync(Json)(stored)
     expect(record.error).toEqual({ tag: "Unknown", code: "MAIL", message: "smtp down" })
     expect(JSON.parse(Schema.encodeSync(Json)(record)).error).toEqual({ tag: "Unknown", code: "MAIL", message: "smtp down" })
+    // Times are Dates in the record (as in RunContext) and stay epoch milliseconds in the stored JSON.
+    expect([record.fireTime, record.startedAt, record.finishedAt]).toEqual([new Date(1), new Date(2), new Date(3)])
+    expect(JSON.parse(Schema.encodeSync(Json)(record))).toMatchObject({ fireTime: 1, startedAt: 2, finishedAt: 3 })
     const bare = Schema.decodeSync(Json)(stored.replace("MAIL: smtp down", "boom"))
     expect(bare.error).toEqual({ tag: "Unknown", message: "boom" })
   })
