@@ -8,10 +8,10 @@ import * as EffectCron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Cron from "./Cron.js"
-import { InvalidCron, InvalidJob, type JobError } from "./Errors.js"
-import * as Predicate from "effect/Predicate"
+import { type InvalidCron, InvalidJob, type JobError } from "./Errors.js"
 import { decodeDuration } from "./internal/duration.js"
 import type { RunContext } from "./Run.js"
 
@@ -123,7 +123,9 @@ export interface JobOptions<R, E = JobError> {
   /** Default `skip`. */
   readonly overlap?: OverlapPolicy | undefined
   /** Default enabled, with a TTL of `defaultLockTtl` (renewed every third of it while the run lasts). */
-  readonly lock?: { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined } | undefined
+  readonly lock?:
+    | { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined }
+    | undefined
   /** Default: no retry. */
   readonly retry?: {
     readonly times?: number | undefined

@@ -3,13 +3,14 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as DurationM from "effect/Duration"
 import type * as Duration from "effect/Duration"
-import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberHandle from "effect/FiberHandle"
 import * as FiberSet from "effect/FiberSet"
@@ -18,7 +19,6 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Context from "effect/Context"
 import { DuplicateJob, type StoreError, UnknownJob } from "./Errors.js"
 import { Bookkeeper } from "./internal/scheduler/bookkeeper.js"
 import { type AnyJob, JobState } from "./internal/scheduler/jobState.js"
@@ -350,7 +350,8 @@ export const make = <R>(
                     ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
                     : Effect.succeed(run.record))
               })
-              : Effect.succeed(result.right))
+              : Effect.succeed(result.right)
+          )
         ),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(

@@ -30,7 +30,10 @@ describe("Scheduler API", () => {
         Job.unsafeMake({
           name: "report",
           cron: "@daily",
-          handler: Effect.zipRight(Effect.sleep("2 seconds"), Effect.fail(new SystemError({ code: "X", message: "no" })))
+          handler: Effect.zipRight(
+            Effect.sleep("2 seconds"),
+            Effect.fail(new SystemError({ code: "X", message: "no" }))
+          )
         })
       ])
       const result = yield* scheduler.trigger("report")
@@ -51,7 +54,9 @@ describe("Scheduler API", () => {
   it.scoped("status shows the planned next fire as soon as the scheduler is made (it leads at once)", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(Date.parse("2026-05-01T00:00:00Z"))
-      const scheduler = yield* Scheduler.make([Job.unsafeMake({ name: "nightly", cron: "0 0 2 * * *", handler: Effect.void })])
+      const scheduler = yield* Scheduler.make([
+        Job.unsafeMake({ name: "nightly", cron: "0 0 2 * * *", handler: Effect.void })
+      ])
       const [status] = yield* scheduler.status
       expect(Option.map(status!.nextFire, (d) => d.toISOString())).toEqual(Option.some("2026-05-01T02:00:00.000Z"))
     }).pipe(Effect.provide(TestLayers)))

@@ -12,7 +12,11 @@ import * as Scheduler from "../src/Scheduler.js"
 class MailDown extends Schema.TaggedError<MailDown>()("MailDown", { code: Schema.String, message: Schema.String }) {}
 class NoRecipients extends Schema.TaggedError<NoRecipients>()("NoRecipients", { message: Schema.String }) {}
 
-const TestLayers = Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("test"), Logger.remove(Logger.defaultLogger))
+const TestLayers = Layer.mergeAll(
+  JobStore.layerMemory,
+  LeaderElection.layerSingleNode("test"),
+  Logger.remove(Logger.defaultLogger)
+)
 
 const runOnce = <E>(options: Omit<Job.JobOptions<never, E>, "name" | "cron" | "every" | "schedule">) =>
   Effect.gen(function*() {
@@ -66,12 +70,26 @@ describe("Scheduler: open error types", () => {
   it("a record stored with the error as one string (older versions) still decodes; it is written back structured", () => {
     const Json = Schema.parseJson(RunRecord)
     const stored = JSON.stringify({
-      runId: "r-1", job: "mail", kind: "scheduled", fireTime: 1, startedAt: 2, finishedAt: 3, durationMs: 1,
-      node: "n", attempt: 1, fence: 7, outcome: "system_error", error: "MAIL: smtp down"
+      runId: "r-1",
+      job: "mail",
+      kind: "scheduled",
+      fireTime: 1,
+      startedAt: 2,
+      finishedAt: 3,
+      durationMs: 1,
+      node: "n",
+      attempt: 1,
+      fence: 7,
+      outcome: "system_error",
+      error: "MAIL: smtp down"
     })
     const record = Schema.decodeSync(Json)(stored)
     expect(record.error).toEqual({ tag: "Unknown", code: "MAIL", message: "smtp down" })
-    expect(JSON.parse(Schema.encodeSync(Json)(record)).error).toEqual({ tag: "Unknown", code: "MAIL", message: "smtp down" })
+    expect(JSON.parse(Schema.encodeSync(Json)(record)).error).toEqual({
+      tag: "Unknown",
+      code: "MAIL",
+      message: "smtp down"
+    })
     // Times are Dates in the record (as in RunContext) and stay epoch milliseconds in the stored JSON.
     expect([record.fireTime, record.startedAt, record.finishedAt]).toEqual([new Date(1), new Date(2), new Date(3)])
     expect(JSON.parse(Schema.encodeSync(Json)(record))).toMatchObject({ fireTime: 1, startedAt: 2, finishedAt: 3 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Either, Fiber, Layer, Logger, TestClock, TestServices } from "effect"
-import { SystemError } from "../src/Errors.js"
 import * as Cron from "../src/Cron.js"
+import { SystemError } from "../src/Errors.js"
 import * as Job from "../src/Job.js"
 import * as JobStore from "../src/JobStore.js"
 import * as LeaderElection from "../src/LeaderElection.js"
@@ -20,7 +20,10 @@ const withinRealTime = <A, E, R>(limit: Duration.DurationInput, effect: Effect.E
   Effect.gen(function*() {
     const fiber = yield* Effect.fork(effect)
     return yield* Fiber.join(fiber).pipe(
-      Effect.timeoutFail({ duration: limit, onTimeout: () => new Error(`took more than ${Duration.format(limit)} of real time`) }),
+      Effect.timeoutFail({
+        duration: limit,
+        onTimeout: () => new Error(`took more than ${Duration.format(limit)} of real time`)
+      }),
       TestServices.provideLive
     )
   })
@@ -80,31 +83,38 @@ describe("Scheduler on the TestClock", () => {
       expect(runs.map((r) => [r.outcome, r.attempt])).toEqual([["interrupted", 1]])
     }).pipe(Effect.provide(Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("test"), Quiet))))
 
-  it.scoped("a simulated week of three jobs runs every fire of their crons (the README's figure: real time printed)", () =>
-    Effect.gen(function*() {
-      const start = at("2026-03-02T00:00:00Z")
-      const end = start + 7 * 24 * 3_600_000
-      yield* TestClock.setTime(start)
-      const specs = [
-        { name: "tenMinutes", cron: "0 */10 * * * *", timezone: "UTC" },
-        { name: "hourly", cron: "0 0 * * * *", timezone: "UTC" },
-        { name: "nightly", cron: "0 30 2 * * *", timezone: "America/New_York" }
-      ]
-      const ran = new Map<string, number>()
-      const count = Effect.flatMap(RunContext, (run) => Effect.sync(() => ran.set(run.job, (ran.get(run.job) ?? 0) + 1)))
-      yield* Scheduler.make(specs.map((spec) => Job.unsafeMake({ ...spec, handler: count })))
-      const began = performance.now()
-      for (let hour = 0; hour < 7 * 24; hour++) yield* TestClock.adjust("1 hour")
-      const realMs = performance.now() - began
-      // The fires each cron has in the week, counted by the cron module alone.
-      const expected = specs.map((spec) => {
-        const cron = Either.getOrThrow(Cron.parse(spec.cron, { timezone: spec.timezone }))
-        let n = 0
-        for (let t = Cron.next(cron, start); t <= end; t = Cron.next(cron, t)) n++
-        return [spec.name, n]
-      })
-      expect(specs.map((spec) => [spec.name, ran.get(spec.name) ?? 0])).toEqual(expected)
-      const total = expected.reduce((sum, [, n]) => sum + (n as number), 0)
-      console.log(`simulated week: ${total} runs in ${Math.round(realMs)} ms of real time`)
-    }).pipe(Effect.provide(Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("test"), Quiet))), 60_000)
+  it.scoped(
+    "a simulated week of three jobs runs every fire of their crons (the README's figure: real time printed)",
+    () =>
+      Effect.gen(function*() {
+        const start = at("2026-03-02T00:00:00Z")
+        const end = start + 7 * 24 * 3_600_000
+        yield* TestClock.setTime(start)
+        const specs = [
+          { name: "tenMinutes", cron: "0 */10 * * * *", timezone: "UTC" },
+          { name: "hourly", cron: "0 0 * * * *", timezone: "UTC" },
+          { name: "nightly", cron: "0 30 2 * * *", timezone: "America/New_York" }
+        ]
+        const ran = new Map<string, number>()
+        const count = Effect.flatMap(
+          RunContext,
+          (run) => Effect.sync(() => ran.set(run.job, (ran.get(run.job) ?? 0) + 1))
+        )
+        yield* Scheduler.make(specs.map((spec) => Job.unsafeMake({ ...spec, handler: count })))
+        const began = performance.now()
+        for (let hour = 0; hour < 7 * 24; hour++) yield* TestClock.adjust("1 hour")
+        const realMs = performance.now() - began
+        // The fires each cron has in the week, counted by the cron module alone.
+        const expected = specs.map((spec) => {
+          const cron = Either.getOrThrow(Cron.parse(spec.cron, { timezone: spec.timezone }))
+          let n = 0
+          for (let t = Cron.next(cron, start); t <= end; t = Cron.next(cron, t)) n++
+          return [spec.name, n]
+        })
+        expect(specs.map((spec) => [spec.name, ran.get(spec.name) ?? 0])).toEqual(expected)
+        const total = expected.reduce((sum, [, n]) => sum + (n as number), 0)
+        console.log(`simulated week: ${total} runs in ${Math.round(realMs)} ms of real time`)
+      }).pipe(Effect.provide(Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("test"), Quiet))),
+    60_000
+  )
 })

@@ -49,7 +49,9 @@ describe("Timer", () => {
       expect(timer.size).toBeLessThan(2_100)
       const seen: Array<number> = []
       const fiber = yield* Effect.forkScoped(
-        timer.run((batch) => Effect.sync(() => batch.forEach(({ value }) => void (stale.has(value) || seen.push(value)))))
+        timer.run((batch) =>
+          Effect.sync(() => batch.forEach(({ value }) => void (stale.has(value) || seen.push(value))))
+        )
       )
       yield* TestClock.adjust(20_000)
       expect(seen).toEqual(Array.from({ length: 500 }, (_, k) => k * 10))
@@ -91,4 +93,3 @@ describe("Timer", () => {
       yield* Fiber.interrupt(fiber)
     }))
 })
-

@@ -179,7 +179,11 @@ export class Launcher {
         ? job.handler
         : Effect.provideService(job.handler, RunContext, { ...runContext, attempt })
     }).pipe(
-      Effect.retry({ times: job.retry.times, schedule: run.state.retrySchedule, while: (error) => !job.isExpected(error) })
+      Effect.retry({
+        times: job.retry.times,
+        schedule: run.state.retrySchedule,
+        while: (error) => !job.isExpected(error)
+      })
     )
   }
 
@@ -188,6 +192,5 @@ export class Launcher {
   }
 
   /** `ended`, bound once: handed to every run's fiber. */
-  private readonly onEnded = (exit: Exit.Exit<void, unknown>, now: number, run: Run): void =>
-    this.ended(exit, now, run)
+  private readonly onEnded = (exit: Exit.Exit<void, unknown>, now: number, run: Run): void => this.ended(exit, now, run)
 }

@@ -9,12 +9,12 @@
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Clock from "effect/Clock"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import type { JobStore } from "../../JobStore.js"
 import { Timer, type TimerEntry } from "../timer.js"
 import type { Bookkeeper } from "./bookkeeper.js"
@@ -176,7 +176,7 @@ export class Planner {
             if (due.missed > 0) self.bookkeeper.missed(state, due.missed, newest)
             break
           }
-          // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
+            // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
         }
         const replacing = self.fire(state, newest, now, list)
         if (replacing !== undefined) {

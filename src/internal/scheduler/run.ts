@@ -166,7 +166,7 @@ export class Run {
     this.state.running.delete(this)
     const waiters = this.waiters
     this.waiters = undefined
-    if (waiters !== undefined) for (const wake of waiters) wake()
+    if (waiters !== undefined) { for (const wake of waiters) wake() }
     return true
   }
 
