@@ -10,12 +10,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as JobStoreScripts from "../src/internal/jobStoreScripts.js"
+import * as RedisScript from "../src/internal/redisScript.js"
 import type { JobStore } from "../src/JobStore.js"
 import * as JobStoreM from "../src/JobStore.js"
 import * as JobStoreRedis from "../src/JobStore/Redis.js"
 import * as Redis from "../src/Redis.js"
-import * as JobStoreScripts from "../src/internal/jobStoreScripts.js"
-import * as RedisScript from "../src/internal/redisScript.js"
 import { RunRecord } from "../src/Run.js"
 import { startRedis } from "../test/harness/redis.js"
 
@@ -71,9 +71,9 @@ const program = Effect.gen(function*() {
         runId: `run-${fireTime}`,
         job: "sync_user",
         kind: "scheduled",
-        fireTime,
-        startedAt: fireTime,
-        finishedAt: fireTime + 5,
+        fireTime: new Date(fireTime),
+        startedAt: new Date(fireTime),
+        finishedAt: new Date(fireTime + 5),
         durationMs: 5,
         node: "bench",
         attempt: 1,

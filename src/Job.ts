@@ -8,9 +8,10 @@ import * as EffectCron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Cron from "./Cron.js"
-import { InvalidCron, InvalidJob, type JobError } from "./Errors.js"
+import { type InvalidCron, InvalidJob, type JobError } from "./Errors.js"
 import { decodeDuration } from "./internal/duration.js"
 import type { RunContext } from "./Run.js"
 
@@ -49,7 +50,7 @@ export type OverlapPolicy = "skip" | "allow" | "replace"
 export type MisfirePolicy = "skip" | "runOnce"
 
 /**
- * Retries of `SystemError`s: `times` retries after the first attempt, waiting `delay * factor^(n-1)` (at most
+ * Retries of retryable errors (see `JobOptions.isExpected`): `times` retries after the first attempt, waiting `delay * factor^(n-1)` (at most
  * `maxDelay`) before retry n. All attempts together are bounded by the job's timeout.
  *
  * @since 0.1.0
@@ -71,7 +72,13 @@ export interface RetryPolicy {
 export interface Job<out R = never> {
   readonly name: string
   readonly trigger: Trigger
-  readonly handler: Effect.Effect<void, JobError, R | RunContext>
+  /** Its error type is the job's own; `isExpected` says how each error is classified. */
+  readonly handler: Effect.Effect<void, unknown, R | RunContext>
+  /**
+   * Whether a failure of the handler is expected (recorded `business_error`, logged at info, never retried) rather
+   * than retryable (recorded `system_error`, logged at error, retried per `retry`).
+   */
+  readonly isExpected: (error: unknown) => boolean
   readonly enabled: boolean
   readonly timeout: Duration.Duration
   readonly overlap: OverlapPolicy
@@ -87,9 +94,16 @@ export interface Job<out R = never> {
  * @since 0.1.0
  * @category models
  */
-export interface JobOptions<R> {
+export interface JobOptions<R, E = JobError> {
   readonly name: string
-  readonly handler: Effect.Effect<void, JobError, R>
+  /** The work of a run. It may fail with any error type `E`; `isExpected` classifies its failures. */
+  readonly handler: Effect.Effect<void, E, R>
+  /**
+   * Which failures are expected business outcomes (recorded `business_error`, never retried); every other failure is
+   * retryable (`system_error`, retried per `retry`). Default `defaultIsExpected`: a `BusinessError` is expected,
+   * anything else (a `SystemError`, a domain error) is retryable.
+   */
+  readonly isExpected?: ((error: E) => boolean) | undefined
   /**
    * A cron expression, 6 fields (with seconds) or 5, or a macro such as `@daily`; or an effect `Cron` value
    * (`Cron.unsafeParse(...)` from `effect`), which then fires by this package's DST rules (see `Cron.fromEffect`).
@@ -109,7 +123,9 @@ export interface JobOptions<R> {
   /** Default `skip`. */
   readonly overlap?: OverlapPolicy | undefined
   /** Default enabled, with a TTL of `defaultLockTtl` (renewed every third of it while the run lasts). */
-  readonly lock?: { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined } | undefined
+  readonly lock?:
+    | { readonly enabled?: boolean | undefined; readonly ttl?: Duration.DurationInput | undefined }
+    | undefined
   /** Default: no retry. */
   readonly retry?: {
     readonly times?: number | undefined
@@ -161,6 +177,16 @@ export const defaultLockTtl: Duration.Duration = Duration.seconds(15)
 export const defaultMisfireGrace: Duration.Duration = Duration.minutes(1)
 
 /**
+ * The default classification of a handler's failures: expected when it is a `BusinessError` (by its `_tag`), else
+ * retryable. An error the job does not declare expected counts as retryable because that is the safe side: it is
+ * logged at error and counted as a failure, never silenced, and it is retried only if the job has a retry policy.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultIsExpected = (error: unknown): boolean => Predicate.isTagged(error, "BusinessError")
+
+/**
  * Job names: identifier shapes (`sync_user`, `nightlyReport`, `report:tenant-42`, `billing/eu.invoice`): a letter or
  * digit, then letters, digits and `_ . : / -`; at most 200 characters (names are parts of store keys and metric
  * labels).
@@ -193,8 +219,8 @@ export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigge
  * @since 0.1.0
  * @category constructors
  */
-export const make = <R>(
-  options: JobOptions<R>
+export const make = <R, E = JobError>(
+  options: JobOptions<R, E>
 ): Either.Either<Job<Exclude<R, RunContext>>, InvalidJob | InvalidCron> =>
   Either.gen(function*() {
     const name = options.name
@@ -257,7 +283,9 @@ export const make = <R>(
       name,
       trigger,
       // The handler may require RunContext; the scheduler provides it, so it is removed from R.
-      handler: options.handler as Effect.Effect<void, JobError, Exclude<R, RunContext> | RunContext>,
+      handler: options.handler as Effect.Effect<void, unknown, Exclude<R, RunContext> | RunContext>,
+      // The handler fails only with E, so the predicate is only ever given an E.
+      isExpected: (options.isExpected ?? defaultIsExpected) as (error: unknown) => boolean,
       enabled: options.enabled ?? true,
       timeout,
       overlap,
@@ -276,7 +304,7 @@ export const make = <R>(
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMake = <R>(options: JobOptions<R>): Job<Exclude<R, RunContext>> =>
+export const unsafeMake = <R, E = JobError>(options: JobOptions<R, E>): Job<Exclude<R, RunContext>> =>
   Either.getOrThrowWith(make(options), (error) => error)
 
 /**

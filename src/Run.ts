@@ -59,7 +59,41 @@ export type SkipReason = typeof SkipReason.Type
 export const RunKind = Schema.Literal("scheduled", "manual")
 
 /**
- * One record per run, kept per job (capped) and readable from any node. Times are epoch milliseconds.
+ * Why a run did not succeed, kept structured: the error's `_tag` (`BusinessError`, a domain error's tag, `Timeout`,
+ * `Defect`, ...), its `code` when it has one, and its message.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunErrorInfo = Schema.Struct({
+  tag: Schema.String,
+  code: Schema.optional(Schema.String),
+  message: Schema.String
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RunErrorInfo = typeof RunErrorInfo.Type
+
+/**
+ * A record's error as stored before it was structured: one string, `"CODE: message"` or a bare message. Decoded
+ * with the tag `Unknown` (the old records did not keep it); encoded structured, never back to a string.
+ */
+const LegacyRunError = Schema.transform(Schema.String, Schema.typeSchema(RunErrorInfo), {
+  strict: true,
+  decode: (text) => {
+    const match = /^([A-Z][A-Z0-9_]*): (.*)$/s.exec(text)
+    return match === null ? { tag: "Unknown", message: text } : { tag: "Unknown", code: match[1], message: match[2]! }
+  },
+  encode: (info) => (info.code === undefined ? info.message : `${info.code}: ${info.message}`)
+})
+
+/**
+ * One record per run, kept per job (capped) and readable from any node. Times are `Date`s, as in `RunContext`;
+ * encoded (the Redis store's JSON, the RPC wire) they are epoch milliseconds, as they always were
+ * (`Schema.DateFromNumber`), so stored records and clients of the wire format need no change.
  *
  * @since 0.1.0
  * @category models
@@ -68,15 +102,16 @@ export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
   runId: Schema.String,
   job: Schema.String,
   kind: RunKind,
-  fireTime: Schema.Number,
-  startedAt: Schema.Number,
-  finishedAt: Schema.Number,
+  fireTime: Schema.DateFromNumber,
+  startedAt: Schema.DateFromNumber,
+  finishedAt: Schema.DateFromNumber,
   durationMs: Schema.Number,
   node: Schema.String,
   attempt: Schema.Number,
   fence: Schema.Number,
   outcome: Outcome,
-  error: Schema.optional(Schema.String)
+  /** Structured; a record stored as one string by an older version decodes too (tag `Unknown`). */
+  error: Schema.optional(Schema.Union(RunErrorInfo, LegacyRunError))
 }) {}
 
 /**

@@ -3,10 +3,14 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as DurationM from "effect/Duration"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberHandle from "effect/FiberHandle"
 import * as FiberSet from "effect/FiberSet"
@@ -15,7 +19,6 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Context from "effect/Context"
 import { DuplicateJob, type StoreError, UnknownJob } from "./Errors.js"
 import { Bookkeeper } from "./internal/scheduler/bookkeeper.js"
 import { type AnyJob, JobState } from "./internal/scheduler/jobState.js"
@@ -23,6 +26,7 @@ import { type Flags, Launcher } from "./internal/scheduler/launcher.js"
 import { Planner } from "./internal/scheduler/planner.js"
 import type { InterruptReason, Run } from "./internal/scheduler/run.js"
 import { RunForker } from "./internal/scheduler/runFork.js"
+import { follow as followTestClock, isTestClock } from "./internal/scheduler/testClock.js"
 import { Watchdog } from "./internal/scheduler/watchdog.js"
 import * as Job from "./Job.js"
 import type { JobLockModel } from "./JobLockModel.js"
@@ -84,7 +88,16 @@ export interface JobStatus {
  * @category models
  */
 export type TriggerResult =
-  | { readonly _tag: "Started"; readonly runId: string; readonly fence: number }
+  | {
+    readonly _tag: "Started"
+    readonly runId: string
+    readonly fence: number
+    /**
+     * Waits until the run is over (its record written, its lock released) and gives its record, like BullMQ's
+     * `waitUntilFinished`. Dies in the one case where there is no record: the run's bookkeeping failed (logged).
+     */
+    readonly await: Effect.Effect<RunRecord>
+  }
   | { readonly _tag: "Skipped"; readonly reason: SkipReason }
 
 /**
@@ -105,7 +118,10 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
   /** Pause the job cluster-wide: fires are skipped with reason `paused` until `resume`. */
   readonly pause: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
   readonly resume: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
-  /** The newest run records of the job (from the store: every node's runs), newest first. */
+  /**
+   * The newest run records of the job (from the store: every node's runs), newest first. At most `maxRecords` (100
+   * by default) are kept per job, so a `limit` above it returns at most that many: older runs are gone.
+   */
   readonly runs: (name: string, limit?: number) => Effect.Effect<ReadonlyArray<RunRecord>, UnknownJob | StoreError>
 }>() {}
 
@@ -143,14 +159,18 @@ export const make = <R>(
     const store = yield* JobStore
     const election = yield* LeaderElection
     const nodeId = election.nodeId
-    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? defaultShutdownGrace)
+    // Under effect's TestClock (see internal/scheduler/testClock.ts) the defaults that exist for real time change: no
+    // shutdown grace (the TestClock stands still while a test's scope closes, so a grace would never end), and no
+    // timer chunking (TestClock timers have no 2^31-1 ms limit and its wall clock never steps by itself; every chunk
+    // would cost a TestClock round). Options given explicitly are honoured either way.
+    const testClock = isTestClock(yield* Effect.clock)
+    const shutdownGrace = DurationM.decode(options.shutdownGrace ?? (testClock ? DurationM.zero : defaultShutdownGrace))
     const misfireThresholdMs = DurationM.toMillis(options.misfireThreshold ?? "1 second")
     const maxRecords = options.maxRecords ?? 100
     const statusTtl = DurationM.decode(options.statusTtl ?? "1 day")
-    const maxWaitMs = Math.max(
-      1,
-      Math.min(TIMER_LIMIT_MS, DurationM.toMillis(options.maxTimerWait ?? DEFAULT_MAX_TIMER_WAIT_MS))
-    )
+    const maxWaitMs = options.maxTimerWait === undefined && testClock
+      ? Number.POSITIVE_INFINITY
+      : Math.max(1, Math.min(TIMER_LIMIT_MS, DurationM.toMillis(options.maxTimerWait ?? DEFAULT_MAX_TIMER_WAIT_MS)))
 
     // Registration.
     const states = new Map<string, JobState>()
@@ -186,7 +206,15 @@ export const make = <R>(
     })
     const launcher = new Launcher(nodeId, store, election, flags, forker, watchdog, bookkeeper)
     const planner = new Planner(maxWaitMs, misfireThresholdMs, states, store, flags, launcher, bookkeeper, helpers)
+    // Under a TestClock, `TestClock.setTime` called from this scope re-plans first (a wall-clock step), whenever the
+    // test sets the clock: before or after this scheduler was made.
+    const clock = yield* Effect.clock
+    if (isTestClock(clock)) yield* followTestClock(clock, (instant) => planner.clockSet(instant))
 
+    // Done once the first leadership state is known and, when it is leading, the first fires are planned: `make`
+    // returns then, so that `status` right after start-up shows the planned fires.
+    const startup = yield* Deferred.make<void>()
+    const settled = () => Deferred.unsafeDone(startup, Exit.void)
     // Step 2: the fiber that fires while leading, in a handle of its own (interrupted when firing stops).
     const leaderFiber = yield* FiberHandle.make<never, never>()
     const becomeLeader = Effect.gen(function*() {
@@ -194,7 +222,7 @@ export const make = <R>(
       flags.leading = true
       yield* Metric.set(Metrics.leader, 1)
       yield* Effect.logInfo("leading: firing jobs").pipe(Effect.annotateLogs({ node: nodeId }))
-      yield* FiberHandle.run(leaderFiber, planner.lead)
+      yield* FiberHandle.run(leaderFiber, planner.lead(settled))
     })
     const stopFiring = Effect.gen(function*() {
       flags.leading = false
@@ -238,7 +266,7 @@ export const make = <R>(
       Stream.runForEach((leadership) =>
         leadership._tag === "Leader"
           ? Effect.zipRight(Effect.sync(() => (flags.term = leadership.term)), becomeLeader)
-          : loseLeadership
+          : Effect.zipRight(loseLeadership, Effect.sync(settled))
       ),
       Effect.catchAllCause((cause) => Effect.logError("leadership stream failed", cause)),
       Effect.forkScoped
@@ -276,6 +304,11 @@ export const make = <R>(
       })
     )
 
+    // Wait for the start-up planning, at most one second of real time (a backend that takes longer to say whether
+    // this node leads, such as an etcd campaign, does not hold the caller up; it is timed on a live clock, which a
+    // TestClock does not stop).
+    yield* Deferred.await(startup).pipe(Effect.timeout("1 second"), Effect.ignore, Effect.withClock(Clock.make()))
+
     // -------------------------------------------------------------------------------------------------------------
     // Control
     // -------------------------------------------------------------------------------------------------------------
@@ -308,8 +341,17 @@ export const make = <R>(
               : Either.isLeft(result)
               ? Effect.fail(result.left)
               : result.right._tag === "Started"
-              ? Effect.succeed({ _tag: "Started", runId: run.runId, fence: result.right.fence })
-              : Effect.succeed(result.right))
+              ? Effect.succeed({
+                _tag: "Started",
+                runId: run.runId,
+                fence: result.right.fence,
+                await: Effect.flatMap(Bookkeeper.awaitOver([run]), () =>
+                  run.record === undefined
+                    ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
+                    : Effect.succeed(run.record))
+              })
+              : Effect.succeed(result.right)
+          )
         ),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(

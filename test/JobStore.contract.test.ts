@@ -74,15 +74,15 @@ const record = (job: string, fireTime: number, outcome: Outcome = "success", fen
     runId: `run-${++runCounter}`,
     job,
     kind: "scheduled",
-    fireTime,
-    startedAt: fireTime + 3,
-    finishedAt: fireTime + 50,
+    fireTime: new Date(fireTime),
+    startedAt: new Date(fireTime + 3),
+    finishedAt: new Date(fireTime + 50),
     durationMs: 47,
     node: "node-1",
     attempt: 1,
     fence,
     outcome,
-    ...(outcome === "success" ? {} : { error: `failed with ${outcome}` })
+    ...(outcome === "success" ? {} : { error: { tag: "SystemError", message: `failed with ${outcome}` } })
   })
 
 const started = (result: JobStore.BeginResult) => {
@@ -335,15 +335,15 @@ const contract = ({ advance, test }: Backend) => {
         runId: "r-1",
         job: "sync_user",
         kind: "manual",
-        fireTime: T0,
-        startedAt: T0 + 1,
-        finishedAt: T0 + 1001,
+        fireTime: new Date(T0),
+        startedAt: new Date(T0 + 1),
+        finishedAt: new Date(T0 + 1001),
         durationMs: 1000,
         node: "node-7",
         attempt: 3,
         fence: 42,
         outcome: "system_error",
-        error: "SystemError: db down"
+        error: { tag: "SystemError", code: "DB_DOWN", message: "db down" }
       })
       yield* store.finish({ record: failed, lock: Option.none(), statusTtl: LONG, maxRecords: 5 })
       const [read] = yield* store.recentRuns("sync_user", 1)

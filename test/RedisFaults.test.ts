@@ -76,9 +76,9 @@ const runRecord = (fireTime: number, fence: number) =>
     runId: `run-${fireTime}`,
     job: "sync_user",
     kind: "scheduled",
-    fireTime,
-    startedAt: fireTime,
-    finishedAt: fireTime + 10,
+    fireTime: new Date(fireTime),
+    startedAt: new Date(fireTime),
+    finishedAt: new Date(fireTime + 10),
     durationMs: 10,
     node: "node-1",
     attempt: 1,
@@ -144,7 +144,7 @@ describe("Redis faults", () => {
         statusTtl: LONG,
         maxRecords: 10
       })
-      expect((yield* store.recentRuns("sync_user", 10)).map((r) => r.fireTime)).toEqual([T0 + 2000])
+      expect((yield* store.recentRuns("sync_user", 10)).map((r) => r.fireTime.getTime())).toEqual([T0 + 2000])
       // Noticed once.
       expect(logs.errors("marker").length).toBe(1)
     }).pipe(Effect.provide(logs.layer))
@@ -416,7 +416,7 @@ describe("Scheduler on Redis faults", () => {
       }
       const records = yield* Effect.flatMap(Effect.provide(Scheduler.Scheduler, nodeA), (s) => s.runs("tick"))
       const perFire = new Map<number, number>()
-      for (const record of records) perFire.set(record.fireTime, (perFire.get(record.fireTime) ?? 0) + 1)
+      for (const record of records) perFire.set(record.fireTime.getTime(), (perFire.get(record.fireTime.getTime()) ?? 0) + 1)
       assert.isTrue(perFire.size >= 4)
       for (const [time, count] of perFire) assert.strictEqual(count, 1, `records for ${new Date(time).toISOString()}`)
       // Both nodes really competed: the losers were told slot_taken.

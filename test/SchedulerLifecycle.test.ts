@@ -70,7 +70,7 @@ describe("Scheduler: run lifecycle", () => {
       // Only the run of 10 s ever started: the replacement for 20 s was due to begin during the shutdown.
       expect(starts).toEqual([[10, 10]])
       const list = yield* store.recentRuns("replaced", 10)
-      expect(list.map((r) => [seconds(r.fireTime), r.outcome])).toEqual([[10, "interrupted"]])
+      expect(list.map((r) => [seconds(r.fireTime.getTime()), r.outcome])).toEqual([[10, "interrupted"]])
       // Shutdown waited for the replaced run only (it stopped at 25 s), not for a replacement's grace.
       expect(closedAt === undefined ? undefined : seconds(closedAt)).toBe(25)
     }).pipe(Effect.provide(TestLayers)))
@@ -98,7 +98,7 @@ describe("Scheduler: run lifecycle", () => {
       yield* Fiber.join(fiber)
       const list = yield* store.recentRuns("slow", 10)
       // Newest first: the replacement, interrupted by the shutdown at 25 s, then the run that timed out.
-      expect(list.map((r) => [seconds(r.fireTime), r.outcome, r.durationMs])).toEqual([
+      expect(list.map((r) => [seconds(r.fireTime.getTime()), r.outcome, r.durationMs])).toEqual([
         [20, "interrupted", 10_000],
         [10, "timeout", 13_000]
       ])

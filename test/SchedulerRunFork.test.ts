@@ -22,7 +22,7 @@ const runContext: RunContext["Type"] = {
 /** Fork `handler` and wait for its end; returns what `onEnd` saw. */
 const forkAndEnd = (forker: RunForker, handler: Effect.Effect<void, JobError, RunContext>) =>
   Effect.gen(function*() {
-    const ends: Array<{ readonly exit: Exit.Exit<void, JobError>; readonly now: number; readonly target: string }> = []
+    const ends: Array<{ readonly exit: Exit.Exit<void, unknown>; readonly now: number; readonly target: string }> = []
     const done = yield* Deferred.make<void>()
     const fiber = forker.fork(runContext, handler, (exit, now, target: string) => {
       ends.push({ exit, now, target })

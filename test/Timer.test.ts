@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck, Fiber, TestClock } from "effect"
+import { Chunk, Effect, FastCheck, Fiber, TestClock } from "effect"
 import { MinHeap } from "../src/internal/heap.js"
 import { Timer } from "../src/internal/timer.js"
 
@@ -49,7 +49,9 @@ describe("Timer", () => {
       expect(timer.size).toBeLessThan(2_100)
       const seen: Array<number> = []
       const fiber = yield* Effect.forkScoped(
-        timer.run((batch) => Effect.sync(() => batch.forEach(({ value }) => void (stale.has(value) || seen.push(value)))))
+        timer.run((batch) =>
+          Effect.sync(() => batch.forEach(({ value }) => void (stale.has(value) || seen.push(value))))
+        )
       )
       yield* TestClock.adjust(20_000)
       expect(seen).toEqual(Array.from({ length: 500 }, (_, k) => k * 10))
@@ -75,6 +77,19 @@ describe("Timer", () => {
       expect(batches).toEqual([["x", "y", "z"], ["due-now"]])
       yield* TestClock.adjust(1_000)
       expect(batches).toEqual([["x", "y", "z"], ["due-now"], ["later"]])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.scoped("does not wait for a stale entry at the top: its sleep is armed for the earliest live entry", () =>
+    Effect.gen(function*() {
+      const stale = new Set(["finished-run-deadline"])
+      const timer = new Timer<string>(60_000, (value) => stale.has(value))
+      timer.schedule(2_000, "finished-run-deadline")
+      timer.schedule(9_000, "live")
+      const fiber = yield* Effect.forkScoped(timer.run(() => Effect.void))
+      yield* TestClock.adjust(0)
+      // One sleep, until the live entry: the stale one never costs a wake-up (nor a TestClock round).
+      expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).toEqual([9_000])
       yield* Fiber.interrupt(fiber)
     }))
 })

@@ -77,6 +77,12 @@ export class Timer<A> {
           // Entries that came due during the dispatch are handed over at once, from a fresh clock reading.
           continue
         }
+        // A stale entry at the top is dropped instead of waited for: a finished run's deadline or renewal would
+        // otherwise wake the loop for nothing (and cost a round of the TestClock in tests).
+        if (top !== undefined && self.isStale(top.value)) {
+          self.heap.pop()
+          continue
+        }
         const gate = yield* Deferred.make<void>()
         self.wake = gate
         if (top === undefined) {

@@ -9,6 +9,7 @@
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -16,11 +17,10 @@ import * as FiberRef from "effect/FiberRef"
 import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import type * as Duration from "effect/Duration"
-import type { JobError } from "../../Errors.js"
+import { defaultIsExpected } from "../../Job.js"
 import { type JobStore } from "../../JobStore.js"
 import * as JobStoreM from "../../JobStore.js"
-import { type Outcome, RunRecord, type SkipReason } from "../../Run.js"
+import { type Outcome, type RunErrorInfo, RunRecord, type SkipReason } from "../../Run.js"
 import type { JobState } from "./jobState.js"
 import type { Run } from "./run.js"
 
@@ -88,8 +88,8 @@ export class Bookkeeper {
   }
 
   /** The run is over (bookkeeping done, or it never started): whoever waits for it may go on. */
-  complete(run: Run, now: number): void {
-    if (run.over()) this.options.onOver(run.state, now)
+  complete(run: Run, now: number, record?: RunRecord): void {
+    if (run.over(record)) this.options.onOver(run.state, now)
   }
 
   /** Wait until every run of `list` is over (its record written and its lock released, or it never started). */
@@ -227,9 +227,13 @@ export class Bookkeeper {
               lateness_ms: lateness,
               attempt: record.attempt,
               kind: run.kind,
-              ...(record.error === undefined ? {} : { error: record.error })
+              ...(record.error === undefined ? {} : {
+                error: record.error.message,
+                error_tag: record.error.tag,
+                ...(record.error.code === undefined ? {} : { error_code: record.error.code })
+              })
             }, logCause)
-            self.complete(run, run.finishedAt)
+            self.complete(run, run.finishedAt, record)
             break
           }
         }
@@ -240,14 +244,14 @@ export class Bookkeeper {
 
 /** The record of a run whose handler ended. Built from values this scheduler computed: not validated again. */
 const recordOf = (run: Run, nodeId: string): RunRecord => {
-  const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run)
+  const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run, run.state.job.isExpected)
   return new RunRecord({
     runId: run.runId,
     job: run.state.job.name,
     kind: run.kind,
-    fireTime: run.fireTime,
-    startedAt: run.startedAt,
-    finishedAt: run.finishedAt,
+    fireTime: new Date(run.fireTime),
+    startedAt: new Date(run.startedAt),
+    finishedAt: new Date(run.finishedAt),
     durationMs: run.finishedAt - run.startedAt,
     node: nodeId,
     attempt: run.attempt,
@@ -257,37 +261,46 @@ const recordOf = (run: Run, nodeId: string): RunRecord => {
   }, true)
 }
 
-/** A run's outcome: from its exit, and for a bare interruption from the reason the scheduler interrupted it. */
+/** The structured form of whatever a handler failed or died with. */
+const infoOf = (value: unknown, fallbackTag: string): RunErrorInfo => {
+  if (typeof value === "object" && value !== null) {
+    const fields = value as { readonly _tag?: unknown; readonly code?: unknown; readonly message?: unknown }
+    const tag = typeof fields._tag === "string" ? fields._tag : value instanceof Error ? value.name : fallbackTag
+    const message = typeof fields.message === "string" ? fields.message : String(value)
+    return typeof fields.code === "string" ? { tag, code: fields.code, message } : { tag, message }
+  }
+  return { tag: fallbackTag, message: String(value) }
+}
+
+/**
+ * A run's outcome: from its exit (a failure classified by the job's `isExpected`), and for a bare interruption from
+ * the reason the scheduler interrupted it.
+ */
 export const outcomeOf = (
-  exit: Exit.Exit<void, JobError>,
-  run: { readonly reason: Run["reason"] }
-): { outcome: Outcome; error?: string } => {
+  exit: Exit.Exit<void, unknown>,
+  run: { readonly reason: Run["reason"] },
+  isExpected: (error: unknown) => boolean = defaultIsExpected
+): { outcome: Outcome; error?: RunErrorInfo } => {
   if (Exit.isSuccess(exit)) return { outcome: "success" }
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
-    const error = failure.value as { readonly _tag?: string; readonly message?: string; readonly code?: string }
-    const text = error.code === undefined ? String(error.message ?? error) : `${error.code}: ${error.message}`
-    return error._tag === "BusinessError"
-      ? { outcome: "business_error", error: text }
-      : { outcome: "system_error", error: text }
+    const error = infoOf(failure.value, "Error")
+    return isExpected(failure.value) ? { outcome: "business_error", error } : { outcome: "system_error", error }
   }
   const defect = Cause.dieOption(cause)
-  if (Option.isSome(defect)) {
-    const value = defect.value
-    return { outcome: "defect", error: value instanceof Error ? value.message : String(value) }
-  }
+  if (Option.isSome(defect)) return { outcome: "defect", error: infoOf(defect.value, "Defect") }
   switch (run.reason) {
     case "timeout":
-      return { outcome: "timeout", error: "run exceeded its timeout" }
+      return { outcome: "timeout", error: { tag: "JobTimeout", message: "run exceeded its timeout" } }
     case "lock_lost":
-      return { outcome: "lock_lost", error: "lock lost while running" }
+      return { outcome: "lock_lost", error: { tag: "LockLost", message: "lock lost while running" } }
     case "leadership_lost":
-      return { outcome: "leadership_lost", error: "this node stopped leading" }
+      return { outcome: "leadership_lost", error: { tag: "LeadershipLost", message: "this node stopped leading" } }
     case "replaced":
-      return { outcome: "interrupted", error: "replaced by a newer run" }
+      return { outcome: "interrupted", error: { tag: "Interrupted", message: "replaced by a newer run" } }
     default:
-      return { outcome: "interrupted", error: "interrupted" }
+      return { outcome: "interrupted", error: { tag: "Interrupted", message: "interrupted" } }
   }
 }
 

@@ -16,7 +16,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import type { JobError, StoreError } from "../../Errors.js"
+import type { StoreError } from "../../Errors.js"
 import { type BeginRequest, type BeginResult, type JobStore } from "../../JobStore.js"
 import * as JobStoreM from "../../JobStore.js"
 import type { LeaderElection } from "../../LeaderElection.js"
@@ -34,8 +34,6 @@ export interface Flags {
   readonly term: number | undefined
   readonly shuttingDown: boolean
 }
-
-const isSystemError = (error: JobError): boolean => error._tag === "SystemError"
 
 /** What `begin` answered for a run (a missing answer is a store error). */
 export type BeginOutcome = Either.Either<BeginResult, StoreError> | undefined
@@ -172,7 +170,7 @@ export class Launcher {
   }
 
   /** The handler of one run; retried runs get a fresh `RunContext` (its `attempt`) per retry. */
-  private handlerOf(run: Run, runContext: RunContext["Type"]): Effect.Effect<void, JobError, RunContext> {
+  private handlerOf(run: Run, runContext: RunContext["Type"]): Effect.Effect<void, unknown, RunContext> {
     const job = run.state.job
     if (job.retry.times === 0) return job.handler
     return Effect.suspend(() => {
@@ -181,15 +179,18 @@ export class Launcher {
         ? job.handler
         : Effect.provideService(job.handler, RunContext, { ...runContext, attempt })
     }).pipe(
-      Effect.retry({ times: job.retry.times, schedule: run.state.retrySchedule, while: isSystemError })
+      Effect.retry({
+        times: job.retry.times,
+        schedule: run.state.retrySchedule,
+        while: (error) => !job.isExpected(error)
+      })
     )
   }
 
-  private ended(exit: Exit.Exit<void, JobError>, now: number, run: Run): void {
+  private ended(exit: Exit.Exit<void, unknown>, now: number, run: Run): void {
     if (run.end(exit, now)) this.bookkeeper.ended(run)
   }
 
   /** `ended`, bound once: handed to every run's fiber. */
-  private readonly onEnded = (exit: Exit.Exit<void, JobError>, now: number, run: Run): void =>
-    this.ended(exit, now, run)
+  private readonly onEnded = (exit: Exit.Exit<void, unknown>, now: number, run: Run): void => this.ended(exit, now, run)
 }

@@ -9,12 +9,12 @@
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Clock from "effect/Clock"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import type { JobStore } from "../../JobStore.js"
 import { Timer, type TimerEntry } from "../timer.js"
 import type { Bookkeeper } from "./bookkeeper.js"
@@ -33,6 +33,11 @@ export class Planner {
   private readonly timer: Timer<Entry>
   /** Reused by every fire (see `Fire.DueFire`). */
   private readonly due: Fire.DueFire = { newest: 0, missed: 0, next: 0 }
+  /**
+   * The instant the TestClock was last set to (see `clockSet`): planning never starts from an older reading, which
+   * a fiber woken while the TestClock walks to that instant would see.
+   */
+  private floor = Number.NEGATIVE_INFINITY
 
   constructor(
     maxWaitMs: number,
@@ -65,6 +70,30 @@ export class Planner {
     }
   }
 
+  /**
+   * The TestClock is about to be set to `instant` (`TestClock.setTime`, see `testClock.ts`): a wall-clock step. Fires
+   * planned before it are planned again from it, as on a node that begins leading then (so the TestClock does not
+   * run every fire between the old time and the new one); later ones stay. Synchronous: it runs before the TestClock
+   * wakes any sleep.
+   */
+  clockSet(instant: number): void {
+    this.floor = instant
+    if (!this.flags.leading) return
+    for (const state of this.states.values()) {
+      const planned = state.nextFire
+      if (planned === undefined || planned >= instant) continue
+      const trigger = state.job.trigger
+      if (trigger._tag === "Schedule") {
+        // Schedules written for triggers step synchronously (they are made of pure steps).
+        const [next, , decision] = Effect.runSync(trigger.schedule.step(instant, undefined, state.scheduleState))
+        state.scheduleState = next
+        this.plan(state, Fire.scheduleFire(decision, instant))
+      } else {
+        this.plan(state, Fire.firstFire(trigger, undefined, instant))
+      }
+    }
+  }
+
   /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
   afterRun(state: JobState, now: number): void {
     const trigger = state.job.trigger
@@ -73,8 +102,11 @@ export class Planner {
     }
   }
 
-  /** While leading: plan every enabled job's first fire, then fire forever. Forked when this node starts leading. */
-  get lead(): Effect.Effect<never> {
+  /**
+   * While leading: plan every enabled job's first fire, call `onPlanned`, then fire forever. Forked when this node
+   * starts leading.
+   */
+  lead(onPlanned: () => void): Effect.Effect<never> {
     const self = this
     // Uninterruptible: runs of a batch count as running from when they are created, so an interruption (leadership
     // lost) must not strike between their creation and `begin`, which would leave them counted forever. A batch is
@@ -84,10 +116,11 @@ export class Planner {
       // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
       // planning, so that a slow store does not delay the first fires.
       if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
-      const now = yield* Clock.currentTimeMillis
+      const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency: 64 })
       enabled.forEach((state, i) => self.plan(state, firsts[i]))
+      onPlanned()
       return yield* loop
     })
   }
@@ -143,7 +176,7 @@ export class Planner {
             if (due.missed > 0) self.bookkeeper.missed(state, due.missed, newest)
             break
           }
-          // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
+            // FixedDelay plans its next fire when this one's run ends (or now, if it does not run).
         }
         const replacing = self.fire(state, newest, now, list)
         if (replacing !== undefined) {

@@ -19,9 +19,8 @@
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import type { JobError } from "../../Errors.js"
 import type { LockHandle } from "../../JobLockModel.js"
-import type { RunKind } from "../../Run.js"
+import type { RunKind, RunRecord } from "../../Run.js"
 import type { JobState } from "./jobState.js"
 
 /** Why the scheduler interrupted a run. */
@@ -43,9 +42,10 @@ export class Run {
   private startedAtValue = 0
   private confirmedAtValue = 0
   private attempts = 0
-  private exitValue: Exit.Exit<void, JobError> | undefined = undefined
+  private exitValue: Exit.Exit<void, unknown> | undefined = undefined
   private finishedAtValue = 0
   private waiters: Array<() => void> | undefined = undefined
+  private recordValue: RunRecord | undefined = undefined
 
   constructor(
     readonly state: JobState,
@@ -85,7 +85,7 @@ export class Run {
     return this.attempts === 0 ? 1 : this.attempts
   }
   /** How the handler ended (once ended). */
-  get exit(): Exit.Exit<void, JobError> | undefined {
+  get exit(): Exit.Exit<void, unknown> | undefined {
     return this.exitValue
   }
   get finishedAt(): number {
@@ -140,7 +140,7 @@ export class Run {
    * it (its context, refs, span) be collected young instead of being copied by every scavenge until the bookkeeping
    * is done. False if it was not running.
    */
-  end(exit: Exit.Exit<void, JobError>, now: number): boolean {
+  end(exit: Exit.Exit<void, unknown>, now: number): boolean {
     if (this.phaseValue !== "running") return false
     this.phaseValue = "ended"
     this.fiberValue = undefined
@@ -149,18 +149,24 @@ export class Run {
     return true
   }
 
+  /** Its record, once over with its bookkeeping done (none if it never started or its bookkeeping failed). */
+  get record(): RunRecord | undefined {
+    return this.recordValue
+  }
+
   /**
    * beginning | ended -> over: its bookkeeping is done (record written, lock released), or it never started. True
    * for the one call that made it over.
    */
-  over(): boolean {
+  over(record?: RunRecord): boolean {
     const phase = this.phaseValue
     if (phase !== "beginning" && phase !== "ended") return false
     this.phaseValue = "over"
+    this.recordValue = record
     this.state.running.delete(this)
     const waiters = this.waiters
     this.waiters = undefined
-    if (waiters !== undefined) for (const wake of waiters) wake()
+    if (waiters !== undefined) { for (const wake of waiters) wake() }
     return true
   }
 

@@ -18,11 +18,12 @@ import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Tracer from "effect/Tracer"
-import type { JobError } from "../../Errors.js"
 import { RunContext } from "../../Run.js"
 import { RunSpan } from "../runSpan.js"
 
@@ -44,6 +45,8 @@ export class RunForker {
     })
 
   private readonly runFlags: RuntimeFlags.RuntimeFlags
+  /** The scope's log annotations, to which each run adds its own. */
+  private readonly baseAnnotations: HashMap.HashMap<string, unknown>
 
   private constructor(
     private readonly baseRuntime: Runtime.Runtime<never>,
@@ -54,6 +57,7 @@ export class RunForker {
     private readonly nativeTracer: boolean
   ) {
     this.runFlags = RuntimeFlags.disable(baseRuntime.runtimeFlags, RuntimeFlags.Interruption)
+    this.baseAnnotations = FiberRefs.getOrDefault(baseRuntime.fiberRefs, FiberRef.currentLogAnnotations)
   }
 
   /**
@@ -63,8 +67,8 @@ export class RunForker {
    */
   fork<A>(
     runContext: RunContext["Type"],
-    handler: Effect.Effect<void, JobError, RunContext>,
-    onEnd: (exit: Exit.Exit<void, JobError>, now: number, target: A) => void,
+    handler: Effect.Effect<void, unknown, RunContext>,
+    onEnd: (exit: Exit.Exit<void, unknown>, now: number, target: A) => void,
     target: A
   ): Fiber.RuntimeFiber<void, never> {
     const clock = this.clock
@@ -98,7 +102,15 @@ export class RunForker {
       runtimeFlags: this.runFlags,
       fiberRefs: this.baseRuntime.fiberRefs
     })
-    const body = Effect.flatMap(Effect.exit(Effect.interruptible(handler)), (exit) =>
+    // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set once on the run's root fiber
+    // (a mutable pass over a copy of the scope's annotations), not per line and with no extra fiber.
+    const annotations = HashMap.mutate(this.baseAnnotations, (map) => {
+      HashMap.set(map, "job", runContext.job)
+      HashMap.set(map, "run_id", runContext.runId)
+      HashMap.set(map, "fire_time", runContext.fireTime.toISOString())
+    })
+    const annotated = Effect.locally(Effect.interruptible(handler), FiberRef.currentLogAnnotations, annotations)
+    const body = Effect.flatMap(Effect.exit(annotated), (exit) =>
       Effect.sync(() => {
         span?.end(clock.unsafeCurrentTimeNanos(), exit)
         onEnd(exit, clock.unsafeCurrentTimeMillis(), target)

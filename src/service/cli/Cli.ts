@@ -102,11 +102,11 @@ const runs = Command.make(
           run.kind,
           Table.time(run.fireTime),
           Table.duration(run.durationMs),
-          Table.duration(Math.max(0, run.startedAt - run.fireTime)),
+          Table.duration(Math.max(0, run.startedAt.getTime() - run.fireTime.getTime())),
           run.node,
           String(run.fence),
           run.outcome,
-          Table.oneLine(run.error)
+          Table.oneLine(run.error === undefined ? undefined : `${run.error.tag}: ${run.error.message}`)
         ])
       ))
     })

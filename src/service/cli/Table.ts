@@ -23,7 +23,7 @@ export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<Readon
  * @since 0.1.0
  * @category formatting
  */
-export const time = (value: number | string | null | undefined): string => {
+export const time = (value: Date | number | string | null | undefined): string => {
   if (value === null || value === undefined) return "-"
   const date = new Date(value)
   return Number.isNaN(date.getTime()) ? "-" : date.toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z")

@@ -236,7 +236,10 @@ export const script = `"use strict"
       cell(row, run.node)
       cell(row, String(run.fence))
       cell(row, run.outcome, outcomeClass(run.outcome))
-      cell(row, run.error || "", "error")
+      // A record's error is { tag, code?, message }; records of older versions may hold a plain string.
+      const error = run.error
+      cell(row, !error ? "" : typeof error === "string" ? error :
+        error.tag + (error.code ? " " + error.code : "") + ": " + error.message, "error")
       body.appendChild(row)
     }
   }

@@ -106,12 +106,12 @@ const jobFamilies = (sources: Sources, now: number) =>
       family(
         "job_last_success_timestamp_seconds",
         "End of the newest successful run (0 = none among the newest records)",
-        (row) => seconds(row.runs.find((run) => run.outcome === "success")?.finishedAt)
+        (row) => seconds(row.runs.find((run) => run.outcome === "success")?.finishedAt.getTime())
       ),
       family(
         "job_last_failure_timestamp_seconds",
         "End of the newest failed run: business or system error, timeout, defect, lost lock or leadership (0 = none)",
-        (row) => seconds(row.runs.find((run) => FAILURES.has(run.outcome))?.finishedAt)
+        (row) => seconds(row.runs.find((run) => FAILURES.has(run.outcome))?.finishedAt.getTime())
       ),
       family(
         "job_next_fire_timestamp_seconds",
