@@ -171,7 +171,15 @@ export class Bookkeeper {
       for (const item of batch) {
         switch (item._tag) {
           case "Skipped": {
-            yield* logWith(LogLevel.Info, "job skipped", {
+            // What an operator must act on: a store error is a WARN; a paused job's skips are INFO once per pause.
+            const state = item.state
+            const level = item.reason === "store_error"
+              ? LogLevel.Warning
+              : item.reason === "paused" && state.pausedSkipLogged
+              ? LogLevel.Debug
+              : LogLevel.Info
+            state.pausedSkipLogged = item.reason === "paused"
+            yield* logWith(level, "job skipped", {
               job: item.state.job.name,
               fire_time: new Date(item.fireTime).toISOString(),
               node: nodeId,
@@ -199,6 +207,7 @@ export class Bookkeeper {
             k++
             const run = item
             const state = run.state
+            state.pausedSkipLogged = false
             if (result !== undefined && Either.isLeft(result)) {
               yield* Effect.logError("run record not saved", Cause.fail(result.left)).pipe(
                 Effect.annotateLogs({ job: state.job.name })

@@ -41,6 +41,11 @@ export class JobState {
   success = 0
   failures = 0
   skips = 0
+  /**
+   * Whether the current streak of `paused` skips has been logged at INFO already: the first skip of a pause is, the
+   * ones after it (one per fire while the pause lasts) are DEBUG. Cleared by any other skip or run. Bookkeeper.
+   */
+  pausedSkipLogged = false
   private metricsCache: JobMetrics | undefined = undefined
   private beginCache: JobState["begin"] | undefined = undefined
   private retryCache: Schedule.Schedule<unknown, unknown> | undefined = undefined
