@@ -7,12 +7,12 @@
 import * as Schema from "effect/Schema"
 
 // ---------------------------------------------------------------------------------------------------------------
-// Errors a job handler returns (the seed's xerr package)
+// Errors a job handler returns (the xerr convention of Go RPC services)
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * Represents an error that occurs when a job meets an expected business condition (the seed's
- * `xerr.NewMsgWithInfoLog`): logged at info, recorded as `business_error`, never retried.
+ * Represents an error that occurs when a job meets an expected business condition (`xerr.NewMsgWithInfoLog`
+ * in Go RPC services): logged at info, recorded as `business_error`, never retried.
  *
  * @since 0.1.0
  * @category job errors
@@ -23,8 +23,8 @@ export class BusinessError extends Schema.TaggedError<BusinessError>()("Business
 }) {}
 
 /**
- * Represents an error that occurs when infrastructure a job depends on fails (the seed's
- * `xerr.NewWithErrorLog`): logged at error, recorded as `system_error`, retried per the job's retry policy.
+ * Represents an error that occurs when infrastructure a job depends on fails (`xerr.NewWithErrorLog` in Go
+ * RPC services): logged at error, recorded as `system_error`, retried per the job's retry policy.
  *
  * @since 0.1.0
  * @category job errors

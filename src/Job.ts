@@ -171,6 +171,8 @@ export const statusTtlMargin: Duration.Duration = Duration.seconds(30)
 export const defaultLockTtl: Duration.Duration = Duration.seconds(15)
 
 /**
+ * How recent the newest missed fire must be for `runOnce` to run it: 1 minute.
+ *
  * @since 0.1.0
  * @category defaults
  */

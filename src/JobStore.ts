@@ -50,6 +50,9 @@ export interface BeginRequest {
 }
 
 /**
+ * What `begin` decided: `Started` with the run's fence and lock, or `Skipped` with the reason (paused, slot taken,
+ * lock held).
+ *
  * @since 0.1.0
  * @category models
  */
@@ -84,6 +87,9 @@ export interface FinishRequest {
 }
 
 /**
+ * The run path's state as a service: `begin` (pause check, slot claim, lock, fence, status) and `finish` (release,
+ * status, record) of each run, lock renewal, records, pause flags and the newest claimed fire.
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -16,6 +16,8 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as os from "node:os"
 
 /**
+ * What an election says about this node: `Leader` with its term, or `Follower` with the leader's id when known.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -48,6 +50,9 @@ export const leader = (term: number): Leadership => ({ _tag: "Leader", term })
 export const follower = (leaderId?: string): Leadership => ({ _tag: "Follower", leader: Option.fromNullable(leaderId) })
 
 /**
+ * Which node runs the jobs, as a service: this node's id, whether it leads now, and the stream of its leadership
+ * changes.
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -46,6 +46,8 @@ export interface RedisClientService {
 }
 
 /**
+ * The Redis client service tag: provided by `layer`, used by the Redis `JobStore` and `JobLockModel`.
+ *
  * @since 0.1.0
  * @category tags
  */

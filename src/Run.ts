@@ -24,6 +24,8 @@ export const Outcome = Schema.Literal(
 )
 
 /**
+ * How a run ended, as a type: one of the `Outcome` literals.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -45,6 +47,8 @@ export type Outcome = typeof Outcome.Type
 export const SkipReason = Schema.Literal("lock_held", "overlap", "paused", "slot_taken", "misfired", "store_error")
 
 /**
+ * Why a fire did not run, as a type: one of the `SkipReason` literals.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -72,6 +76,8 @@ export const RunErrorInfo = Schema.Struct({
 })
 
 /**
+ * Why a run did not succeed, as a type: `{ tag, code?, message }`.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -38,6 +38,9 @@ import * as Metrics from "./Metrics.js"
 import type { RunRecord, SkipReason } from "./Run.js"
 
 /**
+ * The scheduler's own options: shutdown grace, misfire threshold, records kept per job, status TTL, longest timer
+ * wait.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -61,6 +64,9 @@ export interface SchedulerOptions {
 }
 
 /**
+ * What the scheduler knows of one job: its trigger, whether it is enabled or paused, its planned next fire, its runs
+ * in progress, its last record and this node's counters.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -84,6 +90,9 @@ export interface JobStatus {
 }
 
 /**
+ * What `trigger` did: `Started` (with the run id, its fence, and `await` for the run's record) or `Skipped` with the
+ * reason.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -101,6 +110,9 @@ export type TriggerResult =
   | { readonly _tag: "Skipped"; readonly reason: SkipReason }
 
 /**
+ * The scheduler as a service: runs the registered jobs while this node leads; status, trigger, pause, resume and run
+ * records of each job.
+ *
  * @since 0.1.0
  * @category tags
  */
