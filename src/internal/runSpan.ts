@@ -91,6 +91,7 @@ export class RunSpan implements Tracer.Span {
   }
 
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
-    ;(this.linkList ??= []).push(...links)
+    const list = (this.linkList ??= [])
+    for (const link of links) list.push(link)
   }
 }
