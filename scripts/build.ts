@@ -17,11 +17,11 @@
  *
  * @since 0.1.0
  */
+import { build, type Plugin } from "esbuild"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
-import { build, type Plugin } from "esbuild"
 import { root } from "./root.js"
 
 const require = createRequire(path.join(root, "package.json"))
@@ -171,12 +171,19 @@ const singleExecutable = () => {
   const seaConfig = path.join(outDir, "sea-config.json")
   const blob = path.join(outDir, "sea-prep.blob")
   const binary = path.join(outDir, process.platform === "win32" ? `${NAME}.exe` : NAME)
-  fs.writeFileSync(seaConfig, JSON.stringify({
-    main: bundleFile,
-    output: blob,
-    disableExperimentalSEAWarning: true,
-    assets: Object.fromEntries(resources.map(([name]) => [name, path.join(outDir, name)]))
-  }, null, 2))
+  fs.writeFileSync(
+    seaConfig,
+    JSON.stringify(
+      {
+        main: bundleFile,
+        output: blob,
+        disableExperimentalSEAWarning: true,
+        assets: Object.fromEntries(resources.map(([name]) => [name, path.join(outDir, name)]))
+      },
+      null,
+      2
+    )
+  )
   execFileSync(process.execPath, ["--experimental-sea-config", seaConfig], { stdio: "inherit" })
   fs.copyFileSync(process.execPath, binary)
   fs.chmodSync(binary, 0o755)

@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 
 const findRoot = (from: string): string => {
-  for (let dir = from; ; dir = path.dirname(dir)) {
+  for (let dir = from;; dir = path.dirname(dir)) {
     const manifest = path.join(dir, "package.json")
     if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "effect-job-scheduler") {
       return dir

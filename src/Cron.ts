@@ -298,8 +298,7 @@ export const fromEffect = (
   cron: EffectCron.Cron,
   options?: { readonly timezone?: string | undefined }
 ): Either.Either<Cron, InvalidCron> => {
-  const field = (values: ReadonlySet<number>) =>
-    values.size === 0 ? "*" : [...values].sort((a, b) => a - b).join(",")
+  const field = (values: ReadonlySet<number>) => values.size === 0 ? "*" : [...values].sort((a, b) => a - b).join(",")
   const expression = [cron.seconds, cron.minutes, cron.hours, cron.days, cron.months, cron.weekdays].map(field)
     .join(" ")
   const fail = (fieldName: string | undefined, timezone: string, reason: string) =>
@@ -309,11 +308,17 @@ export const fromEffect = (
     if (zone.offset === 0) return "UTC"
     const hours = zone.offset / 3_600_000
     // IANA's Etc/GMT zones have the POSIX sign: Etc/GMT-8 is 8 hours ahead of UTC.
-    return Number.isInteger(hours) && Math.abs(hours) <= 14 ? `Etc/GMT${hours > 0 ? "-" : "+"}${Math.abs(hours)}` : undefined
+    return Number.isInteger(hours) && Math.abs(hours) <= 14
+      ? `Etc/GMT${hours > 0 ? "-" : "+"}${Math.abs(hours)}`
+      : undefined
   })
   const given = options?.timezone
   if (Option.isSome(own) && own.value === undefined) {
-    return fail("timezone", String(given ?? "UTC"), "an offset zone that is not a whole number of hours has no IANA name")
+    return fail(
+      "timezone",
+      String(given ?? "UTC"),
+      "an offset zone that is not a whole number of hours has no IANA name"
+    )
   }
   const ownName = Option.getOrUndefined(own)
   if (ownName !== undefined && given !== undefined && ownName !== given) {

@@ -35,13 +35,20 @@ export interface LockHandle {
  */
 export class JobLockModel extends Context.Tag("effect-job-scheduler/JobLockModel")<JobLockModel, {
   /** Take `key` for `ttl` if nobody holds it; `None` when it is held (a normal outcome, not an error). */
-  readonly acquireLock: (key: string, ttl: Duration.DurationInput) => Effect.Effect<Option.Option<LockHandle>, StoreError>
+  readonly acquireLock: (
+    key: string,
+    ttl: Duration.DurationInput
+  ) => Effect.Effect<Option.Option<LockHandle>, StoreError>
   /** Delete the lock only if we still own it; `false` when it was gone or taken by another owner. */
   readonly releaseLock: (lock: LockHandle) => Effect.Effect<boolean, StoreError>
   /** Extend the lock to `ttl` from now only if we still own it; `false` when it was gone or taken. */
   readonly renewLock: (lock: LockHandle, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreError>
   /** Write the job's status (`SetJobStatus` in `xredis`), kept for `ttl`. */
-  readonly setJobStatus: (jobName: string, status: string, ttl: Duration.DurationInput) => Effect.Effect<void, StoreError>
+  readonly setJobStatus: (
+    jobName: string,
+    status: string,
+    ttl: Duration.DurationInput
+  ) => Effect.Effect<void, StoreError>
   /** Read the job's status (`GetJobStatus` in `xredis`); `None` when unset or expired. */
   readonly getJobStatus: (jobName: string) => Effect.Effect<Option.Option<string>, StoreError>
 }>() {}

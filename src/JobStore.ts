@@ -6,11 +6,11 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type { StoreError } from "./Errors.js"
 import { MemoryState } from "./internal/memoryState.js"
 import { memoryLockModel, memoryStore } from "./internal/memoryStore.js"

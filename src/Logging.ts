@@ -6,11 +6,11 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as HashMap from "effect/HashMap"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import * as HashMap from "effect/HashMap"
 
 /**
  * The log format: `json` (one JSON object per line) or `pretty` (one readable line per event).
@@ -51,16 +51,18 @@ const messageText = (message: unknown): string => {
  * @since 0.1.0
  * @category loggers
  */
-export const jsonLogger: Logger.Logger<unknown, void> = Logger.make(({ annotations, cause, date, logLevel, message }) => {
-  const line: Record<string, unknown> = {
-    timestamp: date.toISOString(),
-    level: logLevel.label,
-    message: messageText(message)
+export const jsonLogger: Logger.Logger<unknown, void> = Logger.make(
+  ({ annotations, cause, date, logLevel, message }) => {
+    const line: Record<string, unknown> = {
+      timestamp: date.toISOString(),
+      level: logLevel.label,
+      message: messageText(message)
+    }
+    for (const [key, value] of HashMap.toEntries(annotations)) line[key] = value
+    if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause, { renderErrorCause: true })
+    process.stdout.write(JSON.stringify(line) + "\n")
   }
-  for (const [key, value] of HashMap.toEntries(annotations)) line[key] = value
-  if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause, { renderErrorCause: true })
-  process.stdout.write(JSON.stringify(line) + "\n")
-})
+)
 
 /** A value as `key=value` text: strings bare unless they hold spaces, quotes or `=`, everything else as JSON. */
 const prettyValue = (value: unknown): string => {

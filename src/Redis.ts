@@ -6,7 +6,6 @@
  *
  * @since 0.1.0
  */
-import { Redis as IORedis } from "ioredis"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -15,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import { Redis as IORedis } from "ioredis"
 import { StoreError } from "./Errors.js"
 
 /**
@@ -246,8 +246,7 @@ const makeClient = (options: RedisOptions): Effect.Effect<RedisClientService, St
     const commandTimeout = Duration.decode(options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT)
     const connectTimeout = Duration.decode(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT)
     const runtime = yield* Effect.runtime<never>()
-    const log = (effect: Effect.Effect<void>) =>
-      Runtime.runFork(runtime)(Effect.annotateLogs(effect, { redis: where }))
+    const log = (effect: Effect.Effect<void>) => Runtime.runFork(runtime)(Effect.annotateLogs(effect, { redis: where }))
 
     const common = {
       lazyConnect: true,

@@ -359,10 +359,12 @@ describe("Cron.next in time zones", () => {
 
   it("America/New_York: 0 */15 * * * * keeps a 15-minute elapsed rhythm across both changes", () => {
     const quarter = cron("0 */15 * * * *", "America/New_York")
-    for (const [from, to] of [
-      ["2026-03-08T05:00:00Z", "2026-03-08T09:00:00Z"],
-      ["2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z"]
-    ]) {
+    for (
+      const [from, to] of [
+        ["2026-03-08T05:00:00Z", "2026-03-08T09:00:00Z"],
+        ["2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z"]
+      ]
+    ) {
       const times = firesBetween(quarter, from, to).map(Date.parse)
       expect(times.length).toBe(16)
       for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBe(15 * 60_000)
@@ -436,8 +438,11 @@ describe("Cron.next in time zones", () => {
       writeFileSync(file, bundled.outputFiles[0].text)
       const run = (tz: string) =>
         new Promise<{ localOffset: number; out: Array<number> }>((resolve, reject) =>
-          execFile(process.execPath, [file], { env: { ...process.env, TZ: tz }, timeout: 20_000 }, (error, stdout) =>
-            error ? reject(error) : resolve(JSON.parse(stdout))
+          execFile(
+            process.execPath,
+            [file],
+            { env: { ...process.env, TZ: tz }, timeout: 20_000 },
+            (error, stdout) => error ? reject(error) : resolve(JSON.parse(stdout))
           )
         )
       const [utc, newYork, lordHowe] = await Promise.all([

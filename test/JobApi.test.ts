@@ -92,6 +92,8 @@ describe("a job on an effect Cron value", () => {
       for (let hour = 0; hour < 48; hour++) yield* TestClock.adjust("1 hour")
       expect(fires).toEqual(["2026-03-08T07:00:00.000Z", "2026-03-09T06:30:00.000Z"])
     }).pipe(
-      Effect.provide(Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("n"), Logger.remove(Logger.defaultLogger)))
+      Effect.provide(
+        Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("n"), Logger.remove(Logger.defaultLogger))
+      )
     ))
 })

@@ -198,8 +198,10 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
   (it) => {
     contract({
       test: (name, body) =>
-        it.scoped(name, () =>
-          Effect.flatMap(TestRedis, (server) => Effect.provide(body(), redisModel(server.url, uniquePrefix())))),
+        it.scoped(
+          name,
+          () => Effect.flatMap(TestRedis, (server) => Effect.provide(body(), redisModel(server.url, uniquePrefix())))
+        ),
       advance: (duration) => Effect.sleep(duration)
     })
 

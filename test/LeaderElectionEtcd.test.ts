@@ -18,9 +18,9 @@ import * as Stream from "effect/Stream"
 import { Etcd3 } from "etcd3"
 import { randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
-import * as EtcdClient from "../src/Etcd.js"
 import { ElectionError } from "../src/Errors.js"
-import { type Leadership, LeaderElection } from "../src/LeaderElection.js"
+import * as EtcdClient from "../src/Etcd.js"
+import { LeaderElection, type Leadership } from "../src/LeaderElection.js"
 import * as EtcdElection from "../src/LeaderElection/Etcd.js"
 import { type EtcdServer, startEtcd } from "./harness/etcd.js"
 
@@ -74,8 +74,7 @@ const startNodes = (etcd: EtcdServer, count: number, leaseTtl: Duration.Duration
   })
 
 /** The nodes whose `isLeader` is true right now. */
-const leaders = (nodes: ReadonlyArray<Node>) =>
-  Effect.filter(nodes, (node) => node.election.isLeader)
+const leaders = (nodes: ReadonlyArray<Node>) => Effect.filter(nodes, (node) => node.election.isLeader)
 
 /** Polls `condition` every 5 ms until it holds; fails the test after `within`. */
 const waitFor = (what: string, within: Duration.DurationInput, condition: Effect.Effect<boolean>) =>

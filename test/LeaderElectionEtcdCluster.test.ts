@@ -18,7 +18,7 @@ import * as Stream from "effect/Stream"
 import { randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import * as EtcdClient from "../src/Etcd.js"
-import { type Leadership, LeaderElection } from "../src/LeaderElection.js"
+import { LeaderElection, type Leadership } from "../src/LeaderElection.js"
 import * as EtcdElection from "../src/LeaderElection/Etcd.js"
 import { type EtcdCluster, startEtcdCluster } from "./harness/etcd.js"
 
@@ -38,7 +38,9 @@ const startNodes = (cluster: EtcdCluster, count: number) =>
     return yield* Effect.forEach(Array.from({ length: count }, (_, i) => `node-${i + 1}`), (nodeId) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        yield* Effect.addFinalizer(() =>
+          Scope.close(scope, Exit.void)
+        )
         const layer = EtcdElection.layer({ nodeId, electionKey, leaseTtl: Duration.millis(TTL_MS) }).pipe(
           Layer.provide(EtcdClient.layer({ endpoints: cluster.endpoints }))
         )
@@ -117,89 +119,97 @@ const report = (scenario: string, figures: Record<string, unknown>) =>
   Effect.sync(() => console.log(`[etcd-cluster] ${scenario}: ${JSON.stringify(figures)}`))
 
 describe("LeaderElection.layer on a three-member etcd cluster", () => {
-  it.scopedLive("each member killed in turn (the raft leader first): the election survives, never two leaders", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startEtcdCluster()
-      const nodes = yield* startNodes(cluster, 3)
-      yield* stableLeader(nodes, "10 seconds")
-      const sampler = yield* sampleLeaders(nodes)
-      const raftLeader = yield* cluster.leader()
-      assert.isDefined(raftLeader)
-      // The raft leader first, then the others: every member is lost once.
-      const order = [raftLeader!, ...[0, 1, 2].filter((i) => i !== raftLeader)]
-      const figures: Array<Record<string, unknown>> = []
-      for (const index of order) {
-        const member = cluster.members[index]!
-        const wasRaftLeader = index === (yield* cluster.leader())
-        const before = yield* leaders(nodes)
-        const t0 = performance.now()
-        yield* member.kill()
-        // Two members keep the quorum: within a few seconds exactly one node leads (the same one, unless its lease
-        // keepalive ran through the killed member and its deadline passed first), and it stays so.
-        yield* Effect.sleep(Duration.millis(TTL_MS))
-        const after = yield* stableLeader(nodes, "10 seconds", "1 second")
-        const raftAfter = yield* cluster.leader()
-        figures.push({
-          member: `m${index}`,
-          was_raft_leader: wasRaftLeader,
-          raft_leader_after: raftAfter === undefined ? "none" : `m${raftAfter}`,
-          scheduler_leader_kept: before[0]?.nodeId === after.nodeId,
-          stable_after_ms: Math.round(performance.now() - t0)
-        })
-        assert.notStrictEqual(raftAfter, index)
-        yield* member.restart()
+  it.scopedLive(
+    "each member killed in turn (the raft leader first): the election survives, never two leaders",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startEtcdCluster()
+        const nodes = yield* startNodes(cluster, 3)
         yield* stableLeader(nodes, "10 seconds")
-      }
-      yield* sampler.stop
-      const terms = assertTermsGrow(nodes)
-      yield* report("one member killed at a time", {
-        figures,
-        longest_without_leader_ms: Math.round(sampler.seen.noLeaderMs),
-        leader_terms: terms.length
-      })
-      assert.isAbove(sampler.seen.samples, 1000)
-      assert.strictEqual(sampler.seen.max, 1)
-      // Losing one member of three costs at most one lease: the longest gap without a leader stays under TTL + 2 s.
-      assert.isBelow(sampler.seen.noLeaderMs, TTL_MS + 2_000)
-    }), 120_000)
+        const sampler = yield* sampleLeaders(nodes)
+        const raftLeader = yield* cluster.leader()
+        assert.isDefined(raftLeader)
+        // The raft leader first, then the others: every member is lost once.
+        const order = [raftLeader!, ...[0, 1, 2].filter((i) => i !== raftLeader)]
+        const figures: Array<Record<string, unknown>> = []
+        for (const index of order) {
+          const member = cluster.members[index]!
+          const wasRaftLeader = index === (yield* cluster.leader())
+          const before = yield* leaders(nodes)
+          const t0 = performance.now()
+          yield* member.kill()
+          // Two members keep the quorum: within a few seconds exactly one node leads (the same one, unless its lease
+          // keepalive ran through the killed member and its deadline passed first), and it stays so.
+          yield* Effect.sleep(Duration.millis(TTL_MS))
+          const after = yield* stableLeader(nodes, "10 seconds", "1 second")
+          const raftAfter = yield* cluster.leader()
+          figures.push({
+            member: `m${index}`,
+            was_raft_leader: wasRaftLeader,
+            raft_leader_after: raftAfter === undefined ? "none" : `m${raftAfter}`,
+            scheduler_leader_kept: before[0]?.nodeId === after.nodeId,
+            stable_after_ms: Math.round(performance.now() - t0)
+          })
+          assert.notStrictEqual(raftAfter, index)
+          yield* member.restart()
+          yield* stableLeader(nodes, "10 seconds")
+        }
+        yield* sampler.stop
+        const terms = assertTermsGrow(nodes)
+        yield* report("one member killed at a time", {
+          figures,
+          longest_without_leader_ms: Math.round(sampler.seen.noLeaderMs),
+          leader_terms: terms.length
+        })
+        assert.isAbove(sampler.seen.samples, 1000)
+        assert.strictEqual(sampler.seen.max, 1)
+        // Losing one member of three costs at most one lease: the longest gap without a leader stays under TTL + 2 s.
+        assert.isBelow(sampler.seen.noLeaderMs, TTL_MS + 2_000)
+      }),
+    120_000
+  )
 
-  it.scopedLive("a minority partition (two members SIGSTOPped): the leader stops by its deadline, one after", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startEtcdCluster()
-      const nodes = yield* startNodes(cluster, 3)
-      const old = yield* stableLeader(nodes, "10 seconds")
-      const sampler = yield* sampleLeaders(nodes)
-      const raftLeader = (yield* cluster.leader())!
-      // The raft leader and one other member: the one left has no quorum, so no lease can be renewed anywhere.
-      const stopped = [raftLeader, (raftLeader + 1) % 3].map((i) => cluster.members[i]!)
-      const t0 = performance.now()
-      yield* Effect.forEach(stopped, (member) => member.pause())
-      const steppedDown = yield* waitFor(
-        "the leader to stop leading",
-        Duration.millis(TTL_MS + 2_000),
-        Effect.map(old.election.isLeader, (b) => !b)
-      )
-      // Past the TTL nobody may lead: etcd cannot grant or renew a lease without a quorum.
-      yield* Effect.sleep(Duration.millis(Math.max(0, 2 * TTL_MS - (performance.now() - t0))))
-      assert.deepStrictEqual((yield* leaders(nodes)).map((n) => n.nodeId), [])
-      const t1 = performance.now()
-      yield* Effect.forEach(stopped, (member) => member.resume())
-      const back = yield* stableLeader(nodes, "15 seconds", "1 second")
-      yield* sampler.stop
-      const terms = assertTermsGrow(nodes)
-      yield* report("minority partition", {
-        step_down_ms: Math.round(steppedDown - t0),
-        one_leader_after_sigcont_ms: Math.round(performance.now() - t1 - 1000),
-        leader_after: back.nodeId === old.nodeId ? "same node, new term" : "another node",
-        leader_terms: terms.length
-      })
-      // The deadline: the last acknowledged keepalive's send time + TTL - 500 ms, so at most 1.5 s after the
-      // partition; one more second for a loaded machine (the sampler's strict check is the one below).
-      assert.isBelow(steppedDown - t0, TTL_MS + 1_000)
-      assert.strictEqual(sampler.seen.max, 1)
-      // The leader after the partition holds a new term (its lease could not be renewed through it).
-      const last = back.states[back.states.length - 1]!.state
-      const first = old.states.find((s) => s.state._tag === "Leader")!.state
-      assert.isTrue(last._tag === "Leader" && first._tag === "Leader" && last.term > first.term)
-    }), 120_000)
+  it.scopedLive(
+    "a minority partition (two members SIGSTOPped): the leader stops by its deadline, one after",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startEtcdCluster()
+        const nodes = yield* startNodes(cluster, 3)
+        const old = yield* stableLeader(nodes, "10 seconds")
+        const sampler = yield* sampleLeaders(nodes)
+        const raftLeader = (yield* cluster.leader())!
+        // The raft leader and one other member: the one left has no quorum, so no lease can be renewed anywhere.
+        const stopped = [raftLeader, (raftLeader + 1) % 3].map((i) => cluster.members[i]!)
+        const t0 = performance.now()
+        yield* Effect.forEach(stopped, (member) => member.pause())
+        const steppedDown = yield* waitFor(
+          "the leader to stop leading",
+          Duration.millis(TTL_MS + 2_000),
+          Effect.map(old.election.isLeader, (b) => !b)
+        )
+        // Past the TTL nobody may lead: etcd cannot grant or renew a lease without a quorum.
+        yield* Effect.sleep(Duration.millis(Math.max(0, 2 * TTL_MS - (performance.now() - t0))))
+        assert.deepStrictEqual((yield* leaders(nodes)).map((n) => n.nodeId), [])
+        const t1 = performance.now()
+        yield* Effect.forEach(stopped, (member) => member.resume())
+        const back = yield* stableLeader(nodes, "15 seconds", "1 second")
+        yield* sampler.stop
+        const terms = assertTermsGrow(nodes)
+        yield* report("minority partition", {
+          step_down_ms: Math.round(steppedDown - t0),
+          one_leader_after_sigcont_ms: Math.round(performance.now() - t1 - 1000),
+          leader_after: back.nodeId === old.nodeId ? "same node, new term" : "another node",
+          leader_terms: terms.length
+        })
+        // The deadline: the last acknowledged keepalive's send time + TTL - 500 ms, so at most 1.5 s after the
+        // partition; one more second for a loaded machine (the sampler's strict check is the one below).
+        assert.isBelow(steppedDown - t0, TTL_MS + 1_000)
+        assert.strictEqual(sampler.seen.max, 1)
+        // The leader after the partition holds a new term (its lease could not be renewed through it).
+        const last = back.states[back.states.length - 1]!.state
+        const first = old.states.find((s) => s.state._tag === "Leader")!.state
+        assert.isTrue(last._tag === "Leader" && first._tag === "Leader" && last.term > first.term)
+      }),
+    120_000
+  )
 })

@@ -28,7 +28,7 @@ describe("Logging", () => {
     Effect.gen(function*() {
       const lines = yield* captureStdout(event.pipe(Effect.provide(Logging.layer({ format: "pretty", level: "info" }))))
       expect(lines).toHaveLength(1)
-      expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  job finished /)
+      expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}job finished /)
       expect(lines[0]).toContain("job=sync_user")
       expect(lines[0]).toContain("run_id=r-1")
       expect(lines[0]).toContain("fence=3")
@@ -56,7 +56,7 @@ describe("Logging", () => {
           Effect.provide(Logging.layer({ format: "pretty", level: "info" }))
         )
       )
-      expect(lines[0]).toMatch(/WARN  store unreachable Error: ECONNREFUSED$/)
+      expect(lines[0]).toMatch(/WARN {2}store unreachable Error: ECONNREFUSED$/)
       expect(lines.slice(1).every((line) => line.startsWith("    "))).toBe(true)
       expect(lines.length).toBeGreaterThan(1)
     }))

@@ -4,14 +4,14 @@
  * (`effect`, from the local npm cache), and consumers that type-check, run, bundle, and use the Redis backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { Redis as IORedis } from "ioredis"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import * as Effect from "effect/Effect"
-import { Redis as IORedis } from "ioredis"
 import { startRedis, uniquePrefix } from "./harness/redis.js"
 
 const root = path.resolve(import.meta.dirname, "..")

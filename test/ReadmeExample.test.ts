@@ -12,7 +12,10 @@ const exec = promisify(execFile)
  * Runs node with `args` to its end, asynchronously (a test worker blocked for long stops answering vitest); a
  * non-zero exit is returned with the output, for the assertion to show.
  */
-const runNode = async (args: ReadonlyArray<string>, options: { readonly cwd?: string; readonly env?: NodeJS.ProcessEnv }) => {
+const runNode = async (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly env?: NodeJS.ProcessEnv }
+) => {
   try {
     const { stderr, stdout } = await exec(process.execPath, args, { encoding: "utf8", timeout: 120_000, ...options })
     return { status: 0, output: stdout + stderr }

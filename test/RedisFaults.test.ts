@@ -5,9 +5,9 @@
  * others). Real time throughout.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Deferred from "effect/Deferred"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as HashMap from "effect/HashMap"
@@ -320,8 +320,10 @@ const captureLogs = () => {
   const finished = (job: string) =>
     lines.filter((line) => line.message === "job finished" && line.annotations.job === job)
   const skippedFor = (job: string, reason: string) =>
-    lines.filter((line) => line.message === "job skipped" && line.annotations.job === job &&
-      line.annotations.reason === reason)
+    lines.filter((line) =>
+      line.message === "job skipped" && line.annotations.job === job &&
+      line.annotations.reason === reason
+    )
   return { lines, finished, skippedFor, errors, layer: Logger.replace(Logger.defaultLogger, logger) }
 }
 
@@ -369,16 +371,20 @@ describe("Scheduler on Redis faults", () => {
       yield* Deferred.await(firstStarted).pipe(Effect.timeout(RECOVER_WITHIN), Effect.orDie)
 
       yield* server.kill()
-      yield* waitFor("the running job to end lock_lost", () =>
-        logs.finished("sync_user").some((line) => line.annotations.outcome === "lock_lost"))
+      yield* waitFor(
+        "the running job to end lock_lost",
+        () => logs.finished("sync_user").some((line) => line.annotations.outcome === "lock_lost")
+      )
       yield* waitFor(
         "fires to go on (skipped store_error)",
         () => logs.skippedFor("sync_user", "store_error").length >= 2
       )
 
       yield* server.restart()
-      yield* waitFor("a successful run after the restart", () =>
-        logs.finished("sync_user").some((line) => line.annotations.outcome === "success"))
+      yield* waitFor(
+        "a successful run after the restart",
+        () => logs.finished("sync_user").some((line) => line.annotations.outcome === "success")
+      )
       // The restarted Redis is empty: the records there are the runs after the restart.
       const records = yield* scheduler.runs("sync_user")
       assert.isTrue(records.length >= 1 && records.every((record) => record.outcome === "success"))
@@ -416,7 +422,9 @@ describe("Scheduler on Redis faults", () => {
       }
       const records = yield* Effect.flatMap(Effect.provide(Scheduler.Scheduler, nodeA), (s) => s.runs("tick"))
       const perFire = new Map<number, number>()
-      for (const record of records) perFire.set(record.fireTime.getTime(), (perFire.get(record.fireTime.getTime()) ?? 0) + 1)
+      for (const record of records) {
+        perFire.set(record.fireTime.getTime(), (perFire.get(record.fireTime.getTime()) ?? 0) + 1)
+      }
       assert.isTrue(perFire.size >= 4)
       for (const [time, count] of perFire) assert.strictEqual(count, 1, `records for ${new Date(time).toISOString()}`)
       // Both nodes really competed: the losers were told slot_taken.
@@ -451,8 +459,11 @@ describe("Scheduler on Redis faults", () => {
       yield* Effect.sleep(Duration.millis(20))
       expect(yield* Effect.promise(() => client.set(lockKey, "other-owner", "PX", 30_000, "NX"))).toBe("OK")
 
-      yield* waitFor("the run to end lock_lost", () =>
-        logs.finished("archive_user").some((line) => line.annotations.outcome === "lock_lost"), Duration.seconds(5))
+      yield* waitFor(
+        "the run to end lock_lost",
+        () => logs.finished("archive_user").some((line) => line.annotations.outcome === "lock_lost"),
+        Duration.seconds(5)
+      )
       const records = yield* scheduler.runs("archive_user")
       expect(records.map((record) => record.outcome)).toEqual(["lock_lost"])
       // Our finish did not delete the new owner's lock.

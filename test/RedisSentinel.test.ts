@@ -9,8 +9,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Redis from "../src/Redis.js"
-import { startSentinels } from "./harness/sentinel.js"
 import { uniquePrefix } from "./harness/redis.js"
+import { startSentinels } from "./harness/sentinel.js"
 
 /** The command bound of the client under test: short, so that the outage is sampled often. */
 const COMMAND_TIMEOUT = Duration.millis(500)
@@ -33,8 +33,10 @@ describe("Redis through Sentinel", () => {
       })
       const key = `${redis.keyPrefix}:probe`
       yield* redis.run("set", (client) => client.set(key, "before"))
-      assert.strictEqual(yield* redis.run("role", (client) => client.call("ROLE").then((r) => (r as Array<string>)[0])),
-        "master")
+      assert.strictEqual(
+        yield* redis.run("role", (client) => client.call("ROLE").then((r) => (r as Array<string>)[0])),
+        "master"
+      )
       yield* setup.waitInSync()
 
       const killedAt = Date.now()

@@ -1,13 +1,26 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, HashMap, Layer, Logger, LogLevel, Option, Schedule, TestClock, Tracer } from "effect"
+import {
+  Clock,
+  Duration,
+  Effect,
+  Fiber,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Schedule,
+  TestClock,
+  Tracer
+} from "effect"
 import { BusinessError, SystemError } from "../src/Errors.js"
+import { MemoryState } from "../src/internal/memoryState.js"
+import { memoryStore } from "../src/internal/memoryStore.js"
 import * as Job from "../src/Job.js"
 import { JobLockModel } from "../src/JobLockModel.js"
 import * as JobStore from "../src/JobStore.js"
 import * as LeaderElection from "../src/LeaderElection.js"
 import * as Logging from "../src/Logging.js"
-import { MemoryState } from "../src/internal/memoryState.js"
-import { memoryStore } from "../src/internal/memoryStore.js"
 import { RunContext, type RunRecord } from "../src/Run.js"
 import * as Scheduler from "../src/Scheduler.js"
 
@@ -44,7 +57,8 @@ const iso = (ms: number) => new Date(ms).toISOString()
 const at = (text: string) => Date.parse(text)
 
 /** Log lines are captured, not printed: tests assert on them, and printing thousands of lines is slow. */
-const logs: Array<{ readonly message: string; readonly level: string; readonly annotations: Record<string, unknown> }> = []
+const logs: Array<{ readonly message: string; readonly level: string; readonly annotations: Record<string, unknown> }> =
+  []
 const captureLogger = Logger.make(({ annotations, logLevel, message }) => {
   logs.push({
     message: Array.isArray(message) ? message.join(" ") : String(message),
@@ -94,7 +108,9 @@ describe("Scheduler: cron triggers on TestClock", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-03-02T00:00:00Z"))
       const { fires, record } = recorder()
-      yield* start([Job.unsafeMake({ name: "archive", cron: "0 0 2 * * *", timezone: "Asia/Shanghai", handler: record() })])
+      yield* start([
+        Job.unsafeMake({ name: "archive", cron: "0 0 2 * * *", timezone: "Asia/Shanghai", handler: record() })
+      ])
       yield* advance("7 days", "1 hour")
       expect(fires.map((f) => iso(f.fireTime))).toEqual([
         "2026-03-02T18:00:00.000Z",
@@ -115,7 +131,12 @@ describe("Scheduler: cron triggers on TestClock", () => {
       const hourly = recorder()
       yield* TestClock.setTime(at("2026-03-07T12:00:00Z"))
       yield* start([
-        Job.unsafeMake({ name: "pinned", cron: "0 30 2 * * *", timezone: "America/New_York", handler: pinned.record() }),
+        Job.unsafeMake({
+          name: "pinned",
+          cron: "0 30 2 * * *",
+          timezone: "America/New_York",
+          handler: pinned.record()
+        }),
         Job.unsafeMake({ name: "hourly", cron: "0 0 * * * *", timezone: "America/New_York", handler: hourly.record() })
       ])
       yield* advance("2 days", "15 minutes")
@@ -136,7 +157,12 @@ describe("Scheduler: cron triggers on TestClock", () => {
       const hourly = recorder()
       yield* TestClock.setTime(at("2026-10-31T12:00:00Z"))
       yield* start([
-        Job.unsafeMake({ name: "pinned", cron: "0 30 1 * * *", timezone: "America/New_York", handler: pinned.record() }),
+        Job.unsafeMake({
+          name: "pinned",
+          cron: "0 30 1 * * *",
+          timezone: "America/New_York",
+          handler: pinned.record()
+        }),
         Job.unsafeMake({ name: "hourly", cron: "0 0 * * * *", timezone: "America/New_York", handler: hourly.record() })
       ])
       yield* advance("1 day", "15 minutes")
@@ -167,24 +193,33 @@ describe("Scheduler: cron triggers on TestClock", () => {
       ])
     }).pipe(Effect.provide(TestLayers)))
 
-  it.scoped("dispatches each fire time once and fires 1,000 jobs registered at once at their times", () =>
-    Effect.gen(function*() {
-      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
-      const { fires, record } = recorder()
-      const jobs = Array.from({ length: 1000 }, (_, i) =>
-        // No lock: each locked run arms a renewal sleep, and every such sleep costs a TestClock round.
-        Job.unsafeMake({ name: `job-${i}`, cron: `${i % 60} * * * * *`, lock: { enabled: false }, handler: record() }))
-      yield* start(jobs)
-      yield* advance("2 minutes", "30 seconds")
-      expect(fires.length).toBe(2000)
-      for (const fire of fires) {
-        const index = Number(fire.job.slice(4))
-        expect(new Date(fire.fireTime).getUTCSeconds()).toBe(index % 60)
-        expect(fire.startedAt).toBe(fire.fireTime)
-      }
-      const keys = new Set(fires.map((f) => `${f.job}@${f.fireTime}`))
-      expect(keys.size).toBe(fires.length)
-    }).pipe(Effect.provide(TestLayers)), 120_000)
+  it.scoped(
+    "dispatches each fire time once and fires 1,000 jobs registered at once at their times",
+    () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+        const { fires, record } = recorder()
+        const jobs = Array.from({ length: 1000 }, (_, i) =>
+          // No lock: each locked run arms a renewal sleep, and every such sleep costs a TestClock round.
+          Job.unsafeMake({
+            name: `job-${i}`,
+            cron: `${i % 60} * * * * *`,
+            lock: { enabled: false },
+            handler: record()
+          }))
+        yield* start(jobs)
+        yield* advance("2 minutes", "30 seconds")
+        expect(fires.length).toBe(2000)
+        for (const fire of fires) {
+          const index = Number(fire.job.slice(4))
+          expect(new Date(fire.fireTime).getUTCSeconds()).toBe(index % 60)
+          expect(fire.startedAt).toBe(fire.fireTime)
+        }
+        const keys = new Set(fires.map((f) => `${f.job}@${f.fireTime}`))
+        expect(keys.size).toBe(fires.length)
+      }).pipe(Effect.provide(TestLayers)),
+    120_000
+  )
 })
 
 describe("Scheduler: interval triggers", () => {
@@ -209,7 +244,12 @@ describe("Scheduler: interval triggers", () => {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
       const rate = recorder()
       const scheduler = yield* start([
-        Job.unsafeMake({ name: "rate", every: "10 seconds", fixedRate: true, handler: rate.record(Effect.sleep("15 seconds")) })
+        Job.unsafeMake({
+          name: "rate",
+          every: "10 seconds",
+          fixedRate: true,
+          handler: rate.record(Effect.sleep("15 seconds"))
+        })
       ])
       yield* advance("55 seconds", "500 millis")
       const t0 = at("2026-05-01T00:00:00Z")
@@ -224,7 +264,11 @@ describe("Scheduler: interval triggers", () => {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
       const { fires, record } = recorder()
       yield* start([
-        Job.unsafeMake({ name: "sched", schedule: Schedule.spaced("7 seconds").pipe(Schedule.compose(Schedule.recurs(3))), handler: record() })
+        Job.unsafeMake({
+          name: "sched",
+          schedule: Schedule.spaced("7 seconds").pipe(Schedule.compose(Schedule.recurs(3))),
+          handler: record()
+        })
       ])
       yield* advance("60 seconds", "500 millis")
       expect(fires.length).toBeGreaterThanOrEqual(2)
@@ -279,7 +323,13 @@ describe("Scheduler: one run", () => {
       let interrupted = false
       const handler = Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => (interrupted = true))))
       const scheduler = yield* start([
-        Job.unsafeMake({ name: "renewed", every: "1 hour", timeout: "10 minutes", lock: { ttl: "30 seconds" }, handler })
+        Job.unsafeMake({
+          name: "renewed",
+          every: "1 hour",
+          timeout: "10 minutes",
+          lock: { ttl: "30 seconds" },
+          handler
+        })
       ])
       yield* advance("1 hour", "1 minute")
       // The run holds the lock and renews it every 10 s; after 25 s, another owner has it.
@@ -332,7 +382,13 @@ describe("Scheduler: one run", () => {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
       const healthy = recorder()
       const scheduler = yield* start([
-        Job.unsafeMake({ name: "broken", every: "10 seconds", handler: Effect.sync(() => { throw new Error("boom") }) }),
+        Job.unsafeMake({
+          name: "broken",
+          every: "10 seconds",
+          handler: Effect.sync(() => {
+            throw new Error("boom")
+          })
+        }),
         Job.unsafeMake({ name: "healthy", every: "10 seconds", handler: healthy.record() })
       ])
       yield* advance("35 seconds", "500 millis")
@@ -396,7 +452,9 @@ describe("Scheduler: control", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
       const { fires, record } = recorder()
-      const scheduler = yield* start([Job.unsafeMake({ name: "p", every: "10 seconds", fixedRate: true, handler: record() })])
+      const scheduler = yield* start([
+        Job.unsafeMake({ name: "p", every: "10 seconds", fixedRate: true, handler: record() })
+      ])
       yield* advance("15 seconds", "500 millis")
       yield* scheduler.pause("p")
       expect((yield* scheduler.jobStatus("p")).paused).toBe(true)
@@ -468,7 +526,13 @@ describe("Scheduler: control", () => {
       const { fires, record } = recorder()
       const leadership = yield* LeaderElection.ManualLeadership
       const scheduler = yield* start([
-        Job.unsafeMake({ name: "l", every: "10 seconds", fixedRate: true, misfire: "skip", handler: record(Effect.sleep("5 seconds")) })
+        Job.unsafeMake({
+          name: "l",
+          every: "10 seconds",
+          fixedRate: true,
+          misfire: "skip",
+          handler: record(Effect.sleep("5 seconds"))
+        })
       ])
       yield* advance("12 seconds", "500 millis")
       expect(fires.length).toBe(1)
@@ -588,7 +652,13 @@ describe("Scheduler: logs", () => {
       expect(written.length).toBe(1)
       expect(written[0]!.endsWith("\n")).toBe(true)
       const line = JSON.parse(written[0]!)
-      expect(line).toMatchObject({ level: "INFO", message: "job finished", job: "j", outcome: "success", duration_ms: 5 })
+      expect(line).toMatchObject({
+        level: "INFO",
+        message: "job finished",
+        job: "j",
+        outcome: "success",
+        duration_ms: 5
+      })
       expect(Number.isNaN(Date.parse(line.timestamp))).toBe(false)
     }))
 })
@@ -604,7 +674,10 @@ describe("Scheduler: spans", () => {
         seen.push(span)
         yield* Effect.annotateCurrentSpan("rows", 3)
         // A span made by the handler is a child of the run's span.
-        yield* Effect.withSpan(Effect.flatMap(Effect.currentSpan, (child) => Effect.sync(() => children.push(child))), "query")
+        yield* Effect.withSpan(
+          Effect.flatMap(Effect.currentSpan, (child) => Effect.sync(() => children.push(child))),
+          "query"
+        )
       }).pipe(Effect.orDie)
       yield* start([Job.unsafeMake({ name: "traced", every: "1 second", fixedRate: true, handler })])
       yield* advance("2 seconds", "500 millis")

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option } from "effect"
-import * as Job from "../src/Job.js"
-import type { LockHandle } from "../src/JobLockModel.js"
 import { type AnyJob, JobState } from "../src/internal/scheduler/jobState.js"
 import { Run } from "../src/internal/scheduler/run.js"
+import * as Job from "../src/Job.js"
+import type { LockHandle } from "../src/JobLockModel.js"
 
 // One run's phases (beginning -> running -> ended -> over, or beginning -> over) and its interrupt reason, driven
 // by hand: each transition is allowed only from its phase, `over` happens once, the first reason wins.

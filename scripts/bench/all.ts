@@ -76,7 +76,11 @@ const main = async () => {
     if (code !== 0) failed.push(`${step.id} (exit ${code})`)
     process.stderr.write(`=== ${step.id}: ${((Date.now() - stepStart) / 1000).toFixed(0)} s\n`)
   }
-  print(`\nTotal ${((Date.now() - started) / 60000).toFixed(1)} min.${failed.length > 0 ? ` Failed: ${failed.join(", ")}.` : ""}\n`)
+  print(
+    `\nTotal ${((Date.now() - started) / 60000).toFixed(1)} min.${
+      failed.length > 0 ? ` Failed: ${failed.join(", ")}.` : ""
+    }\n`
+  )
   await new Promise((resolve) => out.end(resolve))
   process.stderr.write(`results: ${path.relative(root, outFile)}\n`)
   if (failed.length > 0) process.exitCode = 1

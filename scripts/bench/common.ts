@@ -73,7 +73,9 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  * @since 0.1.0
  */
 export const percentile = (sorted: ArrayLike<number>, p: number): number =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+  sorted.length === 0
+    ? NaN
+    : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
 /**
  * Median of any array (copied, then sorted).
@@ -119,7 +121,7 @@ export const envNumbers = (name: string, fallback: ReadonlyArray<number>): Reado
  *
  * @since 0.1.0
  */
-export const envFilter = (name: string): ((value: string) => boolean) => {
+export const envFilter = (name: string): (value: string) => boolean => {
   const raw = process.env[name]
   if (raw === undefined || raw === "") return () => true
   const wanted = raw.split(",").map((x) => x.trim())
@@ -240,7 +242,8 @@ export const fmt = (value: number | null | undefined, digits = 1): string =>
  * @since 0.1.0
  */
 export const ratio = (value: number | null | undefined, best: number | null | undefined): string =>
-  value === undefined || value === null || best === undefined || best === null || !Number.isFinite(value) || !Number.isFinite(best) || best === 0
+  value === undefined || value === null || best === undefined || best === null || !Number.isFinite(value) ||
+    !Number.isFinite(best) || best === 0
     ? "-"
     : `${(value / best).toFixed(2)}x`
 

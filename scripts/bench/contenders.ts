@@ -79,7 +79,9 @@ const ours = (lock: boolean): Contender => ({
       }))
     const scheduler = await new Promise<Scheduler.Scheduler["Type"]>((resolve) => {
       Effect.runFork(
-        Effect.scoped(Effect.flatMap(Scheduler.make(jobs), (s) => Effect.zipRight(Effect.sync(() => resolve(s)), Effect.never)))
+        Effect.scoped(
+          Effect.flatMap(Scheduler.make(jobs), (s) => Effect.zipRight(Effect.sync(() => resolve(s)), Effect.never))
+        )
           .pipe(
             Effect.provide(Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("bench"), quiet))
           )
@@ -122,7 +124,9 @@ const toadCron: Contender = {
   start: async ({ expr, fired, n, timezone }) => {
     const scheduler = new ToadScheduler()
     for (let i = 0; i < n; i++) {
-      scheduler.addCronJob(new CronJob({ cronExpression: expr, timezone }, new Task(`t${i}`, () => fired(i, currentSecond()))))
+      scheduler.addCronJob(
+        new CronJob({ cronExpression: expr, timezone }, new Task(`t${i}`, () => fired(i, currentSecond())))
+      )
     }
   }
 }
@@ -189,6 +193,8 @@ export const contenders: ReadonlyArray<Contender> = [
  */
 export const contender = (id: string): Contender => {
   const found = contenders.find((c) => c.id === id)
-  if (found === undefined) throw new Error(`unknown contender "${id}"; one of ${contenders.map((c) => c.id).join(", ")}`)
+  if (found === undefined) {
+    throw new Error(`unknown contender "${id}"; one of ${contenders.map((c) => c.id).join(", ")}`)
+  }
   return found
 }

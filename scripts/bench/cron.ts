@@ -19,8 +19,8 @@
  *
  * @since 0.1.0
  */
-import { Cron as Croner } from "croner"
 import { CronExpressionParser } from "cron-parser"
+import { Cron as Croner } from "croner"
 import * as EffectCron from "effect/Cron"
 import * as Either from "effect/Either"
 import * as nodeCron from "node-cron"
@@ -169,7 +169,9 @@ const main = async () => {
 
   // Agreement with ours, on the first chain.
   const reference = new Map<string, Array<number | string>>()
-  for (const zone of ZONES) for (const expr of EXPRESSIONS) reference.set(`${zone} ${expr}`, firstChain(libraries[0]!, expr, zone))
+  for (const zone of ZONES) {
+    for (const expr of EXPRESSIONS) reference.set(`${zone} ${expr}`, firstChain(libraries[0]!, expr, zone))
+  }
   const differs = new Map<string, Array<string>>()
   for (const library of libraries.slice(1)) {
     for (const zone of ZONES) {
@@ -207,12 +209,15 @@ const main = async () => {
     process.stderr.write(`cron: round ${round + 1}/${rounds}\n`)
     for (const zone of ZONES) {
       for (const expr of EXPRESSIONS) {
-        for (const library of libraries) push(nextSamples, `${library.name}|${zone}|${expr}`, nextRate(library, expr, zone, budgetMs))
+        for (const library of libraries) {
+          push(nextSamples, `${library.name}|${zone}|${expr}`, nextRate(library, expr, zone, budgetMs))
+        }
       }
       for (const library of libraries) push(parseSamples, `${library.name}|${zone}`, parseRate(library, zone, budgetMs))
     }
   }
-  const rate = (library: Library, zone: string, expr: string) => median(nextSamples.get(`${library.name}|${zone}|${expr}`)!)
+  const rate = (library: Library, zone: string, expr: string) =>
+    median(nextSamples.get(`${library.name}|${zone}|${expr}`)!)
   const mix = (library: Library, zone: string) =>
     EXPRESSIONS.length / EXPRESSIONS.reduce((sum, expr) => sum + 1 / rate(library, zone, expr), 0)
 

@@ -14,7 +14,6 @@
  *
  * @since 0.1.0
  */
-import { contender, contenders } from "./contenders.js"
 import {
   calibrateClock,
   envFilter,
@@ -31,6 +30,7 @@ import {
   sleep,
   table
 } from "./common.js"
+import { contender, contenders } from "./contenders.js"
 
 /** Above this projected heap a size is skipped for a contender (the machine is shared; node's limit is ~4 GiB). */
 const PROJECTED_LIMIT_BYTES = 2 * 2 ** 30
@@ -66,17 +66,19 @@ const child = async (id: string, n: number, idleSeconds: number) => {
   const cpu0 = process.cpuUsage()
   await sleep(idleSeconds * 1000)
   const cpu = process.cpuUsage(cpu0)
-  report({
-    id,
-    n,
-    expr,
-    setupMs,
-    heapPerJob: (after.heapUsed - before.heapUsed) / n,
-    rssPerJob: (after.rss - before.rss) / n,
-    heapMB: after.heapUsed / 2 ** 20,
-    idleCpuMsPerS: (cpu.user + cpu.system) / 1000 / idleSeconds,
-    fires
-  } satisfies IdleResult)
+  report(
+    {
+      id,
+      n,
+      expr,
+      setupMs,
+      heapPerJob: (after.heapUsed - before.heapUsed) / n,
+      rssPerJob: (after.rss - before.rss) / n,
+      heapMB: after.heapUsed / 2 ** 20,
+      idleCpuMsPerS: (cpu.user + cpu.system) / 1000 / idleSeconds,
+      fires
+    } satisfies IdleResult
+  )
   process.exit(0)
 }
 
@@ -97,7 +99,9 @@ const parent = async () => {
       if (smaller !== undefined && smaller.bytes * n > PROJECTED_LIMIT_BYTES) {
         failures.set(
           id,
-          `not run: ${fmt((smaller.bytes * n) / 2 ** 30, 1)} GiB projected from ${fmt(smaller.bytes, 0)} bytes/job at ` +
+          `not run: ${fmt((smaller.bytes * n) / 2 ** 30, 1)} GiB projected from ${
+            fmt(smaller.bytes, 0)
+          } bytes/job at ` +
             `N=${smaller.n.toLocaleString("en-US")}`
         )
         continue
@@ -137,7 +141,9 @@ const parent = async () => {
       ])
     }
     console.log("")
-    console.log(`### N = ${n.toLocaleString("en-US")} idle jobs (goal for ours: heap <= 1,024 bytes per job; 100,000 jobs run)`)
+    console.log(
+      `### N = ${n.toLocaleString("en-US")} idle jobs (goal for ours: heap <= 1,024 bytes per job; 100,000 jobs run)`
+    )
     console.log(table(
       [
         "scheduler",

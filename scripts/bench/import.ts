@@ -92,18 +92,22 @@ const main = async () => {
   const base = stats.get("effect")!
   const rows = targets.map((t) => {
     const s = stats.get(t.id)!
-    return [t.label, fmt(s.ms), `${fmt(s.ms / base.ms, 2)}x`, fmt(s.heap / 2 ** 20, 2), `${fmt(s.heap / base.heap, 2)}x`]
+    return [
+      t.label,
+      fmt(s.ms),
+      `${fmt(s.ms / base.ms, 2)}x`,
+      fmt(s.heap / 2 ** 20, 2),
+      `${fmt(s.heap / base.heap, 2)}x`
+    ]
   })
   const root_ = stats.get("root")!
   const verdict = (value: number) => (value <= 1.2 ? "met" : "NOT met")
   process.stdout.write(
     `## Import cost (${rounds} fresh processes per row, medians)\n${await machine()}\n\n` +
       table(["import", "ms", "x effect", "heap MiB", "x effect"], rows) +
-      `\n\nGoal: the package root costs at most 1.2x \`import "effect"\` in time (${
-        fmt(root_.ms / base.ms, 2)
-      }x: ${verdict(root_.ms / base.ms)}) and heap (${fmt(root_.heap / base.heap, 2)}x: ${
-        verdict(root_.heap / base.heap)
-      }).\n`
+      `\n\nGoal: the package root costs at most 1.2x \`import "effect"\` in time (${fmt(root_.ms / base.ms, 2)}x: ${
+        verdict(root_.ms / base.ms)
+      }) and heap (${fmt(root_.heap / base.heap, 2)}x: ${verdict(root_.heap / base.heap)}).\n`
   )
 }
 

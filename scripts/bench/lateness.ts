@@ -15,7 +15,6 @@
  *
  * @since 0.1.0
  */
-import { contender, contenders } from "./contenders.js"
 import {
   calibrateClock,
   envFilter,
@@ -32,6 +31,7 @@ import {
   sleep,
   table
 } from "./common.js"
+import { contender, contenders } from "./contenders.js"
 
 /** Time between setup and the window: JIT warm-up and the first fires stay out of the figures. */
 const WARMUP_MS = 1500
@@ -126,26 +126,30 @@ const child = async (id: string, n: number, seconds: number) => {
     }
   }
   const sorted = lateness.subarray(0, kept).sort()
-  const at = (p: number) => (kept === 0 ? NaN : sorted[Math.min(kept - 1, Math.max(0, Math.ceil((p / 100) * kept) - 1))]!)
-  report({
-    id,
-    n,
-    seconds,
-    setupMs,
-    expected: counts.length,
-    ran,
-    missed,
-    double,
-    early,
-    p50: at(50),
-    p99: at(99),
-    max: kept === 0 ? NaN : sorted[kept - 1]!,
-    cpuUsPerFire: windowFires === 0 ? NaN : (cpu.user + cpu.system) / windowFires,
-    firesPerSecond: (windowFires * 1000) / wallMs,
-    heapBeforeMB: heapBefore / MB,
-    heapAfterMB: memory.heapUsed / MB,
-    rssAfterMB: memory.rss / MB
-  } satisfies LatenessResult)
+  const at = (
+    p: number
+  ) => (kept === 0 ? NaN : sorted[Math.min(kept - 1, Math.max(0, Math.ceil((p / 100) * kept) - 1))]!)
+  report(
+    {
+      id,
+      n,
+      seconds,
+      setupMs,
+      expected: counts.length,
+      ran,
+      missed,
+      double,
+      early,
+      p50: at(50),
+      p99: at(99),
+      max: kept === 0 ? NaN : sorted[kept - 1]!,
+      cpuUsPerFire: windowFires === 0 ? NaN : (cpu.user + cpu.system) / windowFires,
+      firesPerSecond: (windowFires * 1000) / wallMs,
+      heapBeforeMB: heapBefore / MB,
+      heapAfterMB: memory.heapUsed / MB,
+      rssAfterMB: memory.rss / MB
+    } satisfies LatenessResult
+  )
   process.exit(0)
 }
 
@@ -162,7 +166,10 @@ const parent = async () => {
   console.log(`${await machine()}; one fresh process per (scheduler, N); times in ms`)
   const plan: Array<{ n: number; ids: ReadonlyArray<string> }> = [
     ...sizes.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => keep(c.id)).map((c) => c.id) })),
-    ...oursOnly.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => !c.peer && keep(c.id) && keepLarge(c.id)).map((c) => c.id) }))
+    ...oursOnly.filter((n) => n > 0).map((n) => ({
+      n,
+      ids: contenders.filter((c) => !c.peer && keep(c.id) && keepLarge(c.id)).map((c) => c.id)
+    }))
   ]
   for (const { ids, n } of plan) {
     if (ids.length === 0) continue

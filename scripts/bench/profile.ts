@@ -320,62 +320,79 @@ const breakdown = async (iterations: number) => {
   await m("baseline: Effect.void", () => Effect.void)
   await m("crypto.randomUUID()", () => Effect.sync(() => crypto.randomUUID()))
   await m("Deferred.make + Deferred.done", () => Effect.flatMap(Deferred.make<number>(), (d) => Deferred.succeed(d, 1)))
-  await m("FiberSet.run + Fiber.await (fork a run fiber)", () =>
-    Effect.flatMap(FiberSet.run(fiberSet, Effect.void), (fiber) => fiber.await))
-  await m("uninterruptibleMask + ensuring", () =>
-    Effect.uninterruptibleMask((restore) => restore(Effect.void)).pipe(Effect.ensuring(Effect.void)))
+  await m(
+    "FiberSet.run + Fiber.await (fork a run fiber)",
+    () => Effect.flatMap(FiberSet.run(fiberSet, Effect.void), (fiber) => fiber.await)
+  )
+  await m(
+    "uninterruptibleMask + ensuring",
+    () => Effect.uninterruptibleMask((restore) => restore(Effect.void)).pipe(Effect.ensuring(Effect.void))
+  )
   await m("store.begin (memory, no lock)", () => storeT.begin(request(false)))
-  await m("store.begin + finish (memory, lock)", () =>
-    Effect.flatMap(storeT.begin(request(true)), (started) =>
-      storeT.finish({
-        record: record(),
-        lock: started._tag === "Started" ? started.lock : Option.none(),
-        statusTtl: ttl,
-        maxRecords: 100
-      })))
+  await m(
+    "store.begin + finish (memory, lock)",
+    () =>
+      Effect.flatMap(storeT.begin(request(true)), (started) =>
+        storeT.finish({
+          record: record(),
+          lock: started._tag === "Started" ? started.lock : Option.none(),
+          statusTtl: ttl,
+          maxRecords: 100
+        }))
+  )
   await m("new RunRecord (Schema.Class, validated)", () => Effect.sync(() => record()))
   await m("  proposal: new RunRecord(fields, true) (validation off)", () => Effect.sync(() => record(true)))
   await m("handler with RunContext provided", () => provideCtx(handler))
-  await m("Effect.timeoutFail (5 minutes) around the handler", () =>
-    Effect.timeoutFail(provideCtx(handler), { duration: ttl, onTimeout: () => new Error("timeout") }))
+  await m(
+    "Effect.timeoutFail (5 minutes) around the handler",
+    () => Effect.timeoutFail(provideCtx(handler), { duration: ttl, onTimeout: () => new Error("timeout") })
+  )
   await m("  proposal: plain timer interrupts the run fiber", () =>
     Effect.withFiberRuntime<void>((fiber) => {
       const timer = setTimeout(() => fiber.unsafeInterruptAsFork(FiberId.none), Duration.toMillis(ttl))
       return Effect.ensuring(provideCtx(handler), Effect.sync(() => clearTimeout(timer)))
     }))
-  await m("raceFirst(handler, renew loop sleeping 100 s) (lock)", () =>
-    Effect.raceFirst(provideCtx(handler), Effect.zipRight(Effect.sleep("100 seconds"), Effect.never)))
+  await m(
+    "raceFirst(handler, renew loop sleeping 100 s) (lock)",
+    () => Effect.raceFirst(provideCtx(handler), Effect.zipRight(Effect.sleep("100 seconds"), Effect.never))
+  )
   await m("Metric.update lateness histogram (tagged)", () => Metric.update(lateness, 0.001))
   await m("Metric.increment runs counter (tagged twice)", () => Metric.increment(runs))
-  await m("Effect.logInfo + 10 annotations (Logger.none)", () =>
-    Effect.logInfo("job finished").pipe(Effect.annotateLogs({
-      job: "job-1",
-      fire_time: new Date(fire).toISOString(),
-      run_id: "run",
-      node: "bench",
-      fence: 1,
-      outcome: "success",
-      duration_ms: 0,
-      lateness_ms: 0,
-      attempt: 1,
-      kind: "scheduled"
-    })))
-  await m("  proposal: the same annotations as one prebuilt HashMap (Effect.locally)", () =>
-    Effect.logInfo("job finished").pipe(Effect.locally(
-      FiberRef.currentLogAnnotations,
-      HashMap.make(
-        ["job", "job-1"],
-        ["fire_time", new Date(fire).toISOString()],
-        ["run_id", "run"],
-        ["node", "bench"],
-        ["fence", 1],
-        ["outcome", "success"],
-        ["duration_ms", 0],
-        ["lateness_ms", 0],
-        ["attempt", 1],
-        ["kind", "scheduled"]
-      )
-    )))
+  await m(
+    "Effect.logInfo + 10 annotations (Logger.none)",
+    () =>
+      Effect.logInfo("job finished").pipe(Effect.annotateLogs({
+        job: "job-1",
+        fire_time: new Date(fire).toISOString(),
+        run_id: "run",
+        node: "bench",
+        fence: 1,
+        outcome: "success",
+        duration_ms: 0,
+        lateness_ms: 0,
+        attempt: 1,
+        kind: "scheduled"
+      }))
+  )
+  await m(
+    "  proposal: the same annotations as one prebuilt HashMap (Effect.locally)",
+    () =>
+      Effect.logInfo("job finished").pipe(Effect.locally(
+        FiberRef.currentLogAnnotations,
+        HashMap.make(
+          ["job", "job-1"],
+          ["fire_time", new Date(fire).toISOString()],
+          ["run_id", "run"],
+          ["node", "bench"],
+          ["fence", 1],
+          ["outcome", "success"],
+          ["duration_ms", 0],
+          ["lateness_ms", 0],
+          ["attempt", 1],
+          ["kind", "scheduled"]
+        )
+      ))
+  )
   await m("Effect.withSpan (5 attributes)", () =>
     Effect.void.pipe(Effect.withSpan("job.run", {
       attributes: { job: "job-1", fire_time: fire, run_id: "run", node: "bench", fence: 1 }
@@ -400,8 +417,10 @@ const breakdown = async (iterations: number) => {
       )))
     )
   })
-  await m("whole run via Scheduler.trigger, one at a time (waits for the end)", () =>
-    Effect.zipRight(scheduler.trigger("job-1"), Effect.promise(() => waitIdle(scheduler))))
+  await m(
+    "whole run via Scheduler.trigger, one at a time (waits for the end)",
+    () => Effect.zipRight(scheduler.trigger("job-1"), Effect.promise(() => waitIdle(scheduler)))
+  )
   const batch = 1000
   const rounds = Math.max(1, Math.floor(iterations / batch))
   const triggerBatch = () =>
@@ -433,7 +452,9 @@ const breakdown = async (iterations: number) => {
 // ---------------------------------------------------------------------------------------------------------------
 
 interface Snapshot {
-  readonly snapshot: { readonly meta: { readonly node_fields: ReadonlyArray<string>; readonly node_types: [ReadonlyArray<string>] } }
+  readonly snapshot: {
+    readonly meta: { readonly node_fields: ReadonlyArray<string>; readonly node_types: [ReadonlyArray<string>] }
+  }
   readonly nodes: ReadonlyArray<number>
   readonly strings: ReadonlyArray<string>
 }
@@ -484,7 +505,10 @@ const heap = async (n: number) => {
     ],
     ["JobMetrics (the scheduler's per-job metric labels)", fmt(retained(n, (i) => new JobMetrics(`job-${i}`)), 0)],
     ["a Duration made per job (e.g. Duration.sum(timeout, margin))", fmt(retained(n, (i) => Duration.millis(i)), 0)],
-    ["Effect.provide(handler, context) (done per job by make)", fmt(retained(n, () => Effect.provide(handler, Context.empty())), 0)],
+    [
+      "Effect.provide(handler, context) (done per job by make)",
+      fmt(retained(n, () => Effect.provide(handler, Context.empty())), 0)
+    ],
     ["job name string `job-<i>`", fmt(retained(n, (i) => `job-${i}`), 0)]
   ]
   console.log(`heap kept per job by each piece alone, ${n} items`)
@@ -513,7 +537,9 @@ const heap = async (n: number) => {
   )
   console.log(table(
     ["constructor", "objects/job", "bytes/job", "share"],
-    diff.slice(0, 30).map((d) => [d.key, fmt(d.count / n, 2), fmt(d.bytes / n, 0), `${fmt((100 * d.bytes) / total, 1)}%`])
+    diff.slice(0, 30).map((
+      d
+    ) => [d.key, fmt(d.count / n, 2), fmt(d.bytes / n, 0), `${fmt((100 * d.bytes) / total, 1)}%`])
   ))
   process.exit(0)
 }

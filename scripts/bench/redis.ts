@@ -25,7 +25,13 @@ const parseRows = (output: string): Array<Row> =>
     const match = /^(.+?)\s+(\d+\.\d\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s*$/.exec(line)
     if (match === null) return []
     const [, name, roundTrips, p50, p99, mean] = match
-    return [{ name: name!.trim(), roundTrips: Number(roundTrips), p50: Number(p50), p99: Number(p99), mean: Number(mean) }]
+    return [{
+      name: name!.trim(),
+      roundTrips: Number(roundTrips),
+      p50: Number(p50),
+      p99: Number(p99),
+      mean: Number(mean)
+    }]
   })
 
 const main = async () => {
@@ -34,7 +40,11 @@ const main = async () => {
   console.log(`${await machine()}; scripts/redis-roundtrips.ts, ${iterations} iterations per row, times in us`)
   // Not runChild: that script prints a table, not a JSON result; its output is taken whole.
   const output = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, "scripts", "run.mjs"), "scripts/redis-roundtrips.ts", String(iterations)], {
+    const child = spawn(process.execPath, [
+      path.join(root, "scripts", "run.mjs"),
+      "scripts/redis-roundtrips.ts",
+      String(iterations)
+    ], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -60,7 +70,16 @@ const main = async () => {
   )
   console.log(table(
     ["operation", "round trips", "p50 us", "p99 us", "mean us", "p50 vs raw SET NX"],
-    rows.map((r) => [r.name, fmt(r.roundTrips, 2), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.mean, 1), raw === undefined ? "-" : `${(r.p50 / raw.p50).toFixed(2)}x`])
+    rows.map((
+      r
+    ) => [
+      r.name,
+      fmt(r.roundTrips, 2),
+      fmt(r.p50, 1),
+      fmt(r.p99, 1),
+      fmt(r.mean, 1),
+      raw === undefined ? "-" : `${(r.p50 / raw.p50).toFixed(2)}x`
+    ])
   ))
   if (raw !== undefined && run !== undefined) {
     console.log("")

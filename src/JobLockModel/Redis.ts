@@ -9,10 +9,10 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as JobLockModel from "../JobLockModel.js"
-import * as Redis from "../Redis.js"
 import { newToken, releaseWith, renewWith } from "../internal/lockScripts.js"
 import * as RedisScript from "../internal/redisScript.js"
+import * as JobLockModel from "../JobLockModel.js"
+import * as Redis from "../Redis.js"
 
 /**
  * The model over a connected client.
@@ -26,8 +26,11 @@ export const fromClient = (redis: Redis.RedisClientService): JobLockModel.JobLoc
     acquireLock: (key, ttl) =>
       Effect.suspend(() => {
         const token = newToken()
-        return redis.run("acquireLock", (client) => client.set(keys.lock(key), token, "PX", RedisScript.ttlMillis(ttl), "NX"))
-          .pipe(Effect.map((reply) => reply === "OK" ? Option.some({ key, token }) : Option.none()))
+        return redis.run("acquireLock", (client) =>
+          client.set(keys.lock(key), token, "PX", RedisScript.ttlMillis(ttl), "NX"))
+          .pipe(Effect.map((reply) =>
+            reply === "OK" ? Option.some({ key, token }) : Option.none()
+          ))
       }),
     releaseLock: releaseWith(redis),
     renewLock: renewWith(redis),

@@ -26,13 +26,6 @@ import * as ParseResult from "effect/ParseResult"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import { StoreError } from "../Errors.js"
-import { isUsableTerm, tokenWithTerm } from "../internal/lockTerm.js"
-import * as JobLockModel from "../JobLockModel.js"
-import * as JobLockModelRedis from "../JobLockModel/Redis.js"
-import { JobStore } from "../JobStore.js"
-import * as Metrics from "../Metrics.js"
-import type { BeginRequest, BeginResult, FinishRequest } from "../JobStore.js"
-import * as Redis from "../Redis.js"
 import {
   beginScript,
   epochKey,
@@ -41,7 +34,14 @@ import {
   maxFence as scriptsMaxFence
 } from "../internal/jobStoreScripts.js"
 import { newToken, renewWith } from "../internal/lockScripts.js"
+import { isUsableTerm, tokenWithTerm } from "../internal/lockTerm.js"
 import * as RedisScript from "../internal/redisScript.js"
+import * as JobLockModel from "../JobLockModel.js"
+import * as JobLockModelRedis from "../JobLockModel/Redis.js"
+import { JobStore } from "../JobStore.js"
+import type { BeginRequest, BeginResult, FinishRequest } from "../JobStore.js"
+import * as Metrics from "../Metrics.js"
+import * as Redis from "../Redis.js"
 import { RunRecord } from "../Run.js"
 
 /**
@@ -316,9 +316,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       ),
     finishMany: (requests) =>
       Effect.suspend(() => {
-        const encoded = requests.map((request) =>
-          Either.mapLeft(encodeRecordEither(request.record), encodeError)
-        )
+        const encoded = requests.map((request) => Either.mapLeft(encodeRecordEither(request.record), encodeError))
         const sendable = requests.flatMap((request, i) => {
           const json = encoded[i]!
           return Either.isRight(json) ? [{ index: i, call: finishCall(request, json.right) }] : []
@@ -327,7 +325,8 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
           Either.isLeft(json) ? Either.left(json.left) : Either.void
         )
         if (sendable.length === 0) return Effect.succeed(results)
-        return redis.run("finish", (client) => RedisScript.evalMany(client, finishScript, sendable.map(({ call }) => call)))
+        return redis.run("finish", (client) =>
+          RedisScript.evalMany(client, finishScript, sendable.map(({ call }) => call)))
           .pipe(
             Effect.map((replies) => {
               replies.forEach((reply, k) => {
@@ -338,7 +337,9 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
               return results
             }),
             Effect.catchAll((error) => {
-              for (const { index } of sendable) results[index] = Either.left(error)
+              for (const { index } of sendable) {
+                results[index] = Either.left(error)
+              }
               return Effect.succeed(results)
             })
           )
@@ -351,8 +352,9 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
         })
       ),
     recentRuns: (job, limit) =>
-      limit <= 0 ? Effect.succeed([]) : redis.run("recentRuns", (client) =>
-        client.lrange(keys.runs(job), 0, Math.floor(limit) - 1)).pipe(
+      limit <= 0 ?
+        Effect.succeed([]) :
+        redis.run("recentRuns", (client) => client.lrange(keys.runs(job), 0, Math.floor(limit) - 1)).pipe(
           Effect.flatMap((entries) =>
             Effect.forEach(entries, (entry, index) =>
               Either.match(decodeRecord(entry), {
@@ -374,8 +376,10 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
           Effect.map(Arr.getSomes)
         ),
     setPaused: (job, paused) =>
-      redis.run("setPaused", (client): Promise<unknown> =>
-        paused ? client.set(keys.paused(job), "1") : client.del(keys.paused(job)))
+      redis.run(
+        "setPaused",
+        (client): Promise<unknown> => paused ? client.set(keys.paused(job), "1") : client.del(keys.paused(job))
+      )
         .pipe(Effect.asVoid),
     isPaused: (job) =>
       redis.run("isPaused", (client) => client.exists(keys.paused(job))).pipe(Effect.map((n) => n > 0)),

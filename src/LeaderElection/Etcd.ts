@@ -35,9 +35,9 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { EtcdLeaseInvalidError } from "etcd3"
 import type { Etcd3, IKeyValue, Lease, Watcher } from "etcd3"
 import { performance } from "node:perf_hooks"
-import { EtcdClient } from "../Etcd.js"
 import { ElectionError } from "../Errors.js"
-import { follower, leader, type Leadership, LeaderElection } from "../LeaderElection.js"
+import { EtcdClient } from "../Etcd.js"
+import { follower, leader, LeaderElection, type Leadership } from "../LeaderElection.js"
 
 /**
  * The options of the etcd election: this node's id, the election key prefix, the lease TTL and the step-down margin.
@@ -330,7 +330,8 @@ export const make = (
         while (true) {
           const range = yield* etcd.call(
             "range",
-            (client) => client.getAll().prefix(prefix).sort("Create", "Ascend").exec()
+            (client) =>
+              client.getAll().prefix(prefix).sort("Create", "Ascend").exec()
           )
           campaigned.value = true
           const mine = range.kvs.find((kv) => kv.key.toString() === key)

@@ -25,7 +25,9 @@ export const decodeDuration = (input: unknown, rule: DurationRule = {}): Either.
   const decoded = Duration.decodeUnknown(input)
   if (Option.isNone(decoded)) {
     return Either.left(
-      `expected a duration such as "5 seconds" or "1 hour", got ${typeof input === "string" ? `"${input}"` : String(input)}`
+      `expected a duration such as "5 seconds" or "1 hour", got ${
+        typeof input === "string" ? `"${input}"` : String(input)
+      }`
     )
   }
   const duration = decoded.value

@@ -35,7 +35,6 @@ const WATCH_BACKOFF_MAX_MS = 1_000
 const GRPC_RECONNECT_BACKOFF_INITIAL_MS = 100
 const GRPC_RECONNECT_BACKOFF_MAX_MS = 1_000
 
-
 /**
  * The `etcd3` options for `options`: endpoints, auth, TLS, per-call deadline, tuned fault handling and gRPC
  * keepalive. The leadership benchmark builds stock etcd3 clients with the same transport settings from it.

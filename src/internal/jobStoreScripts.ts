@@ -99,7 +99,6 @@ return epoch`
  */
 export const epochKey = (prefix: string): string => `${prefix}:job:epoch`
 
-
 /**
  * One round trip for the end of a run: compare-and-delete our lock (a lock already lost is left alone), set the
  * status to the outcome, push the record and cap the list.

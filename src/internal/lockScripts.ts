@@ -4,9 +4,9 @@
  *
  * @internal
  */
-import { randomBytes } from "node:crypto"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { randomBytes } from "node:crypto"
 import type * as JobLockModel from "../JobLockModel.js"
 import * as Redis from "../Redis.js"
 import * as RedisScript from "./redisScript.js"
@@ -45,7 +45,8 @@ export const newToken = (): string => randomBytes(16).toString("hex")
 export const releaseWith = (redis: Redis.RedisClientService) => (lock: JobLockModel.LockHandle) =>
   redis.run(
     "releaseLock",
-    (client) => RedisScript.evalScript(client, releaseScript, [Redis.keys(redis.keyPrefix).lock(lock.key)], [lock.token])
+    (client) =>
+      RedisScript.evalScript(client, releaseScript, [Redis.keys(redis.keyPrefix).lock(lock.key)], [lock.token])
   ).pipe(Effect.map((deleted) => deleted === 1))
 
 /**

@@ -18,8 +18,8 @@ interface Expiring<A> {
 let tokenCounter = 0
 
 /** An owner token unique in this process; the Redis backend uses random tokens. */
-export const newToken = (): string => `${process.pid.toString(36)}.${Date.now().toString(36)}.${(++tokenCounter).toString(36)}`
-
+export const newToken = (): string =>
+  `${process.pid.toString(36)}.${Date.now().toString(36)}.${(++tokenCounter).toString(36)}`
 
 export class MemoryState {
   readonly locks = new Map<string, Expiring<string>>()

@@ -44,8 +44,12 @@ export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
   backend: "memory",
   begin: (request) => Effect.map(Clock.currentTimeMillis, (now) => beginMemory(state, request, now)),
   beginMany: (requests) =>
-    Effect.map(Clock.currentTimeMillis, (now) => requests.map((request) => Either.right(beginMemory(state, request, now)))),
-  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+    Effect.map(
+      Clock.currentTimeMillis,
+      (now) => requests.map((request) => Either.right(beginMemory(state, request, now)))
+    ),
+  renewLock: (lock, ttl) =>
+    Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
   finish: (request) => Effect.map(Clock.currentTimeMillis, (now) => finishMemory(state, request, now)),
   finishMany: (requests) =>
     Effect.map(Clock.currentTimeMillis, (now) =>
@@ -71,8 +75,10 @@ export const memoryLockModel = (state: MemoryState): JobLockModel["Type"] => ({
   acquireLock: (key, ttl) =>
     Effect.map(Clock.currentTimeMillis, (now) => state.acquire(key, Duration.toMillis(ttl), now)),
   releaseLock: (lock) => Effect.map(Clock.currentTimeMillis, (now) => state.release(lock, now)),
-  renewLock: (lock, ttl) => Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  renewLock: (lock, ttl) =>
+    Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
   setJobStatus: (jobName, status, ttl) =>
     Effect.map(Clock.currentTimeMillis, (now) => state.setStatus(jobName, status, Duration.toMillis(ttl), now)),
-  getJobStatus: (jobName) => Effect.map(Clock.currentTimeMillis, (now) => Option.fromNullable(state.getStatus(jobName, now)))
+  getJobStatus: (jobName) =>
+    Effect.map(Clock.currentTimeMillis, (now) => Option.fromNullable(state.getStatus(jobName, now)))
 })

@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import { createHash } from "node:crypto"
 import * as Duration from "effect/Duration"
+import { createHash } from "node:crypto"
 import type { Client } from "../Redis.js"
 
 const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))

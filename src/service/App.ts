@@ -24,13 +24,13 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Etcd from "../Etcd.js"
 import type { ConfigInvalid, ElectionError, StoreError } from "../Errors.js"
+import * as Etcd from "../Etcd.js"
+import type * as Job from "../Job.js"
 import * as LeaderElection from "../LeaderElection.js"
 import * as EtcdElection from "../LeaderElection/Etcd.js"
 import * as Logging from "../Logging.js"
 import * as Redis from "../Redis.js"
-import type * as Job from "../Job.js"
 import * as Scheduler from "../Scheduler.js"
 import * as Cli from "./cli/Cli.js"
 import { CliFailure } from "./cli/Client.js"
@@ -86,12 +86,18 @@ export const layerLeadership = (
   })
 
 /** The readiness check of the store (memory has nothing to check). */
-const storeCheck = Effect.map(StoreHealth, (store): Option.Option<ReadinessCheck> =>
-  store.backend === "memory" ? Option.none() : Option.some({ name: store.backend, check: store.check }))
+const storeCheck = Effect.map(
+  StoreHealth,
+  (store): Option.Option<ReadinessCheck> =>
+    store.backend === "memory" ? Option.none() : Option.some({ name: store.backend, check: store.check })
+)
 
 /** The readiness check of the leader election (single-node has nothing to check). */
-const electionCheck = Effect.map(LeaderHealth, (leader): Option.Option<ReadinessCheck> =>
-  leader.backend === "single-node" ? Option.none() : Option.some({ name: leader.backend, check: leader.check }))
+const electionCheck = Effect.map(
+  LeaderHealth,
+  (leader): Option.Option<ReadinessCheck> =>
+    leader.backend === "single-node" ? Option.none() : Option.some({ name: leader.backend, check: leader.check })
+)
 
 /**
  * The servers of a node: `serve` (admin + RPC routes) with its readiness checks and the scrape-time metrics, over
@@ -100,10 +106,14 @@ const electionCheck = Effect.map(LeaderHealth, (leader): Option.Option<Readiness
 const servers = <R, RS>(
   config: Config.ServiceConfig,
   jobs: ReadonlyArray<Job.Job<unknown>>,
-  checks: Effect.Effect<{
-    readonly store: Option.Option<ReadinessCheck>
-    readonly election: Option.Option<ReadinessCheck>
-  }, never, R>,
+  checks: Effect.Effect<
+    {
+      readonly store: Option.Option<ReadinessCheck>
+      readonly election: Option.Option<ReadinessCheck>
+    },
+    never,
+    R
+  >,
   serve: (options: Server.RpcOptions) => Layer.Layer<never, never, RS>
 ) =>
   Layer.unwrapScoped(Effect.gen(function*() {

@@ -9,8 +9,8 @@
  *
  * @since 0.1.0
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -133,15 +133,23 @@ export const startPostgres: Effect.Effect<PostgresServer, never, Scope.Scope> = 
     Effect.gen(function*() {
       output = ""
       const spawned = spawn(path.join(bin, "postgres"), [
-        "-D", data,
-        "-p", String(port),
-        "-k", dir, // the Unix socket lives in our directory, not in /var/run/postgresql
-        "-c", "listen_addresses=127.0.0.1",
+        "-D",
+        data,
+        "-p",
+        String(port),
+        "-k",
+        dir, // the Unix socket lives in our directory, not in /var/run/postgresql
+        "-c",
+        "listen_addresses=127.0.0.1",
         // A test database needs no durability: these make commits and CREATE DATABASE fast.
-        "-c", "fsync=off",
-        "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off",
-        "-c", "max_connections=200"
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200"
       ], { ...userOptions(), cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
       child = spawned
       watchdog(spawned)
@@ -187,8 +195,13 @@ export const startPostgres: Effect.Effect<PostgresServer, never, Scope.Scope> = 
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       if (child === undefined || exited(child)) return
-      yield* runToEnd(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w", "-t", "10"], Duration
-        .seconds(15), dir).pipe(Effect.catchAllDefect(() => Effect.void))
+      yield* runToEnd(
+        path.join(bin, "pg_ctl"),
+        ["stop", "-D", data, "-m", "immediate", "-w", "-t", "10"],
+        Duration
+          .seconds(15),
+        dir
+      ).pipe(Effect.catchAllDefect(() => Effect.void))
       yield* kill()
     })
   )

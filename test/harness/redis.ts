@@ -5,17 +5,17 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Generic process helpers
@@ -307,7 +307,8 @@ export const startRedis = (
           { timeout: READY_TIMEOUT }
         ).pipe(
           Effect.catchAllDefect((defect) =>
-            Effect.zipRight(proc.terminate(), Effect.die(new Error(`${String(defect)}\n${proc.output()}`))))
+            Effect.zipRight(proc.terminate(), Effect.die(new Error(`${String(defect)}\n${proc.output()}`)))
+          )
         )
         return proc.hasExited() ? { proc: undefined, output: proc.output() } : { proc, output: "" }
       })

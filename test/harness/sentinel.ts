@@ -170,8 +170,11 @@ export const startSentinels = (options: {
     const primaryPort = () =>
       Effect.gen(function*() {
         for (const { port } of sentinels) {
-          const address = yield* query(port, (client) =>
-            client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", PRIMARY_NAME) as Promise<ReadonlyArray<string> | null>)
+          const address = yield* query(
+            port,
+            (client) =>
+              client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", PRIMARY_NAME) as Promise<ReadonlyArray<string> | null>
+          )
           if (address !== undefined && address !== null) return Number(address[1])
         }
         return undefined

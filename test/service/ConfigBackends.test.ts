@@ -77,11 +77,22 @@ redis:
     ["a sentinel without a port", "redis: { sentinels: [h], name: m }", {}, "redis.sentinels[0]", /host:port/],
     ["a sentinel port out of range", "redis: { sentinels: [h:70000], name: m }", {}, "redis.sentinels[0]", /host:port/],
     ["no sentinel", "redis: { sentinels: [], name: m }", {}, "redis.sentinels", /at least one/],
-    ["both url and sentinels", "redis: { url: redis://h:6379, sentinels: [h:26379], name: m }", {}, "redis.sentinels",
-      /either/],
-    ["url from the env and sentinels in the file", "redis: { sentinels: [h:26379], name: m }", {
-      REDIS_URL: "redis://h:6379"
-    }, "redis.sentinels", /either/],
+    [
+      "both url and sentinels",
+      "redis: { url: redis://h:6379, sentinels: [h:26379], name: m }",
+      {},
+      "redis.sentinels",
+      /either/
+    ],
+    [
+      "url from the env and sentinels in the file",
+      "redis: { sentinels: [h:26379], name: m }",
+      {
+        REDIS_URL: "redis://h:6379"
+      },
+      "redis.sentinels",
+      /either/
+    ],
     ["a name without sentinels", "redis: { url: redis://h:6379, name: m }", {}, "redis.name", /only applies/],
     ["neither url nor sentinels", "redis: { keyPrefix: x }", {}, "redis.url", /missing/],
     ["a bad db", "redis: { sentinels: [h:1], name: m, db: -1 }", {}, "redis.db", /database number/]

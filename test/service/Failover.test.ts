@@ -225,11 +225,13 @@ jobs:
         }).pipe(Effect.timeout(REDIS_READ_TIMEOUT), Effect.orDie),
       candidates: () => etcdValues(etcd.endpoint, `${electionKey}/`),
       leaders: async () => {
-        const values = await Promise.all(nodes.map((node) =>
-          node.process.exitCode === null && node.process.signalCode === null
-            ? metricValue(node.port, "scheduler_leader", 2_000)
-            : Promise.resolve(undefined)
-        ))
+        const values = await Promise.all(
+          nodes.map((node) =>
+            node.process.exitCode === null && node.process.signalCode === null
+              ? metricValue(node.port, "scheduler_leader", 2_000)
+              : Promise.resolve(undefined)
+          )
+        )
         return nodes.filter((_, i) => values[i] === 1).map((node) => node.id)
       },
       node: (id) => {
@@ -241,8 +243,11 @@ jobs:
 
     // A node that exits during start-up (bad config, crash) ends the wait at once, with its output.
     const dead = () => nodes.find((node) => node.process.exitCode !== null)
-    const started = yield* poll(`${count} election candidates`, START_TIMEOUT, async () =>
-      dead() ?? ((await cluster.candidates()).length === count || undefined)).pipe(withOutputs(nodes))
+    const started = yield* poll(
+      `${count} election candidates`,
+      START_TIMEOUT,
+      async () => dead() ?? ((await cluster.candidates()).length === count || undefined)
+    ).pipe(withOutputs(nodes))
     if (started !== true) {
       return yield* Effect.dieMessage(`${started.id} exited during start-up\n${describeNodes(nodes)}`)
     }
@@ -362,242 +367,295 @@ const report = (scenario: string, figures: Record<string, unknown>) =>
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("failover of service processes on real etcd + Redis (job every second, lease TTL 2 s)", () => {
-  it.live("kill -9 of the leader: another node runs the job within about a TTL, one catch-up run for the gap", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startCluster("kill9", 3)
-      const leader = currentLeader(cluster)
-      // Kill 900 ms after a fire: the lease outlives the kill by at least TTL - keepalive interval (1.33 s), so the
-      // successor starts after the next two fire times have passed and the misfire policy has to choose.
-      yield* sleepUntil(Math.ceil(Date.now() / 1000) * 1000 + 900)
-      const killedAt = Date.now()
-      yield* leader.signal("SIGKILL")
-      yield* Effect.promise(() => leader.exited)
+  it.live(
+    "kill -9 of the leader: another node runs the job within about a TTL, one catch-up run for the gap",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startCluster("kill9", 3)
+        const leader = currentLeader(cluster)
+        // Kill 900 ms after a fire: the lease outlives the kill by at least TTL - keepalive interval (1.33 s), so the
+        // successor starts after the next two fire times have passed and the misfire policy has to choose.
+        yield* sleepUntil(Math.ceil(Date.now() / 1000) * 1000 + 900)
+        const killedAt = Date.now()
+        yield* leader.signal("SIGKILL")
+        yield* Effect.promise(() => leader.exited)
 
-      const after = yield* waitRuns(
-        cluster,
-        "a run on another node",
-        (runs) => runs.some((run) => run.node !== leader.id && run.startedAt >= killedAt)
-      )
-      const first = after.find((run) => run.node !== leader.id && run.startedAt >= killedAt)!
-      const successor = cluster.node(first.node)
-      yield* waitRuns(cluster, "steady runs on the successor", (runs) =>
-        runs.filter((run) => run.node === successor.id).length >= STEADY_RUNS)
+        const after = yield* waitRuns(
+          cluster,
+          "a run on another node",
+          (runs) => runs.some((run) => run.node !== leader.id && run.startedAt >= killedAt)
+        )
+        const first = after.find((run) => run.node !== leader.id && run.startedAt >= killedAt)!
+        const successor = cluster.node(first.node)
+        yield* waitRuns(cluster, "steady runs on the successor", (runs) =>
+          runs.filter((run) =>
+            run.node === successor.id
+          ).length >= STEADY_RUNS)
 
-      const runs = yield* expectSafe(cluster)
-      const takeoverMs = first.startedAt - killedAt
-      // The old leader's last recorded fire; fires after it and before the successor's first run were missed.
-      const lastOld = Math.max(...runs.filter((run) => run.node === leader.id).map((run) => run.fireTime))
-      const inGap = runs.filter((run) => run.fireTime > lastOld && run.fireTime <= first.startedAt)
-      const missed = Math.floor((first.startedAt - lastOld) / 1000) - inGap.length
-      yield* report("kill -9", {
-        takeover_ms: takeoverMs,
-        first_run_lateness_ms: first.startedAt - first.fireTime,
-        missed_fires: missed,
-        runs_in_gap: inGap.length
-      })
-      expect(takeoverMs, "kill -9 -> first run on another node").toBeLessThanOrEqual(TAKEOVER_BOUND_MS)
-      // The failover did miss fires (the kill's timing makes sure of it; else the policy was not exercised) ...
-      expect(missed, inGap.map(describeRun).join("\n")).toBeGreaterThanOrEqual(1)
-      // ... and runOnce ran exactly one of them, the successor's first run: never a burst of catch-up runs.
-      expect(inGap.map((run) => run.runId), inGap.map(describeRun).join("\n")).toEqual([first.runId])
-      // ... for the newest missed fire, found from the last fire time recorded by the old leader.
-      const missedLine = successor.lines().find((l) => l.message === "missed fires" && l.job === "sync_user")
-      expect(missedLine?.newest_fire, "the successor's `missed fires` line").toBe(iso(first.fireTime))
-      // Exactly one node leads afterwards: every run after the kill is the successor's.
-      expect(runs.filter((run) => run.startedAt >= killedAt && run.node !== successor.id).map(describeRun)).toEqual([])
-      expect(yield* expectOneLeader(cluster)).toBe(successor.id)
-    }).pipe(Effect.scoped), 90_000)
+        const runs = yield* expectSafe(cluster)
+        const takeoverMs = first.startedAt - killedAt
+        // The old leader's last recorded fire; fires after it and before the successor's first run were missed.
+        const lastOld = Math.max(
+          ...runs.filter((run) => run.node === leader.id).map((run) => run.fireTime)
+        )
+        const inGap = runs.filter((run) => run.fireTime > lastOld && run.fireTime <= first.startedAt)
+        const missed = Math.floor((first.startedAt - lastOld) / 1000) - inGap.length
+        yield* report("kill -9", {
+          takeover_ms: takeoverMs,
+          first_run_lateness_ms: first.startedAt - first.fireTime,
+          missed_fires: missed,
+          runs_in_gap: inGap.length
+        })
+        expect(takeoverMs, "kill -9 -> first run on another node").toBeLessThanOrEqual(TAKEOVER_BOUND_MS)
+        // The failover did miss fires (the kill's timing makes sure of it; else the policy was not exercised) ...
+        expect(missed, inGap.map(describeRun).join("\n")).toBeGreaterThanOrEqual(1)
+        // ... and runOnce ran exactly one of them, the successor's first run: never a burst of catch-up runs.
+        expect(inGap.map((run) => run.runId), inGap.map(describeRun).join("\n")).toEqual([first.runId])
+        // ... for the newest missed fire, found from the last fire time recorded by the old leader.
+        const missedLine = successor.lines().find((l) => l.message === "missed fires" && l.job === "sync_user")
+        expect(missedLine?.newest_fire, "the successor's `missed fires` line").toBe(iso(first.fireTime))
+        // Exactly one node leads afterwards: every run after the kill is the successor's.
+        expect(runs.filter((run) => run.startedAt >= killedAt && run.node !== successor.id).map(describeRun)).toEqual(
+          []
+        )
+        expect(yield* expectOneLeader(cluster)).toBe(successor.id)
+      }).pipe(Effect.scoped),
+    90_000
+  )
 
-  it.live("SIGTERM of the leader: it drains and exits 0, a follower leads within 1 s and continues the fences", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startCluster("sigterm", 2)
-      const leader = currentLeader(cluster)
-      const follower = cluster.nodes.find((node) => node !== leader)!
-      // Aim the signal into a run: the next fire time plus the typical start delay of the leader's runs (the handler
-      // takes a few ms, so this hits a run in progress only sometimes; the figures say whether it did).
-      const recent = cluster.loggedRuns().slice(-STEADY_RUNS)
-      const startDelay = Math.min(...recent.map((run) => run.startedAt - run.fireTime))
-      yield* sleepUntil(Math.ceil(Date.now() / 1000) * 1000 + startDelay + 1)
-      const termAt = Date.now()
-      yield* leader.signal("SIGTERM")
-      const leading = yield* waitLine(cluster, "the follower leading", follower, "leading: firing jobs", termAt)
-      const leadingAt = Date.parse(leading.timestamp)
-      expect(yield* Effect.promise(() => leader.exited)).toBe(0)
-      // The old leader left no lock behind: the job lock is free or held under the follower's term.
-      const lockValue = yield* cluster.get(`${cluster.prefix}:job:lock:sync_user`)
-      const followerTerm = lineAfter(follower, "leadership acquired", termAt)?.term
-      expect(followerTerm, "the follower's `leadership acquired` line").toBeDefined()
-      if (lockValue !== null) expect(lockValue.startsWith(`term:${followerTerm}:`), lockValue).toBe(true)
-      yield* waitRuns(cluster, "steady runs on the follower", (runs) =>
-        runs.filter((run) => run.node === follower.id).length >= STEADY_RUNS)
+  it.live(
+    "SIGTERM of the leader: it drains and exits 0, a follower leads within 1 s and continues the fences",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startCluster("sigterm", 2)
+        const leader = currentLeader(cluster)
+        const follower = cluster.nodes.find((node) => node !== leader)!
+        // Aim the signal into a run: the next fire time plus the typical start delay of the leader's runs (the handler
+        // takes a few ms, so this hits a run in progress only sometimes; the figures say whether it did).
+        const recent = cluster.loggedRuns().slice(-STEADY_RUNS)
+        const startDelay = Math.min(...recent.map((run) => run.startedAt - run.fireTime))
+        yield* sleepUntil(Math.ceil(Date.now() / 1000) * 1000 + startDelay + 1)
+        const termAt = Date.now()
+        yield* leader.signal("SIGTERM")
+        const leading = yield* waitLine(cluster, "the follower leading", follower, "leading: firing jobs", termAt)
+        const leadingAt = Date.parse(leading.timestamp)
+        expect(yield* Effect.promise(() => leader.exited)).toBe(0)
+        // The old leader left no lock behind: the job lock is free or held under the follower's term.
+        const lockValue = yield* cluster.get(`${cluster.prefix}:job:lock:sync_user`)
+        const followerTerm = lineAfter(follower, "leadership acquired", termAt)?.term
+        expect(followerTerm, "the follower's `leadership acquired` line").toBeDefined()
+        if (lockValue !== null) expect(lockValue.startsWith(`term:${followerTerm}:`), lockValue).toBe(true)
+        yield* waitRuns(cluster, "steady runs on the follower", (runs) =>
+          runs.filter((run) =>
+            run.node === follower.id
+          ).length >= STEADY_RUNS)
 
-      const runs = yield* expectSafe(cluster)
-      const first = runs.find((run) => run.node === follower.id)!
-      // Runs of the old leader still going when the signal was sent (or started before it was handled).
-      const inFlight = runs.filter((run) => run.node === leader.id && run.finishedAt > termAt)
-      yield* report("SIGTERM", {
-        handover_ms: leadingAt - termAt,
-        first_run_after_term_ms: first.startedAt - termAt,
-        runs_in_flight_at_sigterm: inFlight.map((run) =>
-          `${run.outcome}, finished ${run.finishedAt - termAt} ms after`
-        ),
-        resigned: lineAfter(leader, "resigned", termAt) !== undefined
-      })
-      expect(leadingAt - termAt, "SIGTERM -> follower leading").toBeLessThanOrEqual(HANDOVER_BOUND_MS)
-      // Every run the old leader began was finished and recorded (its lock was released, see above, and every run
-      // is in Redis, see expectSafe), a run in flight at the signal drained (success within the grace) or was
-      // interrupted, and none ended as `leadership_lost`: the scheduler drains before the election resigns.
-      expect(inFlight.filter((run) => !["success", "interrupted"].includes(run.outcome)).map(describeRun)).toEqual([])
-      expect(runs.filter((run) => run.outcome === "leadership_lost").map(describeRun)).toEqual([])
-      // It shut down through its finalizers (scheduler drain, resign), not by dying.
-      expect(leader.lines().some((l) => l.message === "service stopped")).toBe(true)
-      // The old leader started nothing once the follower led.
-      expect(runs.filter((run) => run.node === leader.id && run.startedAt >= leadingAt).map(describeRun)).toEqual([])
-      expect(yield* expectOneLeader(cluster)).toBe(follower.id)
-    }).pipe(Effect.scoped), 90_000)
+        const runs = yield* expectSafe(cluster)
+        const first = runs.find((run) => run.node === follower.id)!
+        // Runs of the old leader still going when the signal was sent (or started before it was handled).
+        const inFlight = runs.filter((run) => run.node === leader.id && run.finishedAt > termAt)
+        yield* report("SIGTERM", {
+          handover_ms: leadingAt - termAt,
+          first_run_after_term_ms: first.startedAt - termAt,
+          runs_in_flight_at_sigterm: inFlight.map((run) =>
+            `${run.outcome}, finished ${run.finishedAt - termAt} ms after`
+          ),
+          resigned: lineAfter(leader, "resigned", termAt) !== undefined
+        })
+        expect(leadingAt - termAt, "SIGTERM -> follower leading").toBeLessThanOrEqual(HANDOVER_BOUND_MS)
+        // Every run the old leader began was finished and recorded (its lock was released, see above, and every run
+        // is in Redis, see expectSafe), a run in flight at the signal drained (success within the grace) or was
+        // interrupted, and none ended as `leadership_lost`: the scheduler drains before the election resigns.
+        expect(inFlight.filter((run) => !["success", "interrupted"].includes(run.outcome)).map(describeRun)).toEqual([])
+        expect(runs.filter((run) => run.outcome === "leadership_lost").map(describeRun)).toEqual([])
+        // It shut down through its finalizers (scheduler drain, resign), not by dying.
+        expect(leader.lines().some((l) => l.message === "service stopped")).toBe(true)
+        // The old leader started nothing once the follower led.
+        expect(runs.filter((run) => run.node === leader.id && run.startedAt >= leadingAt).map(describeRun)).toEqual([])
+        expect(yield* expectOneLeader(cluster)).toBe(follower.id)
+      }).pipe(Effect.scoped),
+    90_000
+  )
 
-  it.live("SIGSTOP of the leader past the TTL: another node takes over, the woken node runs nothing", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startCluster("sigstop", 2)
-      const frozen = currentLeader(cluster)
-      const other = cluster.nodes.find((node) => node !== frozen)!
-      // Aim the freeze into a run, as for SIGTERM: a run frozen mid-way holds the job lock under the frozen node's
-      // term, which the other node takes over; takeover is measured on leadership.
-      const recent = cluster.loggedRuns().slice(-STEADY_RUNS)
-      const startDelay = Math.min(...recent.map((run) => run.startedAt - run.fireTime))
-      yield* sleepUntil(Math.ceil(Date.now() / 1000) * 1000 + startDelay + 1)
-      const stoppedAt = Date.now()
-      yield* frozen.signal("SIGSTOP")
-      const leading = yield* waitLine(cluster, "the other node leading", other, "leading: firing jobs", stoppedAt)
-      const after = yield* waitRuns(cluster, "a run on the other node", (runs) =>
-        runs.some((run) => run.node === other.id))
-      const first = after.find((run) => run.node === other.id)!
-      yield* sleepUntil(stoppedAt + FREEZE_MS)
-      const continuedAt = Date.now()
-      yield* frozen.signal("SIGCONT")
-      // The woken node notices it no longer leads (its scheduler logs it), and the other node keeps running the job.
-      const stepDown = yield* waitLine(cluster, "the woken node stepping down", frozen, NOT_LEADING, stoppedAt)
-      yield* waitRuns(cluster, "runs on the other node after the wake-up", (runs) =>
-        runs.filter((run) => run.node === other.id && run.startedAt > continuedAt).length >= STEADY_RUNS)
+  it.live(
+    "SIGSTOP of the leader past the TTL: another node takes over, the woken node runs nothing",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startCluster("sigstop", 2)
+        const frozen = currentLeader(cluster)
+        const other = cluster.nodes.find((node) => node !== frozen)!
+        // Aim the freeze into a run, as for SIGTERM: a run frozen mid-way holds the job lock under the frozen node's
+        // term, which the other node takes over; takeover is measured on leadership.
+        const recent = cluster.loggedRuns().slice(-STEADY_RUNS)
+        const startDelay = Math.min(...recent.map((run) => run.startedAt - run.fireTime))
+        yield* sleepUntil(Math.ceil(Date.now() / 1000) * 1000 + startDelay + 1)
+        const stoppedAt = Date.now()
+        yield* frozen.signal("SIGSTOP")
+        const leading = yield* waitLine(cluster, "the other node leading", other, "leading: firing jobs", stoppedAt)
+        const after = yield* waitRuns(cluster, "a run on the other node", (runs) =>
+          runs.some((run) =>
+            run.node === other.id
+          ))
+        const first = after.find((run) => run.node === other.id)!
+        yield* sleepUntil(stoppedAt + FREEZE_MS)
+        const continuedAt = Date.now()
+        yield* frozen.signal("SIGCONT")
+        // The woken node notices it no longer leads (its scheduler logs it), and the other node keeps running the job.
+        const stepDown = yield* waitLine(cluster, "the woken node stepping down", frozen, NOT_LEADING, stoppedAt)
+        yield* waitRuns(cluster, "runs on the other node after the wake-up", (runs) =>
+          runs.filter((run) =>
+            run.node === other.id && run.startedAt > continuedAt
+          ).length >= STEADY_RUNS)
 
-      const runs = yield* expectSafe(cluster)
-      const frozenRuns = runs.filter((run) => run.node === frozen.id)
-      const takeoverMs = Date.parse(leading.timestamp) - stoppedAt
-      const lastRun = frozenRuns[frozenRuns.length - 1]
-      const lastLine = frozen.lines().find((l) => l.message === "job finished" && l.run_id === lastRun?.runId)
-      yield* report("SIGSTOP leader", {
-        takeover_ms: takeoverMs,
-        first_run_on_other_ms: first.startedAt - stoppedAt,
-        other_skips_before_first_run: other.lines().filter((l) =>
-          l.message === "job skipped" && Date.parse(l.fire_time) < first.fireTime
-        ).map((l) => l.reason),
-        frozen_ms: continuedAt - stoppedAt,
-        woken_step_down_logged_ms_after_sigcont: Date.parse(stepDown.timestamp) - continuedAt,
-        // The frozen node's last run: caught by the freeze when it ends after SIGSTOP (or was recorded after it).
-        frozen_last_run: lastRun === undefined ? "none" : {
-          outcome: lastRun.outcome,
-          started_ms: lastRun.startedAt - stoppedAt,
-          finished_ms: lastRun.finishedAt - stoppedAt,
-          logged_ms_after_sigcont: lastLine === undefined ? "not logged" : Date.parse(lastLine.timestamp) - continuedAt
-        }
-      })
-      expect(takeoverMs, "SIGSTOP -> the other node leading").toBeLessThanOrEqual(TAKEOVER_BOUND_MS)
-      // Safety: the woken node started nothing after waking (it did not even try: no skip that comes from the store),
-      // and ran no fire at or after the other node's first.
-      expect(frozenRuns.filter((run) => run.startedAt >= continuedAt).map(describeRun)).toEqual([])
-      expect(startAttempts([frozen], continuedAt, Infinity)).toEqual([])
-      expect(frozenRuns.filter((run) => run.fireTime >= first.fireTime).map(describeRun)).toEqual([])
-      expect(yield* expectOneLeader(cluster)).toBe(other.id)
-    }).pipe(Effect.scoped), 90_000)
+        const runs = yield* expectSafe(cluster)
+        const frozenRuns = runs.filter((run) =>
+          run.node === frozen.id
+        )
+        const takeoverMs = Date.parse(leading.timestamp) - stoppedAt
+        const lastRun = frozenRuns[frozenRuns.length - 1]
+        const lastLine = frozen.lines().find((l) => l.message === "job finished" && l.run_id === lastRun?.runId)
+        yield* report("SIGSTOP leader", {
+          takeover_ms: takeoverMs,
+          first_run_on_other_ms: first.startedAt - stoppedAt,
+          other_skips_before_first_run: other.lines().filter((l) =>
+            l.message === "job skipped" && Date.parse(l.fire_time) < first.fireTime
+          ).map((l) => l.reason),
+          frozen_ms: continuedAt - stoppedAt,
+          woken_step_down_logged_ms_after_sigcont: Date.parse(stepDown.timestamp) - continuedAt,
+          // The frozen node's last run: caught by the freeze when it ends after SIGSTOP (or was recorded after it).
+          frozen_last_run: lastRun === undefined ? "none" : {
+            outcome: lastRun.outcome,
+            started_ms: lastRun.startedAt - stoppedAt,
+            finished_ms: lastRun.finishedAt - stoppedAt,
+            logged_ms_after_sigcont: lastLine === undefined
+              ? "not logged"
+              : Date.parse(lastLine.timestamp) - continuedAt
+          }
+        })
+        expect(takeoverMs, "SIGSTOP -> the other node leading").toBeLessThanOrEqual(TAKEOVER_BOUND_MS)
+        // Safety: the woken node started nothing after waking (it did not even try: no skip that comes from the store),
+        // and ran no fire at or after the other node's first.
+        expect(frozenRuns.filter((run) => run.startedAt >= continuedAt).map(describeRun)).toEqual([])
+        expect(startAttempts([frozen], continuedAt, Infinity)).toEqual([])
+        expect(frozenRuns.filter((run) => run.fireTime >= first.fireTime).map(describeRun)).toEqual([])
+        expect(yield* expectOneLeader(cluster)).toBe(other.id)
+      }).pipe(Effect.scoped),
+    90_000
+  )
 
-  it.live("SIGSTOP of etcd past the TTL: the leader stops firing within the TTL, one leader fires after SIGCONT", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startCluster("etcdstop", 2)
-      const leader = currentLeader(cluster)
-      const frozenAt = Date.now()
-      yield* cluster.etcd.pause()
-      const stepDown = yield* waitLine(cluster, "the leader stepping down", leader, NOT_LEADING, frozenAt)
-      yield* sleepUntil(frozenAt + FREEZE_MS)
-      const resumedAt = Date.now()
-      yield* cluster.etcd.resume()
-      const after = yield* waitRuns(cluster, "runs resuming after SIGCONT of etcd", (runs) =>
-        runs.some((run) => run.startedAt > resumedAt))
-      const first = after.find((run) => run.startedAt > resumedAt)!
-      yield* waitRuns(cluster, "steady runs after SIGCONT of etcd", (runs) =>
-        runs.filter((run) => run.startedAt > resumedAt).length >= STEADY_RUNS)
+  it.live(
+    "SIGSTOP of etcd past the TTL: the leader stops firing within the TTL, one leader fires after SIGCONT",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startCluster("etcdstop", 2)
+        const leader = currentLeader(cluster)
+        const frozenAt = Date.now()
+        yield* cluster.etcd.pause()
+        const stepDown = yield* waitLine(cluster, "the leader stepping down", leader, NOT_LEADING, frozenAt)
+        yield* sleepUntil(frozenAt + FREEZE_MS)
+        const resumedAt = Date.now()
+        yield* cluster.etcd.resume()
+        const after = yield* waitRuns(cluster, "runs resuming after SIGCONT of etcd", (runs) =>
+          runs.some((run) =>
+            run.startedAt > resumedAt
+          ))
+        const first = after.find((run) => run.startedAt > resumedAt)!
+        yield* waitRuns(cluster, "steady runs after SIGCONT of etcd", (runs) =>
+          runs.filter((run) =>
+            run.startedAt > resumedAt
+          ).length >= STEADY_RUNS)
 
-      const runs = yield* expectSafe(cluster)
-      yield* report("SIGSTOP etcd", {
-        leader_step_down_ms: Date.parse(stepDown.timestamp) - frozenAt,
-        last_run_before_resume_ms: Math.max(
-          ...runs.filter((run) => run.startedAt < resumedAt).map((run) => run.startedAt - frozenAt)
-        ),
-        runs_resumed_ms_after_sigcont: first.startedAt - resumedAt,
-        leader_after: first.node
-      })
-      // Safety: nothing started (or was tried) later than TTL after the freeze while etcd was stopped (no lease could
-      // be renewed).
-      expect(runs.filter((run) => run.startedAt > frozenAt + TTL_MS && run.startedAt < resumedAt).map(describeRun))
-        .toEqual([])
-      expect(startAttempts(cluster.nodes, frozenAt + TTL_MS, resumedAt)).toEqual([])
-      // It stops at its deadline (last acknowledged keepalive's send time + TTL - 500 ms margin, so at most 1.5 s
-      // after the freeze); the log line may lag behind on a loaded machine, hence one more second here. The check on
-      // the runs above is the strict one.
-      expect(Date.parse(stepDown.timestamp) - frozenAt, "etcd frozen -> leader steps down").toBeLessThanOrEqual(
-        TTL_MS + 1_000
-      )
-      // Exactly one leader afterwards: every run after the resume is one node's.
-      expect(new Set(runs.filter((run) => run.startedAt > resumedAt).map((run) => run.node)).size).toBe(1)
-      expect(yield* expectOneLeader(cluster)).toBe(first.node)
-    }).pipe(Effect.scoped), 90_000)
+        const runs = yield* expectSafe(cluster)
+        yield* report("SIGSTOP etcd", {
+          leader_step_down_ms: Date.parse(stepDown.timestamp) - frozenAt,
+          last_run_before_resume_ms: Math.max(
+            ...runs.filter((run) =>
+              run.startedAt < resumedAt
+            ).map((run) => run.startedAt - frozenAt)
+          ),
+          runs_resumed_ms_after_sigcont: first.startedAt - resumedAt,
+          leader_after: first.node
+        })
+        // Safety: nothing started (or was tried) later than TTL after the freeze while etcd was stopped (no lease could
+        // be renewed).
+        expect(runs.filter((run) => run.startedAt > frozenAt + TTL_MS && run.startedAt < resumedAt).map(describeRun))
+          .toEqual([])
+        expect(startAttempts(cluster.nodes, frozenAt + TTL_MS, resumedAt)).toEqual([])
+        // It stops at its deadline (last acknowledged keepalive's send time + TTL - 500 ms margin, so at most 1.5 s
+        // after the freeze); the log line may lag behind on a loaded machine, hence one more second here. The check on
+        // the runs above is the strict one.
+        expect(Date.parse(stepDown.timestamp) - frozenAt, "etcd frozen -> leader steps down").toBeLessThanOrEqual(
+          TTL_MS + 1_000
+        )
+        // Exactly one leader afterwards: every run after the resume is one node's.
+        expect(new Set(runs.filter((run) => run.startedAt > resumedAt).map((run) => run.node)).size).toBe(1)
+        expect(yield* expectOneLeader(cluster)).toBe(first.node)
+      }).pipe(Effect.scoped),
+    90_000
+  )
 
-  it.live("etcd killed and restarted on its data dir (at once, then after 2 x TTL): one leader, runs resume", () =>
-    Effect.gen(function*() {
-      const cluster = yield* startCluster("etcdrestart", 2)
+  it.live(
+    "etcd killed and restarted on its data dir (at once, then after 2 x TTL): one leader, runs resume",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* startCluster("etcdrestart", 2)
 
-      // 1. Killed and restarted at once (a crash and a supervisor restart): down for less than the deadline margin
-      // allows, so the leader may simply keep leading; in any case one node leads and runs go on.
-      const quickKillAt = Date.now()
-      yield* cluster.etcd.restart()
-      const quickRestartedAt = Date.now()
-      const quick = yield* waitRuns(cluster, "runs after the quick etcd restart", (runs) =>
-        runs.filter((run) => run.startedAt > quickRestartedAt).length >= 2)
-      const quickLeader = yield* expectOneLeader(cluster)
+        // 1. Killed and restarted at once (a crash and a supervisor restart): down for less than the deadline margin
+        // allows, so the leader may simply keep leading; in any case one node leads and runs go on.
+        const quickKillAt = Date.now()
+        yield* cluster.etcd.restart()
+        const quickRestartedAt = Date.now()
+        const quick = yield* waitRuns(cluster, "runs after the quick etcd restart", (runs) =>
+          runs.filter((run) =>
+            run.startedAt > quickRestartedAt
+          ).length >= 2)
+        const quickLeader = yield* expectOneLeader(cluster)
 
-      // 2. Down for longer than the TTL: both nodes' deadlines pass, and their leases come back from the data dir
-      // when etcd restarts (with a fresh TTL), so recovery has to revoke them.
-      const killedAt = Date.now()
-      yield* cluster.etcd.kill()
-      yield* sleepUntil(killedAt + FREEZE_MS)
-      yield* cluster.etcd.restart()
-      const restartedAt = Date.now()
-      const after = yield* waitRuns(cluster, "runs resuming after the etcd restart", (runs) =>
-        runs.some((run) => run.startedAt > restartedAt))
-      const first = after.find((run) => run.startedAt > restartedAt)!
-      yield* waitRuns(cluster, "steady runs after the etcd restart", (runs) =>
-        runs.filter((run) => run.startedAt > restartedAt).length >= STEADY_RUNS)
+        // 2. Down for longer than the TTL: both nodes' deadlines pass, and their leases come back from the data dir
+        // when etcd restarts (with a fresh TTL), so recovery has to revoke them.
+        const killedAt = Date.now()
+        yield* cluster.etcd.kill()
+        yield* sleepUntil(killedAt + FREEZE_MS)
+        yield* cluster.etcd.restart()
+        const restartedAt = Date.now()
+        const after = yield* waitRuns(cluster, "runs resuming after the etcd restart", (runs) =>
+          runs.some((run) =>
+            run.startedAt > restartedAt
+          ))
+        const first = after.find((run) =>
+          run.startedAt > restartedAt
+        )!
+        yield* waitRuns(cluster, "steady runs after the etcd restart", (runs) =>
+          runs.filter((run) =>
+            run.startedAt > restartedAt
+          ).length >= STEADY_RUNS)
 
-      const runs = yield* expectSafe(cluster)
-      const candidates = yield* Effect.promise(() => cluster.candidates())
-      yield* report("etcd kill + restart", {
-        quick_down_ms: quickRestartedAt - quickKillAt,
-        quick_first_run_after_restart_ms: quick.find((run) => run.startedAt > quickRestartedAt)!.startedAt -
-          quickRestartedAt,
-        quick_leader: quickLeader,
-        quick_gap_ms: gapAround(runs, quickKillAt),
-        down_ms: restartedAt - killedAt,
-        runs_resumed_ms_after_restart: first.startedAt - restartedAt,
-        leader_after: first.node,
-        election_keys_after: candidates.length
-      })
-      // Nothing started (or was tried) later than TTL after the kill while etcd was down.
-      expect(runs.filter((run) => run.startedAt > killedAt + TTL_MS && run.startedAt < restartedAt).map(describeRun))
-        .toEqual([])
-      expect(startAttempts(cluster.nodes, killedAt + TTL_MS, restartedAt)).toEqual([])
-      expect(new Set(runs.filter((run) => run.startedAt > restartedAt).map((run) => run.node)).size).toBe(1)
-      expect(yield* expectOneLeader(cluster)).toBe(first.node)
-      // Both nodes campaign again (the leases restored by the restart were revoked or replaced, not left to block).
-      yield* poll("both nodes campaigning again", EVENT_TIMEOUT, async () =>
-        new Set(await cluster.candidates()).size === 2 || undefined)
-    }).pipe(Effect.scoped), 90_000)
+        const runs = yield* expectSafe(cluster)
+        const candidates = yield* Effect.promise(() => cluster.candidates())
+        yield* report("etcd kill + restart", {
+          quick_down_ms: quickRestartedAt - quickKillAt,
+          quick_first_run_after_restart_ms: quick.find((run) => run.startedAt > quickRestartedAt)!.startedAt -
+            quickRestartedAt,
+          quick_leader: quickLeader,
+          quick_gap_ms: gapAround(runs, quickKillAt),
+          down_ms: restartedAt - killedAt,
+          runs_resumed_ms_after_restart: first.startedAt - restartedAt,
+          leader_after: first.node,
+          election_keys_after: candidates.length
+        })
+        // Nothing started (or was tried) later than TTL after the kill while etcd was down.
+        expect(runs.filter((run) => run.startedAt > killedAt + TTL_MS && run.startedAt < restartedAt).map(describeRun))
+          .toEqual([])
+        expect(startAttempts(cluster.nodes, killedAt + TTL_MS, restartedAt)).toEqual([])
+        expect(new Set(runs.filter((run) => run.startedAt > restartedAt).map((run) => run.node)).size).toBe(1)
+        expect(yield* expectOneLeader(cluster)).toBe(first.node)
+        // Both nodes campaign again (the leases restored by the restart were revoked or replaced, not left to block).
+        yield* poll(
+          "both nodes campaigning again",
+          EVENT_TIMEOUT,
+          async () => new Set(await cluster.candidates()).size === 2 || undefined
+        )
+      }).pipe(Effect.scoped),
+    90_000
+  )
 })

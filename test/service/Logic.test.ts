@@ -221,4 +221,3 @@ describe("Jobs", () => {
     expect(jobs[1]!.misfire).toBe("runOnce")
   })
 })
-

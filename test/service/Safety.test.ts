@@ -261,14 +261,16 @@ const expectRecovered = (nodes: ReadonlyArray<ServiceNode>, lostAt: number, back
       const counted = yield* Effect.promise(() => dataLossMetric(node))
       expect(counted, `${node.id} job_store_data_loss_total{reason="marker"}`).toBeGreaterThanOrEqual(1)
     }
-    console.log(`[safety] ${scenario}: ${JSON.stringify({
-      runs_before: before.length,
-      runs_after: after.length,
-      last_fence_before: Math.max(...before.map((run) => run.fence)),
-      first_fence_after: Math.min(...after.map((run) => run.fence)),
-      first_run_after_ms: Math.min(...after.map((run) => run.startedAt)) - backAt,
-      reported_by: reporters.map((node) => node.id)
-    })}`)
+    console.log(`[safety] ${scenario}: ${
+      JSON.stringify({
+        runs_before: before.length,
+        runs_after: after.length,
+        last_fence_before: Math.max(...before.map((run) => run.fence)),
+        first_fence_after: Math.min(...after.map((run) => run.fence)),
+        first_run_after_ms: Math.min(...after.map((run) => run.startedAt)) - backAt,
+        reported_by: reporters.map((node) => node.id)
+      })
+    }`)
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -276,98 +278,124 @@ const expectRecovered = (nodes: ReadonlyArray<ServiceNode>, lostAt: number, back
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("safety under crashes and lost Redis data (real etcd + Redis, separate processes)", () => {
-  it.live("kill -9 of the leader mid-run: the new leader takes over the lock, its first run within TTL + 1 s", () =>
-    Effect.gen(function*() {
-      const redis = yield* startRedis()
-      const etcd = yield* startEtcd()
-      const prefix = uniquePrefix("kill9run")
-      const env = {
-        REDIS_URL: redis.url,
-        REDIS_KEY_PREFIX: prefix,
-        ETCD_ENDPOINT: etcd.endpoint,
-        ELECTION_KEY: `${prefix}/scheduler`,
-        LEASE_TTL_MS: String(TTL_MS),
-        WORK_CRON: "* * * * * *",
-        WORK_MS: String(WORK_MS)
-      }
-      const workers = yield* Effect.forEach(["node-a", "node-b"], (id) => startWorker(id, env))
-      const client = yield* redisClient(redis.url)
-      const lockKey = `${prefix}:job:lock:work`
+  it.live(
+    "kill -9 of the leader mid-run: the new leader takes over the lock, its first run within TTL + 1 s",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis()
+        const etcd = yield* startEtcd()
+        const prefix = uniquePrefix("kill9run")
+        const env = {
+          REDIS_URL: redis.url,
+          REDIS_KEY_PREFIX: prefix,
+          ETCD_ENDPOINT: etcd.endpoint,
+          ELECTION_KEY: `${prefix}/scheduler`,
+          LEASE_TTL_MS: String(TTL_MS),
+          WORK_CRON: "* * * * * *",
+          WORK_MS: String(WORK_MS)
+        }
+        const workers = yield* Effect.forEach(["node-a", "node-b"], (id) => startWorker(id, env))
+        const client = yield* redisClient(redis.url)
+        const lockKey = `${prefix}:job:lock:work`
 
-      // A run in progress: its handler started 0.5-1.5 s ago (of 3 s), so the kill lands in its middle.
-      const victim = yield* poll("a run in progress", START_TIMEOUT, () => {
+        // A run in progress: its handler started 0.5-1.5 s ago (of 3 s), so the kill lands in its middle.
+        const victim = yield* poll("a run in progress", START_TIMEOUT, () => {
+          const runs = startedRuns(workers)
+          const newest = runs[runs.length - 1]
+          const age = newest === undefined ? -1 : Date.now() - newest.startedAt
+          return age >= 500 && age <= 1_500 ? newest : undefined
+        }).pipe(withWorkerOutputs(workers))
+        const leader = workers.find((w) => w.id === victim.node)!
+        const successor = workers.find((w) => w !== leader)!
+        const held = yield* redisCall("GET lock", () => client.get(lockKey))
+        const killedAt = Date.now()
+        leader.process.kill("SIGKILL")
+        yield* Effect.promise(() => leader.exited)
+        // The kill was mid-run: the run had not ended, and its lock (under the leader's term) was held.
+        expect(killedAt - victim.startedAt, "the kill came before the run's end").toBeLessThan(WORK_MS)
+        expect(leader.lines().some((l) => l.message === "job finished" && l.run_id === victim.runId)).toBe(false)
+        expect(held, "the lock held by the run at the kill").toMatch(/^term:\d+:/)
+        const lockTtl = yield* redisCall("PTTL lock", () => client.pttl(lockKey))
+
+        const first = yield* poll("the successor's first run", EVENT_TIMEOUT, () =>
+          startedRuns([successor]).find((run) =>
+            run.startedAt >= killedAt
+          )).pipe(withWorkerOutputs(workers))
+        // It finishes normally on the lock it took over, and the next one starts too.
+        yield* poll("the successor's first run finished", EVENT_TIMEOUT, () =>
+          successor.lines().find((l) =>
+            l.message === "job finished" && l.run_id === first.runId
+          )).pipe(
+            withWorkerOutputs(workers)
+          )
+        yield* poll("a second run on the successor", EVENT_TIMEOUT, () =>
+          startedRuns([successor]).filter((run) =>
+              run.startedAt >= killedAt
+            ).length >= 2 || undefined).pipe(
+            withWorkerOutputs(workers)
+          )
+
         const runs = startedRuns(workers)
-        const newest = runs[runs.length - 1]
-        const age = newest === undefined ? -1 : Date.now() - newest.startedAt
-        return age >= 500 && age <= 1_500 ? newest : undefined
-      }).pipe(withWorkerOutputs(workers))
-      const leader = workers.find((w) => w.id === victim.node)!
-      const successor = workers.find((w) => w !== leader)!
-      const held = yield* redisCall("GET lock", () => client.get(lockKey))
-      const killedAt = Date.now()
-      leader.process.kill("SIGKILL")
-      yield* Effect.promise(() => leader.exited)
-      // The kill was mid-run: the run had not ended, and its lock (under the leader's term) was held.
-      expect(killedAt - victim.startedAt, "the kill came before the run's end").toBeLessThan(WORK_MS)
-      expect(leader.lines().some((l) => l.message === "job finished" && l.run_id === victim.runId)).toBe(false)
-      expect(held, "the lock held by the run at the kill").toMatch(/^term:\d+:/)
-      const lockTtl = yield* redisCall("PTTL lock", () => client.pttl(lockKey))
+        const table = runs.map(describeStarted).join("\n")
+        const takeoverMs = first.startedAt - killedAt
+        const finishedFirst = successor.lines().find((l) =>
+          l.message === "job finished" && l.run_id === first.runId
+        )!
+        console.log(`[safety] kill -9 mid-run: ${
+          JSON.stringify({
+            takeover_ms: takeoverMs,
+            killed_ms_into_run: killedAt - victim.startedAt,
+            lock_ttl_left_at_kill_ms: lockTtl,
+            first_run_outcome: finishedFirst.outcome,
+            successor_skips: successor.lines().filter((l) => l.message === "job skipped").map((l) =>
+              l.reason
+            )
+          })
+        }`)
+        expect(takeoverMs, `kill -9 -> the successor's first run starts (TTL ${TTL_MS} ms + 1 s)\n${table}`)
+          .toBeLessThanOrEqual(TTL_MS + 1_000)
+        // The lock it took over had far longer to live: without the takeover the run would have waited for it.
+        expect(lockTtl).toBeGreaterThan(TTL_MS + 1_000)
+        expect(finishedFirst.outcome).toBe("success")
+        // The dead run's fire time was not run again, and fences grow.
+        expectFencesAndFires(runs, table)
+        expect(first.fireTime).toBeGreaterThan(victim.fireTime)
+        // Nothing was skipped as lock_held on the way.
+        expect(
+          successor.lines().filter((l) => l.message === "job skipped" && l.reason === "lock_held")
+        ).toEqual([])
+      }).pipe(Effect.scoped),
+    120_000
+  )
 
-      const first = yield* poll("the successor's first run", EVENT_TIMEOUT, () =>
-        startedRuns([successor]).find((run) => run.startedAt >= killedAt)).pipe(withWorkerOutputs(workers))
-      // It finishes normally on the lock it took over, and the next one starts too.
-      yield* poll("the successor's first run finished", EVENT_TIMEOUT, () =>
-        successor.lines().find((l) => l.message === "job finished" && l.run_id === first.runId)).pipe(
-          withWorkerOutputs(workers)
-        )
-      yield* poll("a second run on the successor", EVENT_TIMEOUT, () =>
-        startedRuns([successor]).filter((run) => run.startedAt >= killedAt).length >= 2 || undefined).pipe(
-          withWorkerOutputs(workers)
-        )
+  it.live(
+    "Redis restarted without persistence under the cluster: fences keep growing, loss logged and counted",
+    () =>
+      Effect.gen(function*() {
+        const { nodes, redis } = yield* startServiceCluster("restart")
+        const lostAt = Date.now()
+        yield* redis.restart()
+        const backAt = Date.now()
+        yield* expectRecovered(nodes, lostAt, backAt, "redis restart")
+      }).pipe(Effect.scoped),
+    120_000
+  )
 
-      const runs = startedRuns(workers)
-      const table = runs.map(describeStarted).join("\n")
-      const takeoverMs = first.startedAt - killedAt
-      const finishedFirst = successor.lines().find((l) => l.message === "job finished" && l.run_id === first.runId)!
-      console.log(`[safety] kill -9 mid-run: ${JSON.stringify({
-        takeover_ms: takeoverMs,
-        killed_ms_into_run: killedAt - victim.startedAt,
-        lock_ttl_left_at_kill_ms: lockTtl,
-        first_run_outcome: finishedFirst.outcome,
-        successor_skips: successor.lines().filter((l) => l.message === "job skipped").map((l) => l.reason)
-      })}`)
-      expect(takeoverMs, `kill -9 -> the successor's first run starts (TTL ${TTL_MS} ms + 1 s)\n${table}`)
-        .toBeLessThanOrEqual(TTL_MS + 1_000)
-      // The lock it took over had far longer to live: without the takeover the run would have waited for it.
-      expect(lockTtl).toBeGreaterThan(TTL_MS + 1_000)
-      expect(finishedFirst.outcome).toBe("success")
-      // The dead run's fire time was not run again, and fences grow.
-      expectFencesAndFires(runs, table)
-      expect(first.fireTime).toBeGreaterThan(victim.fireTime)
-      // Nothing was skipped as lock_held on the way.
-      expect(successor.lines().filter((l) => l.message === "job skipped" && l.reason === "lock_held")).toEqual([])
-    }).pipe(Effect.scoped), 120_000)
-
-  it.live("Redis restarted without persistence under the cluster: fences keep growing, loss logged and counted", () =>
-    Effect.gen(function*() {
-      const { nodes, redis } = yield* startServiceCluster("restart")
-      const lostAt = Date.now()
-      yield* redis.restart()
-      const backAt = Date.now()
-      yield* expectRecovered(nodes, lostAt, backAt, "redis restart")
-    }).pipe(Effect.scoped), 120_000)
-
-  it.live("FLUSHALL under the cluster: fences keep growing, the leader logs and counts the loss", () =>
-    Effect.gen(function*() {
-      const { client, nodes, prefix } = yield* startServiceCluster("flushall")
-      const epochBefore = yield* redisCall("GET epoch", () => client.get(`${prefix}:job:epoch`))
-      expect(epochBefore).not.toBeNull()
-      const lostAt = Date.now()
-      yield* redisCall("FLUSHALL", () => client.flushall())
-      const backAt = Date.now()
-      yield* expectRecovered(nodes, lostAt, backAt, "flushall")
-      const epochAfter = yield* redisCall("GET epoch", () => client.get(`${prefix}:job:epoch`))
-      expect(epochAfter).not.toBeNull()
-      expect(epochAfter).not.toBe(epochBefore)
-    }).pipe(Effect.scoped), 120_000)
+  it.live(
+    "FLUSHALL under the cluster: fences keep growing, the leader logs and counts the loss",
+    () =>
+      Effect.gen(function*() {
+        const { client, nodes, prefix } = yield* startServiceCluster("flushall")
+        const epochBefore = yield* redisCall("GET epoch", () => client.get(`${prefix}:job:epoch`))
+        expect(epochBefore).not.toBeNull()
+        const lostAt = Date.now()
+        yield* redisCall("FLUSHALL", () => client.flushall())
+        const backAt = Date.now()
+        yield* expectRecovered(nodes, lostAt, backAt, "flushall")
+        const epochAfter = yield* redisCall("GET epoch", () => client.get(`${prefix}:job:epoch`))
+        expect(epochAfter).not.toBeNull()
+        expect(epochAfter).not.toBe(epochBefore)
+      }).pipe(Effect.scoped),
+    120_000
+  )
 })

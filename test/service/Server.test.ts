@@ -1,9 +1,9 @@
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
@@ -21,13 +21,13 @@ import * as Job from "../../src/Job.js"
 import type { JobStore } from "../../src/JobStore.js"
 import * as LeaderElection from "../../src/LeaderElection.js"
 import * as Scheduler from "../../src/Scheduler.js"
+import * as UserModel from "../../src/service/repository/UserModel.js"
 import * as ClusterInfo from "../../src/service/server/ClusterInfo.js"
 import * as Directory from "../../src/service/server/Directory.js"
 import * as JobControl from "../../src/service/server/JobControl.js"
 import * as Prometheus from "../../src/service/server/Prometheus.js"
 import { ServiceRpcs } from "../../src/service/server/Rpcs.js"
 import * as Server from "../../src/service/server/Server.js"
-import * as UserModel from "../../src/service/repository/UserModel.js"
 
 const NOW = Date.UTC(2026, 0, 1)
 
@@ -37,8 +37,10 @@ const NOW = Date.UTC(2026, 0, 1)
 
 /** The rendered lines of the metrics whose name starts with `prefix` (the registry is process-wide). */
 const scrapeOf = (prefix: string) =>
-  Effect.map(Metric.snapshot, (all) =>
-    Prometheus.render(all.filter((pair) => pair.metricKey.name.startsWith(prefix))).trimEnd().split("\n"))
+  Effect.map(
+    Metric.snapshot,
+    (all) => Prometheus.render(all.filter((pair) => pair.metricKey.name.startsWith(prefix))).trimEnd().split("\n")
+  )
 
 describe("Prometheus rendering", () => {
   it.effect("renders counters and gauges with HELP, TYPE and sorted, escaped labels", () =>
@@ -462,13 +464,17 @@ describe("the HTTP edge of POST /rpc", () => {
           ...(typeof body === "string" ? {} : { duplex: "half" })
         } as RequestInit)
         const text = await response.text()
-        return { status: response.status, text, json: (() => {
-          try {
-            return JSON.parse(text) as any
-          } catch {
-            return undefined
-          }
-        })() }
+        return {
+          status: response.status,
+          text,
+          json: (() => {
+            try {
+              return JSON.parse(text) as any
+            } catch {
+              return undefined
+            }
+          })()
+        }
       })
     )
   const request = (tag: string, payload: unknown, extra: Record<string, unknown> = {}) =>

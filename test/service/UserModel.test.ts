@@ -135,8 +135,12 @@ describe("UserModel on SQLite", () => {
         Effect.provide(UserModel.layerSqlite({ filename }))
       )
       expect(Option.map(user, (u) => u.name)).toEqual(Option.some("Old"))
-      const applied = yield* raw(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-        sql<{ readonly id: number }>`SELECT id FROM user_schema_migrations ORDER BY id`))
+      const applied = yield* raw(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql<{ readonly id: number }>`SELECT id FROM user_schema_migrations ORDER BY id`
+        )
+      )
       expect(applied.map((row) => row.id)).toEqual(migrations.map((m) => m.id))
     }))
 
@@ -249,22 +253,26 @@ describe("UserModel on PostgreSQL", () => {
       expect(Option.getOrThrow(yield* model.findById(1)).status).toBe("active")
     }).pipe(Effect.provide(pgLayer())))
 
-  it.live("a server that dies under the model: the next call is a RepositoryError, within the statement bound", () =>
-    Effect.gen(function*() {
-      // A server of its own: this test kills it.
-      const server = yield* startPostgres
-      const url = yield* server.database("dies")
-      yield* Effect.gen(function*() {
-        const model = yield* UserModel.UserModel
-        expect((yield* model.list(1, 1)).total).toBe(UserModel.demoUsers(NOW).length)
-        yield* server.kill()
-        const started = Date.now()
-        const error = yield* Effect.flip(model.findById(1))
-        expect(error).toBeInstanceOf(RepositoryError)
-        expect(error.operation).toBe("findById")
-        expect(Date.now() - started).toBeLessThan(2_000 + 1_000)
-      }).pipe(Effect.provide(UserModel.layerPg({ url, statementTimeout: "2 seconds" })))
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "a server that dies under the model: the next call is a RepositoryError, within the statement bound",
+    () =>
+      Effect.gen(function*() {
+        // A server of its own: this test kills it.
+        const server = yield* startPostgres
+        const url = yield* server.database("dies")
+        yield* Effect.gen(function*() {
+          const model = yield* UserModel.UserModel
+          expect((yield* model.list(1, 1)).total).toBe(UserModel.demoUsers(NOW).length)
+          yield* server.kill()
+          const started = Date.now()
+          const error = yield* Effect.flip(model.findById(1))
+          expect(error).toBeInstanceOf(RepositoryError)
+          expect(error.operation).toBe("findById")
+          expect(Date.now() - started).toBeLessThan(2_000 + 1_000)
+        }).pipe(Effect.provide(UserModel.layerPg({ url, statementTimeout: "2 seconds" })))
+      }).pipe(Effect.scoped),
+    60_000
+  )
 
   it.live("a server that does not answer is a RepositoryError within the connect bound, without the password", () =>
     Effect.gen(function*() {
@@ -280,5 +288,4 @@ describe("UserModel on PostgreSQL", () => {
       expect(error.message).not.toContain("s3cret")
       expect(Date.now() - started).toBeLessThan(10_000)
     }))
-
 })

@@ -20,8 +20,8 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as Console from "effect/Console"
 import * as EffectConfig from "effect/Config"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -91,8 +91,10 @@ const runs = Command.make(
   },
   (options) =>
     Effect.gen(function*() {
-      const records = yield* Client.call(options, (client) =>
-        client.JobRuns({ job: options.job, limit: options.limit }))
+      const records = yield* Client.call(
+        options,
+        (client) => client.JobRuns({ job: options.job, limit: options.limit })
+      )
       if (options.json) return yield* printJson(Schema.Array(RunRecord), records)
       if (records.length === 0) return yield* print(`no runs of ${options.job} recorded yet`)
       yield* print(Table.table(

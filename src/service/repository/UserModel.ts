@@ -7,10 +7,10 @@
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -338,10 +338,11 @@ export const makeSql = (options: {
           bounded("archive")
         ),
       insert,
-      transaction: (effect) => sql.withTransaction(effect).pipe(Effect.mapError((error) =>
-        // Errors of `effect` pass through; only the transaction's own SqlError becomes a RepositoryError.
-        error instanceof RepositoryError || !isSqlError(error) ? error : repositoryError("transaction")(error)
-      ))
+      transaction: (effect) =>
+        sql.withTransaction(effect).pipe(Effect.mapError((error) =>
+          // Errors of `effect` pass through; only the transaction's own SqlError becomes a RepositoryError.
+          error instanceof RepositoryError || !isSqlError(error) ? error : repositoryError("transaction")(error)
+        ))
     }
 
     if (options.seed ?? true) {

@@ -232,8 +232,7 @@ export const layerDriftWatch: Layer.Layer<never, never, LeaderDirectory | NodeIn
           drifting = differs
           yield* Metric.set(configDrift, differs ? 1 : 0)
         }
-      })
-    )
+      }))
     yield* check.pipe(
       Effect.catchAll(() => Effect.void),
       Effect.repeat(Schedule.spaced(DRIFT_EVERY)),

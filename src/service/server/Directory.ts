@@ -18,8 +18,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { StoreError } from "../../Errors.js"
-import * as Redis from "../../Redis.js"
 import * as RedisScript from "../../internal/redisScript.js"
+import * as Redis from "../../Redis.js"
 
 /**
  * What the leader publishes about itself.
@@ -138,7 +138,11 @@ export const makeRedis = (redis: Redis.RedisClientService): LeaderDirectory["Typ
     publish: (record, ttl) =>
       Effect.asVoid(
         redis.run("leader publish", (client) =>
-          RedisScript.evalScript(client, publishScript, [key], [encode(record), record.term, RedisScript.ttlMillis(ttl)]))
+          RedisScript.evalScript(client, publishScript, [key], [
+            encode(record),
+            record.term,
+            RedisScript.ttlMillis(ttl)
+          ]))
       ),
     clear: (record) =>
       Effect.asVoid(

@@ -17,9 +17,8 @@
  *
  * @since 0.1.0
  */
-import * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
-import type { Readable } from "node:stream"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
@@ -28,6 +27,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import type { Readable } from "node:stream"
 
 /**
  * The header the edge sets to the caller's address (`remote address`, plus `X-Forwarded-For` when a proxy sent one).
@@ -179,8 +179,7 @@ export interface RpcCatalog {
   readonly requests: ReadonlyMap<string, { readonly payloadSchema: Schema.Schema.All }>
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const isHeaderList = (u: unknown): boolean =>
   Array.isArray(u) &&

@@ -19,8 +19,8 @@ import * as Cron from "../../Cron.js"
 import { type StoreError, UnknownJob } from "../../Errors.js"
 import * as Job from "../../Job.js"
 import { JobStore } from "../../JobStore.js"
-import type { RunRecord } from "../../Run.js"
 import { LeaderElection } from "../../LeaderElection.js"
+import type { RunRecord } from "../../Run.js"
 import { Scheduler } from "../../Scheduler.js"
 import type { JobStatus, TriggerResult } from "../../Scheduler.js"
 import { NoLeader } from "../Errors.js"
@@ -54,8 +54,10 @@ export const layerScheduler: Layer.Layer<JobControl, never, Scheduler | LeaderEl
     leading: election.isLeader,
     // Per job rather than `scheduler.status`: that effect iterates a Map iterator created once, so it answers [] from
     // its second run on (reported to the lead); `jobs` is an array and `jobStatus` is fresh on every run.
-    status: Effect.forEach(scheduler.jobs, (name) =>
-      scheduler.jobStatus(name).pipe(Effect.catchTag("UnknownJob", (error) => Effect.die(error)))),
+    status: Effect.forEach(
+      scheduler.jobs,
+      (name) => scheduler.jobStatus(name).pipe(Effect.catchTag("UnknownJob", (error) => Effect.die(error)))
+    ),
     runs: (name, limit) => scheduler.runs(name, limit),
     trigger: scheduler.trigger,
     pause: scheduler.pause,

@@ -73,8 +73,10 @@ export const layer = (tokens: Auth.Tokens) =>
       TriggerJob: ({ job }, { headers }) =>
         write(headers, "TriggerJob", "trigger", job, trigger(job, headers), (result) =>
           result._tag === "Started" ? { run_id: result.runId } : { skipped: result.reason }),
-      PauseJob: ({ job }, { headers }) => write(headers, "PauseJob", "pause", job, control.pause(job)),
-      ResumeJob: ({ job }, { headers }) => write(headers, "ResumeJob", "resume", job, control.resume(job)),
+      PauseJob: ({ job }, { headers }) =>
+        write(headers, "PauseJob", "pause", job, control.pause(job)),
+      ResumeJob: ({ job }, { headers }) =>
+        write(headers, "ResumeJob", "resume", job, control.resume(job)),
       Leader: (_, { headers }) =>
         read(
           headers,

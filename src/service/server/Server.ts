@@ -5,28 +5,28 @@
  *
  * @since 0.1.0
  */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
-import type { UserModel } from "../repository/UserModel.js"
 import { DEFAULT_MAX_BODY_SIZE } from "../config/Config.js"
+import type { UserModel } from "../repository/UserModel.js"
 import * as Admin from "./Admin.js"
 import type * as Auth from "./Auth.js"
-import * as Edge from "./Edge.js"
-import type * as Prometheus from "./Prometheus.js"
 import type { NodeInfo } from "./ClusterInfo.js"
 import type { LeaderDirectory } from "./Directory.js"
+import * as Edge from "./Edge.js"
 import type { JobControl } from "./JobControl.js"
 import * as JobService from "./JobService.js"
+import type * as Prometheus from "./Prometheus.js"
 import { JobRpcs, RPC_PATH, ServiceRpcs } from "./Rpcs.js"
 import * as UserService from "./UserService.js"
 
@@ -60,15 +60,18 @@ export interface RpcOptions extends AdminOptions, Auth.Tokens {
 export const logDefects = <E, R>(
   app: HttpApp.Default<E, R>
 ): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
-  Effect.catchAllDefect(app, (defect) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      Effect.logError("request failed", Cause.die(defect)).pipe(
-        Effect.annotateLogs({ method: request.method, url: Edge.excerpt(request.url, 200) }),
-        Effect.as(HttpServerResponse.unsafeJson(
-          { error: "InternalError", message: "the request failed on the server (see its log: request failed)" },
-          { status: 500 }
+  Effect.catchAllDefect(
+    app,
+    (defect) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+        Effect.logError("request failed", Cause.die(defect)).pipe(
+          Effect.annotateLogs({ method: request.method, url: Edge.excerpt(request.url, 200) }),
+          Effect.as(HttpServerResponse.unsafeJson(
+            { error: "InternalError", message: "the request failed on the server (see its log: request failed)" },
+            { status: 500 }
+          ))
         ))
-      )))
+  )
 
 const edge = <E, R>(group: Edge.RpcCatalog, app: HttpApp.Default<E, R>, options: RpcOptions) =>
   Edge.guard(group, app, { maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE })

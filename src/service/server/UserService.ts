@@ -24,10 +24,13 @@ export const layer = (tokens: Auth.Tokens) =>
       GetUser: ({ id }, { headers }) =>
         Effect.zipRight(
           Auth.authorize(tokens, "read", headers, "GetUser"),
-          Effect.flatMap(users.findById(id), Option.match({
-            onNone: () => Effect.fail(new UserNotFound({ id })),
-            onSome: Effect.succeed
-          }))
+          Effect.flatMap(
+            users.findById(id),
+            Option.match({
+              onNone: () => Effect.fail(new UserNotFound({ id })),
+              onSome: Effect.succeed
+            })
+          )
         ),
       ListUsers: ({ page, pageSize }, { headers }) =>
         Effect.zipRight(
