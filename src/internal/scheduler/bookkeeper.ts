@@ -236,6 +236,7 @@ export class Bookkeeper {
               lateness_ms: lateness,
               attempt: record.attempt,
               kind: run.kind,
+              begin_sent_at: new Date(run.beginSentAt).toISOString(),
               ...(record.error === undefined ? {} : {
                 error: record.error.message,
                 error_tag: record.error.tag,

@@ -107,7 +107,11 @@ export class Launcher {
       // When the attempt was made: a skip the store gives is logged later (after its reply, or its timeout), and
       // readers judging when a node tried to run something (a frozen node must not) need the send time.
       const sentAt = this.forker.clock.unsafeCurrentTimeMillis()
-      return Effect.map(JobStoreM.beginMany(this.store, list.map((run) => this.requestOf(run))), (results) => {
+      const begun = Effect.zip(
+        JobStoreM.beginMany(this.store, list.map((run) => this.requestOf(run))),
+        this.election.isLeader
+      )
+      return Effect.map(begun, ([results, stillLeading]) => {
         const now = this.forker.clock.unsafeCurrentTimeMillis()
         const begin_sent_at = new Date(sentAt).toISOString()
         for (let i = 0; i < list.length; i++) {
@@ -121,7 +125,10 @@ export class Launcher {
             this.bookkeeper.skip(run.state, run.fireTime, result.right.reason, { begin_sent_at })
             this.bookkeeper.complete(run, now)
           } else {
-            this.start(run, result.right, now)
+            // A begin sent before a freeze (SIGSTOP, a long GC pause) can be answered after it, when this node no
+            // longer leads: the run then ends at its start, its handler never runs, its lock is released.
+            if (run.kind === "scheduled" && !stillLeading) run.interrupt("leadership_lost")
+            this.start(run, result.right, now, sentAt)
           }
         }
         return results
@@ -146,8 +153,13 @@ export class Launcher {
   }
 
   /** Start a begun run: its deadline and renewals on the run timer, then its fiber. Synchronous. */
-  private start(run: Run, started: Extract<BeginResult, { _tag: "Started" }>, now: number): void {
-    run.start(started.fence, started.lock, now)
+  private start(
+    run: Run,
+    started: Extract<BeginResult, { _tag: "Started" }>,
+    now: number,
+    beginSentAt: number
+  ): void {
+    run.start(started.fence, started.lock, now, beginSentAt)
     if (run.reason !== undefined) {
       // Asked to stop while it was beginning (leadership lost, shutdown, replaced): it ends without running the
       // handler, and its end is recorded (lock released) like any other.

@@ -41,6 +41,7 @@ export class Run {
   private fenceValue = 0
   private startedAtValue = 0
   private confirmedAtValue = 0
+  private beginSentAtValue = 0
   private attempts = 0
   private exitValue: Exit.Exit<void, unknown> | undefined = undefined
   private finishedAtValue = 0
@@ -77,6 +78,10 @@ export class Run {
     return this.startedAtValue
   }
   /** When the last successful renewal (or the acquisition) was sent. */
+  /** When its `begin` was sent (a begin sent before a freeze may be answered after it). */
+  get beginSentAt(): number {
+    return this.beginSentAtValue
+  }
   get confirmedAt(): number {
     return this.confirmedAtValue
   }
@@ -103,12 +108,16 @@ export class Run {
     return this.fiberValue
   }
 
-  /** beginning -> running: `begin` took its lock and fence at `now`. False if it was not beginning. */
-  start(fence: number, lock: Option.Option<LockHandle>, now: number): boolean {
+  /**
+   * beginning -> running: the `begin` sent at `beginSentAt` took its lock and fence, answered at `now`. False if it
+   * was not beginning.
+   */
+  start(fence: number, lock: Option.Option<LockHandle>, now: number, beginSentAt: number = now): boolean {
     if (this.phaseValue !== "beginning") return false
     this.phaseValue = "running"
     this.fenceValue = fence
     this.lockValue = lock
+    this.beginSentAtValue = beginSentAt
     this.startedAtValue = now
     this.confirmedAtValue = now
     return true
