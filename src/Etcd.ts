@@ -78,7 +78,15 @@ export class EtcdClient extends Context.Tag("effect-job-scheduler/EtcdClient")<E
   readonly status: Effect.Effect<void, ElectionError>
 }>() {}
 
-const describe = (cause: unknown): string => cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+const describe = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  // cockatiel's wording names its own mechanism; say what is wrong and what to check instead.
+  if (cause.name === "BrokenCircuitError" || /circuit breaker is open/i.test(cause.message)) {
+    return "etcd unreachable: calls to it failed several times in a row and are paused briefly before the next try " +
+      "(check that the etcd endpoints run and are reachable)"
+  }
+  return `${cause.name}: ${cause.message}`
+}
 
 /**
  * Builds the service around an existing client (the layer owns the client's lifetime, this does not).

@@ -176,7 +176,15 @@ const messageOf = (cause: unknown): string => {
   // With `maxRetriesPerRequest: 0` a command in flight when the connection drops fails with this error, whose
   // message talks about retries; what happened is the connection loss.
   if (cause instanceof Error && cause.name === "MaxRetriesPerRequestError") return "connection lost before the reply"
-  return cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+  const text = cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+  // ioredis' wording for "not connected" names its own options; say what is wrong and what to check instead.
+  if (text.startsWith("Stream isn't writeable")) {
+    return "not connected to Redis (the client keeps reconnecting; check that the server runs and is reachable)"
+  }
+  if (text.startsWith("Connection is closed")) {
+    return "the connection to Redis is closed (the client keeps reconnecting)"
+  }
+  return text
 }
 
 /**
