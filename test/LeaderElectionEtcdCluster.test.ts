@@ -83,6 +83,40 @@ const stableLeader = (
   })
 
 /**
+ * After a fault: within `within`, some node leads alone and keeps leading for `period`. A leader that steps down
+ * before (its deadline passed while etcd re-elected its own raft leader) is allowed and counted in `flaps`; at most one
+ * leader at a time is the sampler's check, not this one's.
+ */
+const settledLeader = (
+  nodes: ReadonlyArray<Node>,
+  within: Duration.DurationInput,
+  period: Duration.DurationInput = "500 millis"
+) =>
+  Effect.gen(function*() {
+    const deadline = performance.now() + Duration.toMillis(within)
+    let flaps = 0
+    while (true) {
+      const remaining = deadline - performance.now()
+      if (remaining <= 0) return yield* Effect.dieMessage(`no leader held for ${Duration.format(period)}`)
+      yield* waitFor(
+        "exactly one leader",
+        Duration.millis(remaining),
+        Effect.map(leaders(nodes), (l) => l.length === 1)
+      )
+      const [first] = yield* leaders(nodes)
+      const until = performance.now() + Duration.toMillis(period)
+      let held = true
+      while (held && performance.now() < until) {
+        const now = (yield* leaders(nodes)).map((n) => n.nodeId)
+        held = now.length === 1 && now[0] === first!.nodeId
+        if (held) yield* Effect.sleep("10 millis")
+      }
+      if (held) return { leader: first!, flaps }
+      flaps++
+    }
+  })
+
+/**
  * Samples every node's `isLeader` about every millisecond: `max` is the most nodes seen leading at one moment, and
  * `noLeaderMs` the longest stretch with no leader.
  */
@@ -141,18 +175,19 @@ describe("LeaderElection.layer on a three-member etcd cluster", () => {
           // Two members keep the quorum: within a few seconds exactly one node leads (the same one, unless its lease
           // keepalive ran through the killed member and its deadline passed first), and it stays so.
           yield* Effect.sleep(Duration.millis(TTL_MS))
-          const after = yield* stableLeader(nodes, "10 seconds", "1 second")
+          const { flaps, leader: after } = yield* settledLeader(nodes, "10 seconds", "1 second")
           const raftAfter = yield* cluster.leader()
           figures.push({
             member: `m${index}`,
             was_raft_leader: wasRaftLeader,
             raft_leader_after: raftAfter === undefined ? "none" : `m${raftAfter}`,
             scheduler_leader_kept: before[0]?.nodeId === after.nodeId,
+            leaders_lost_before_settling: flaps,
             stable_after_ms: Math.round(performance.now() - t0)
           })
           assert.notStrictEqual(raftAfter, index)
           yield* member.restart()
-          yield* stableLeader(nodes, "10 seconds")
+          yield* settledLeader(nodes, "10 seconds")
         }
         yield* sampler.stop
         const terms = assertTermsGrow(nodes)
@@ -192,13 +227,14 @@ describe("LeaderElection.layer on a three-member etcd cluster", () => {
         assert.deepStrictEqual((yield* leaders(nodes)).map((n) => n.nodeId), [])
         const t1 = performance.now()
         yield* Effect.forEach(stopped, (member) => member.resume())
-        const back = yield* stableLeader(nodes, "15 seconds", "1 second")
+        const { flaps, leader: back } = yield* settledLeader(nodes, "15 seconds", "1 second")
         yield* sampler.stop
         const terms = assertTermsGrow(nodes)
         yield* report("minority partition", {
           step_down_ms: Math.round(steppedDown - t0),
           one_leader_after_sigcont_ms: Math.round(performance.now() - t1 - 1000),
           leader_after: back.nodeId === old.nodeId ? "same node, new term" : "another node",
+          leaders_lost_before_settling: flaps,
           leader_terms: terms.length
         })
         // The deadline: the last acknowledged keepalive's send time + TTL - 500 ms, so at most 1.5 s after the

@@ -229,7 +229,11 @@ export const make = (
       Effect.gen(function*() {
         let wait: Duration.Duration = keepaliveInterval
         while (true) {
-          yield* Effect.sleep(wait)
+          // Never wait past half of what is left before the deadline: a grant answered late (etcd slow or just back
+          // from a partition) leaves less than a whole interval, and renewing only after the deadline would step a
+          // fresh leader down at once.
+          const halfLeft = Duration.millis(Math.max(0, (state.deadline - now()) / 2))
+          yield* Effect.sleep(Duration.min(wait, halfLeft))
           const sentAt = now()
           const result = yield* Effect.either(etcd.call("keepalive", () => lease.keepaliveOnce(), keepaliveInterval))
           if (Either.isRight(result)) {
