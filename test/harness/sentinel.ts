@@ -44,8 +44,8 @@ export interface SentinelSetup {
   /** The primary's port as the first sentinel that answers reports it now. */
   readonly primaryPort: () => Effect.Effect<number | undefined>
   /**
-   * The `+switch-master` announcements seen so far on the first sentinel (subscribed from the start), with the wall
-   * time each arrived: `{ at, from, to }` ports.
+   * The failovers announced so far (`+switch-master` on any sentinel, each subscribed from the start), in order, each
+   * with the wall time its first announcement arrived: `{ at, from, to }` ports.
    */
   readonly switches: () => ReadonlyArray<{ readonly at: number; readonly from: number; readonly to: number }>
   /** Until the replica's replication offset equals the primary's (nothing written to one is missing on the other). */
@@ -153,19 +153,26 @@ export const startSentinels = (options: {
       return views.every((ok) => ok === true) && link?.link === "up"
     }, { timeout: DISCOVERY_TIMEOUT, interval: Duration.millis(100) })
 
-    // Watch the failovers from the first sentinel: its +switch-master message says when the promotion was decided.
+    // Watch the failovers from every sentinel: the one that leads the failover announces +switch-master when the
+    // promotion is decided, the others only when its hello messages reach them (up to 2 s later), after a client may
+    // already have moved. The first announcement of a switch is when it was decided.
     const switches: Array<{ at: number; from: number; to: number }> = []
-    const watcher = yield* Effect.acquireRelease(
-      Effect.sync(() => new Redis({ host: "127.0.0.1", port: sentinels[0]!.port, lazyConnect: true })),
-      (client) => Effect.sync(() => client.disconnect())
-    )
-    watcher.on("error", () => undefined)
-    watcher.on("message", (_channel: string, message: string) => {
-      // "<name> <old ip> <old port> <new ip> <new port>"
-      const parts = message.split(" ")
-      switches.push({ at: Date.now(), from: Number(parts[2]), to: Number(parts[4]) })
-    })
-    yield* Effect.promise(() => watcher.connect().then(() => watcher.subscribe("+switch-master")))
+    yield* Effect.forEach(sentinels, ({ port }) =>
+      Effect.gen(function*() {
+        const watcher = yield* Effect.acquireRelease(
+          Effect.sync(() => new Redis({ host: "127.0.0.1", port, lazyConnect: true })),
+          (client) => Effect.sync(() => client.disconnect())
+        )
+        watcher.on("error", () => undefined)
+        watcher.on("message", (_channel: string, message: string) => {
+          // "<name> <old ip> <old port> <new ip> <new port>"
+          const parts = message.split(" ")
+          const from = Number(parts[2])
+          const to = Number(parts[4])
+          if (!switches.some((s) => s.from === from && s.to === to)) switches.push({ at: Date.now(), from, to })
+        })
+        yield* Effect.promise(() => watcher.connect().then(() => watcher.subscribe("+switch-master")))
+      }))
 
     const primaryPort = () =>
       Effect.gen(function*() {
