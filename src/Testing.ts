@@ -10,16 +10,30 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as SortedSet from "effect/SortedSet"
 import { isTestClock } from "./internal/scheduler/testClock.js"
 
 // Effect's TestClock, before it wakes a sleep (and at the start of every `adjust` or `setTime`), waits until the
-// test's fibers are quiet: it compares snapshots of their states taken around a `yieldTimer`, which is
-// `setTimeout(0)`, three times per wake-up. Node runs no timer sooner than 1 ms, so every wake-up costs 3 ms or more
-// of real time whatever the woken fiber does. The property is the TestClock's own (an instance field, not part of
-// effect's typed API); replacing it on the instance keeps every other part of the TestClock (its state, its
-// snapshot rule, its methods) and speeds every clock that delegates to it (the scheduler's stand-in, see
-// internal/scheduler/testClock.ts), whichever was made first.
-const yieldTimerKey = "yieldTimer"
+// test's fibers are quiet (`awaitSuspended`): it snapshots the states of the fibers the test supervises, waits a
+// `yieldTimer` (`setTimeout(0)`), snapshots again, and so on, three waits per wake-up at the least. Node runs no
+// timer sooner than 1 ms, so every wake-up costs 3 ms or more of real time whatever the woken fiber does. Each wait
+// also forks a fiber on the live clock that would log "a fiber is not suspending" after 5 s, and interrupts it.
+//
+// Under `it.effect` the test supervises no fiber (the TestAnnotations' fiber set is empty), so every snapshot is
+// empty and the wait is exactly three turns of the event loop. The layer keeps that rule and makes it cheap: the
+// three turns are `setImmediate`s, and no warning fiber is forked for them (none could log: a wait of three
+// immediate turns ends as soon as the event loop turns). A test that does supervise fibers gets the TestClock's own
+// wait, with `setImmediate` turns in place of the timers.
+//
+// `awaitSuspended`, `supervisedFibers` and `yieldTimer` are the TestClock's own members, not part of effect's typed
+// API: they are replaced on the TestClock instance (own properties, restored when the scope closes), which keeps its
+// state and every other method, and speeds every clock that delegates to it (such as the scheduler's stand-in, see
+// internal/scheduler/testClock.ts), whichever was made first. A version of effect without them is left as it is.
+interface TestClockInternals {
+  yieldTimer: Effect.Effect<void>
+  awaitSuspended: () => Effect.Effect<void>
+  readonly supervisedFibers: () => Effect.Effect<SortedSet.SortedSet<unknown>>
+}
 
 /**
  * One turn of the event loop: the callback runs after every pending microtask (where effect's scheduler runs
@@ -30,25 +44,32 @@ const yieldImmediate: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearImmediate(handle))
 })
 
-/** The object in `clock`'s prototype chain that holds the TestClock's `yieldTimer`, if any. */
-const yieldTimerOwner = (clock: object): Record<string, unknown> | undefined => {
+/** The TestClock's wait when no fiber is supervised: its three turns, each a `yieldImmediate`. */
+const threeTurns: Effect.Effect<void> = Effect.zipRight(yieldImmediate, Effect.zipRight(yieldImmediate, yieldImmediate))
+
+/** The object in `clock`'s prototype chain that holds the TestClock's `yieldTimer`, if it has the members used. */
+const internalsOwner = (clock: object): TestClockInternals | undefined => {
   for (let obj: object | null = clock; obj !== null; obj = Object.getPrototypeOf(obj)) {
-    if (Object.hasOwn(obj, yieldTimerKey)) {
-      const value = (obj as Record<string, unknown>)[yieldTimerKey]
-      return Effect.isEffect(value) ? obj as Record<string, unknown> : undefined
-    }
+    if (!Object.hasOwn(obj, "yieldTimer")) continue
+    const candidate = obj as Partial<TestClockInternals>
+    return Effect.isEffect(candidate.yieldTimer) && typeof candidate.awaitSuspended === "function" &&
+        typeof candidate.supervisedFibers === "function"
+      ? candidate as TestClockInternals
+      : undefined
   }
   return undefined
 }
 
 /**
- * The test's `TestClock` (the `Clock` of the current fiber, as `TestClock.adjust` and `TestClock.setTime` find it)
- * waits for quiet fibers with one `setImmediate` where it waited with `setTimeout(0)`, while `scope` is open; its
- * state and every method stay the TestClock's own.
+ * While `scope` is open, the test's `TestClock` (the `Clock` of the current fiber, which `TestClock.adjust` and
+ * `TestClock.setTime` use) waits for quiet fibers with `setImmediate` turns instead of `setTimeout(0)` timers, and,
+ * when the test supervises no fiber (as under `it.effect`), without forking its "fiber not suspending" warning
+ * fiber for every wait. Its state, its rule (every sleep on the way wakes at its own instant, after the same number
+ * of event-loop turns) and every other method stay the TestClock's own.
  *
  * Dies when the current clock is not a `TestClock` (run the test with `it.effect` or `it.scoped` of
- * `@effect/vitest`, or provide `TestContext.TestContext`). On a version of effect whose TestClock no longer waits
- * with a `yieldTimer`, it leaves the clock as it is: the test keeps the TestClock's semantics and its speed.
+ * `@effect/vitest`, or provide `TestContext.TestContext`). On a version of effect whose TestClock has no such wait
+ * to replace, it leaves the clock as it is: the test keeps the TestClock's semantics and its speed.
  *
  * @example
  * ```ts
@@ -75,18 +96,31 @@ export const fastTestClock: Effect.Effect<void, never, Scope.Scope> = Effect.fla
         "of @effect/vitest, or provide TestContext.TestContext)"
     )
   }
-  const owner = yieldTimerOwner(clock)
+  const owner = internalsOwner(clock)
   if (owner === undefined) return Effect.void
+  const own = (key: keyof TestClockInternals) => Object.getOwnPropertyDescriptor(owner, key)
   return Effect.acquireRelease(
     Effect.sync(() => {
-      const previous = owner[yieldTimerKey]
-      owner[yieldTimerKey] = yieldImmediate
-      return previous
+      const saved = { yieldTimer: own("yieldTimer"), awaitSuspended: own("awaitSuspended") }
+      const awaitSuspended = owner.awaitSuspended
+      owner.yieldTimer = yieldImmediate
+      owner.awaitSuspended = function(this: TestClockInternals) {
+        return Effect.flatMap(
+          this.supervisedFibers(),
+          (fibers) => SortedSet.size(fibers) === 0 ? threeTurns : awaitSuspended.call(this)
+        )
+      }
+      return { saved, installed: owner.awaitSuspended }
     }),
-    (previous) =>
+    ({ installed, saved }) =>
       Effect.sync(() => {
-        // Nested uses are released in reverse order; one that another replaced since is left to that one.
-        if (owner[yieldTimerKey] === yieldImmediate) owner[yieldTimerKey] = previous
+        // Nested uses are released in reverse order; a clock another use changed since is left to that one.
+        if (owner.awaitSuspended !== installed) return
+        for (const key of ["yieldTimer", "awaitSuspended"] as const) {
+          const descriptor = saved[key]
+          if (descriptor === undefined) delete (owner as Partial<TestClockInternals>)[key]
+          else Object.defineProperty(owner, key, descriptor)
+        }
       })
   )
 })
