@@ -100,17 +100,19 @@ console.log(JSON.stringify({
   nextNightly: new Date(Cron.next(cron.right, Date.UTC(2026, 0, 1))).toISOString(),
   memoryLayer: typeof JobStore.layerMemory,
   internal: await closed("effect-job-scheduler/internal/timer"),
+  testing: typeof (await import("effect-job-scheduler/Testing")).layerFastTestClock,
   ioredis: await closed("ioredis"),
   etcd3: await closed("etcd3")
 }))
 `
 
-// The same application type-checked: the root and two subpaths, with the types the package declares.
+// The same application type-checked: the root and three subpaths, with the types the package declares.
 const typedConsumer = `
-import { Effect, Either } from "effect"
+import { Effect, Either, Layer } from "effect"
 import { BusinessError, Job, RunContext, Scheduler } from "effect-job-scheduler"
 import * as Cron from "effect-job-scheduler/Cron"
 import * as JobStore from "effect-job-scheduler/JobStore"
+import * as Testing from "effect-job-scheduler/Testing"
 
 const job: Job.Job<never> = Job.unsafeMake({
   name: "typed",
@@ -126,6 +128,7 @@ const program: Effect.Effect<ReadonlyArray<Scheduler.JobStatus>, unknown, Schedu
 )
 export const main = program.pipe(Effect.provide(layer))
 export const store = JobStore.layerMemory
+export const fastTestClock: Layer.Layer<never> = Testing.layerFastTestClock
 export { cron }
 `
 
@@ -204,7 +207,7 @@ describe("the npm package", () => {
     console.log(`[package] a memory-only install holds ${added.length} top-level packages: ${added.join(", ")}`)
   })
 
-  it("tsc type-checks a consumer of the root and two subpaths against the declared types", async () => {
+  it("tsc type-checks a consumer of the root and three subpaths against the declared types", async () => {
     fs.writeFileSync(path.join(app, "typed.ts"), typedConsumer)
     fs.writeFileSync(
       path.join(app, "tsconfig.json"),
@@ -238,6 +241,7 @@ describe("the npm package", () => {
     expect(result.nextNightly).toBe("2026-01-01T18:00:00.000Z")
     expect(result.memoryLayer).toBe("object")
     expect(result.internal).toBe("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    expect(result.testing).toBe("object")
     expect(result.ioredis).toBe("ERR_MODULE_NOT_FOUND")
     expect(result.etcd3).toBe("ERR_MODULE_NOT_FOUND")
   }, 90_000)
@@ -264,6 +268,35 @@ describe("the npm package", () => {
     expect(run.status, run.output).toBe(0)
     const runs = report(run.stdout).runs as ReadonlyArray<{ kind: string; outcome: string }>
     expect(runs.some((r) => r.kind === "scheduled" && r.outcome === "success"), run.output).toBe(true)
+  }, 90_000)
+
+  it("esbuild leaves the test helpers out of a bundle that does not import /Testing", async () => {
+    const { build } = await import("esbuild")
+    // The memory consumer as it is (it imports /Testing) and without that import: the root does not reach it.
+    fs.writeFileSync(path.join(app, "memory.mjs"), memoryConsumer)
+    fs.writeFileSync(
+      path.join(app, "root-only.mjs"),
+      memoryConsumer.replace(/^.*effect-job-scheduler\/Testing.*$/m, "")
+    )
+    const bundles = Object.fromEntries(
+      await Promise.all(["memory.mjs", "root-only.mjs"].map(async (entry) => {
+        const outfile = path.join(work, `bundled-${entry}`)
+        await build({
+          entryPoints: [path.join(app, entry)],
+          absWorkingDir: app,
+          bundle: true,
+          platform: "node",
+          format: "esm",
+          target: "node20",
+          outfile,
+          external: ["ioredis", "etcd3", "effect-job-scheduler/internal/*"],
+          logLevel: "error"
+        })
+        return [entry, fs.readFileSync(outfile, "utf8")] as const
+      }))
+    )
+    expect(bundles["memory.mjs"]).toContain("fastTestClock")
+    expect(bundles["root-only.mjs"]).not.toContain("fastTestClock")
   }, 90_000)
 
   it.scoped("a consumer of the Redis backend runs against a real redis-server", () =>

@@ -83,11 +83,18 @@ describe("README", () => {
     const dir = scratch("readme-test")
     try {
       fs.writeFileSync(path.join(dir, "recipe.test.ts"), markedBlock("readme-test"))
+      // The package's import paths resolve to this checkout's sources: the root to src/index.ts, a subpath such as
+      // `effect-job-scheduler/Testing` to its module.
+      const alias = [
+        { find: /^effect-job-scheduler$/, replacement: path.join(root, "src/index.ts") },
+        { find: /^effect-job-scheduler\/(.*)$/, replacement: `${path.join(root, "src")}/$1.ts` }
+      ]
       fs.writeFileSync(
         path.join(dir, "vitest.config.mjs"),
-        `export default { resolve: { alias: { "effect-job-scheduler": ${
-          JSON.stringify(path.join(root, "src/index.ts"))
-        } } }, test: { include: ["recipe.test.ts"] } }\n`
+        `export default { resolve: { alias: [${
+          alias.map(({ find, replacement }) => `{ find: ${find}, replacement: ${JSON.stringify(replacement)} }`)
+            .join(", ")
+        }] }, test: { include: ["recipe.test.ts"] } }\n`
       )
       const vitest = path.join(root, "node_modules", "vitest", "vitest.mjs")
       const { output, status } = await runNode([vitest, "run", "--root", dir, "--config", "vitest.config.mjs"], {
