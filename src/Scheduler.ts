@@ -110,6 +110,17 @@ export type TriggerResult =
   | { readonly _tag: "Skipped"; readonly reason: SkipReason }
 
 /**
+ * Options of a manual trigger: `input` reaches the handler as `RunContext.input` (a schedule's handler decodes it
+ * instead of its stored payload).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TriggerOptions {
+  readonly input?: unknown
+}
+
+/**
  * The scheduler as a service: runs the registered jobs while this node leads; status, trigger, pause, resume and run
  * records of each job.
  *
@@ -118,7 +129,7 @@ export type TriggerResult =
  */
 export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Scheduler, {
   readonly nodeId: string
-  /** Names of the registered jobs, in registration order. */
+  /** Names of the registered jobs, in registration order (read again after `register` / `unregister`). */
   readonly jobs: ReadonlyArray<string>
   readonly status: Effect.Effect<ReadonlyArray<JobStatus>, StoreError>
   readonly jobStatus: (name: string) => Effect.Effect<JobStatus, UnknownJob | StoreError>
@@ -126,7 +137,25 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
    * Run the job now through the same path as a fire (pause check, lock, fence, record); returns once started. Dies
    * once the scheduler is shutting down (no run begins then).
    */
-  readonly trigger: (name: string) => Effect.Effect<TriggerResult, UnknownJob | StoreError>
+  readonly trigger: (
+    name: string,
+    options?: TriggerOptions
+  ) => Effect.Effect<TriggerResult, UnknownJob | StoreError>
+  /**
+   * Register a job while the scheduler runs, or replace the one of the same name. While leading, its first fire is
+   * planned at once: for a new name from the last fire recorded by any node (as when a node starts leading), for a
+   * replaced job from now when `replan` is true (its trigger changed: the old times never fire), else at the fire the
+   * replaced job had planned. A run of the replaced job in progress finishes under the old definition.
+   */
+  readonly register: (
+    job: Job.Job<never>,
+    options?: { readonly replan?: boolean | undefined }
+  ) => Effect.Effect<void>
+  /**
+   * Remove a job: its planned fire is dropped and it fires no more; a run in progress finishes. False when no job has
+   * that name.
+   */
+  readonly unregister: (name: string) => Effect.Effect<boolean>
   /** Pause the job cluster-wide: fires are skipped with reason `paused` until `resume`. */
   readonly pause: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
   readonly resume: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
@@ -242,11 +271,18 @@ export const make = <R>(
       yield* FiberHandle.clear(leaderFiber)
       planner.stop()
     })
+    // Jobs replaced or removed while runs of theirs were in progress: those runs still count (leadership loss and
+    // shutdown stop them), until they are over. Written by `register` / `unregister`, pruned by `allStates`.
+    const retired = new Set<JobState>()
+    const allStates = (): Array<JobState> => {
+      for (const state of retired) if (state.running.size === 0) retired.delete(state)
+      return [...states.values(), ...retired]
+    }
     /** Every run in progress, asked to stop for `reason` (the first reason a run is given wins); their fibers. */
     const interruptAll = (reason: InterruptReason) => {
       const runs: Array<Run> = []
       const fibers: Array<Fiber.RuntimeFiber<void, never>> = []
-      for (const state of states.values()) {
+      for (const state of allStates()) {
         for (const run of state.running) {
           runs.push(run)
           // A run still beginning has no fiber yet: it stops as soon as it starts.
@@ -291,7 +327,7 @@ export const make = <R>(
       Effect.gen(function*() {
         flags.shuttingDown = true
         yield* stopFiring
-        const pending = Array.from(states.values()).flatMap((state) => Array.from(state.running))
+        const pending = allStates().flatMap((state) => Array.from(state.running))
         if (pending.length === 0) return
         yield* Effect.logInfo("shutting down: waiting for running jobs").pipe(
           Effect.annotateLogs({ node: nodeId, running: pending.length, grace_ms: DurationM.toMillis(shutdownGrace) })
@@ -340,13 +376,53 @@ export const make = <R>(
         counters: { runs: state.runs, success: state.success, failures: state.failures, skips: state.skips }
       }))
 
+    const retire = (old: JobState) => {
+      planner.retire(old)
+      if (old.running.size > 0) retired.add(old)
+    }
+
     return {
       nodeId,
-      jobs: Array.from(states.keys()),
+      get jobs() {
+        return Array.from(states.keys())
+      },
       status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
-      trigger: (name) =>
-        Effect.flatMap(lookup(name), (state) => launcher.manual(state)).pipe(
+      register: (job, registerOptions) =>
+        Effect.suspend(() => {
+          if (flags.shuttingDown) return Effect.void
+          const old = states.get(job.name)
+          const state = new JobState(job, misfireThresholdMs)
+          if (old !== undefined) {
+            // This node's counters and last record are the job's, whatever its definition.
+            state.lastRun = old.lastRun
+            state.runs = old.runs
+            state.success = old.success
+            state.failures = old.failures
+            state.skips = old.skips
+            retire(old)
+          }
+          states.set(job.name, state)
+          if (old !== undefined && registerOptions?.replan !== true) {
+            if (old.nextFire !== undefined && flags.leading && job.enabled) {
+              planner.plan(state, old.nextFire)
+              return Effect.void
+            }
+            // Nothing planned to keep (a fixed-delay job between its run's end and its next plan, a job not planned).
+            return old.running.size > 0 ? Effect.void : planner.add(state, "now")
+          }
+          return planner.add(state, old === undefined ? "lastFire" : "now")
+        }),
+      unregister: (name) =>
+        Effect.sync(() => {
+          const old = states.get(name)
+          if (old === undefined) return false
+          states.delete(name)
+          retire(old)
+          return true
+        }),
+      trigger: (name, triggerOptions) =>
+        Effect.flatMap(lookup(name), (state) => launcher.manual(state, triggerOptions?.input)).pipe(
           Effect.flatMap(({ result, run }): Effect.Effect<TriggerResult, StoreError> =>
             result === undefined
               ? Effect.die(new Error("the store returned no result for the run"))

@@ -89,10 +89,14 @@ export class Launcher {
     )
   }
 
-  /** A manual run of `state`, now: created, begun and started in one uninterruptible step. */
-  manual(state: JobState): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome }> {
+  /**
+   * A manual run of `state`, now: created, begun and started in one uninterruptible step. `input` is handed to its
+   * handler as `RunContext.input`.
+   */
+  manual(state: JobState, input?: unknown): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome }> {
     return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const run = new Run(state, now, "manual")
+      if (input !== undefined) this.inputs.set(run, input)
       if (this.flags.shuttingDown) {
         this.bookkeeper.drop(run, "shutting down", now)
         return Effect.die(new Error("the scheduler is shutting down: no run begins"))
@@ -152,6 +156,9 @@ export class Launcher {
     }
   }
 
+  /** The inputs of manual runs that were given one, until they start. */
+  private readonly inputs = new WeakMap<Run, unknown>()
+
   /** Start a begun run: its deadline and renewals on the run timer, then its fiber. Synchronous. */
   private start(
     run: Run,
@@ -168,6 +175,7 @@ export class Launcher {
     }
     this.watchdog.watch(run, now)
     const job = run.state.job
+    const input = this.inputs.get(run)
     const runContext: RunContext["Type"] = {
       job: job.name,
       fireTime: new Date(run.fireTime),
@@ -175,7 +183,8 @@ export class Launcher {
       attempt: 1,
       nodeId: this.nodeId,
       fence: started.fence,
-      kind: run.kind
+      kind: run.kind,
+      ...(input === undefined ? {} : { input })
     }
     const fiber = this.forker.fork(runContext, this.handlerOf(run, runContext), this.onEnded, run)
     if (run.attach(fiber)) this.forker.interrupt(fiber)

@@ -42,6 +42,7 @@ export class Planner {
   constructor(
     maxWaitMs: number,
     private readonly misfireThresholdMs: number,
+    /** The registered jobs; the scheduler writes it (`register`, `unregister`), the planner reads it. */
     private readonly states: ReadonlyMap<string, JobState>,
     private readonly store: JobStore["Type"],
     private readonly flags: Flags,
@@ -53,12 +54,39 @@ export class Planner {
     this.timer = new Timer<Entry>(maxWaitMs, (entry) => entry.generation !== entry.state.generation)
   }
 
-  /** Plan `planned` as the job's next fire (none: a finished Schedule, a cron fire beyond Date's range). */
+  /**
+   * Plan `planned` as the job's next fire (none: a finished Schedule or `At`, a cron fire beyond Date's range, a fire
+   * after the job's `endAt`); a fire before its `startAt` moves to the first one from there.
+   */
   plan(state: JobState, planned: number | undefined): void {
-    const time = planned !== undefined && Number.isFinite(planned) ? planned : undefined
+    const time = planned !== undefined && Number.isFinite(planned) ? Fire.bounded(state.job, planned) : undefined
     state.generation++
     state.nextFire = time
     if (time !== undefined && this.flags.leading) this.timer.schedule(time, { state, generation: state.generation })
+  }
+
+  /**
+   * A job registered while the scheduler runs (a new or replaced schedule): while leading, plan its first fire, from
+   * the last fire recorded by any node (`lastFire`: a job this node did not know, as when it starts leading) or from
+   * `now` (a replaced job whose trigger changed: its new times count from the change, never the old ones).
+   */
+  add(state: JobState, from: "lastFire" | "now"): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      if (!self.flags.leading || !state.job.enabled) return
+      const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
+      const generation = state.generation
+      const first = yield* self.firstFire(state, now, from === "now")
+      // Replanned meanwhile (leadership changed, the job was replaced or retired): that plan stands.
+      if (state.generation !== generation || self.states.get(state.job.name) !== state || !self.flags.leading) return
+      self.plan(state, first)
+    })
+  }
+
+  /** A job no longer registered (removed, or replaced by a new state): its planned fire is dropped. */
+  retire(state: JobState): void {
+    state.generation++
+    state.nextFire = undefined
   }
 
   /** Forget every planned fire (leadership lost, shutdown). */
@@ -83,6 +111,8 @@ export class Planner {
       const planned = state.nextFire
       if (planned === undefined || planned >= instant) continue
       const trigger = state.job.trigger
+      // An `At` fire keeps its one time: once past, the timer runs it late, under the misfire rules.
+      if (trigger._tag === "At") continue
       if (trigger._tag === "Schedule") {
         // Schedules written for triggers step synchronously (they are made of pure steps).
         const [next, , decision] = Effect.runSync(trigger.schedule.step(instant, undefined, state.scheduleState))
@@ -96,9 +126,13 @@ export class Planner {
 
   /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
   afterRun(state: JobState, now: number): void {
-    const trigger = state.job.trigger
-    if (trigger._tag === "FixedDelay" && this.flags.leading && state.running.size === 0 && !this.flags.shuttingDown) {
-      this.plan(state, now + Duration.toMillis(trigger.every))
+    // The job may have been replaced while this run lasted: the registered state is the one to plan, unless it was
+    // planned already (or runs) by itself.
+    const current = this.states.get(state.job.name)
+    if (current === undefined || (current !== state && current.nextFire !== undefined)) return
+    const trigger = current.job.trigger
+    if (trigger._tag === "FixedDelay" && this.flags.leading && current.running.size === 0 && !this.flags.shuttingDown) {
+      this.plan(current, now + Duration.toMillis(trigger.every))
     }
   }
 
@@ -119,14 +153,20 @@ export class Planner {
       const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency: 64 })
-      enabled.forEach((state, i) => self.plan(state, firsts[i]))
+      // A job replaced or removed while its first fire was looked up is not planned.
+      enabled.forEach((state, i) => {
+        if (self.states.get(state.job.name) === state) self.plan(state, firsts[i])
+      })
       onPlanned()
       return yield* loop
     })
   }
 
-  /** The first planned fire of a job when this node starts leading: from the last fire recorded by any node. */
-  private firstFire(state: JobState, now: number): Effect.Effect<number | undefined> {
+  /**
+   * The first planned fire of a job when this node starts leading: from the last fire recorded by any node (with
+   * `fromNow`, from now; an `At` job still asks whether its fire was claimed).
+   */
+  private firstFire(state: JobState, now: number, fromNow = false): Effect.Effect<number | undefined> {
     const trigger = state.job.trigger
     if (trigger._tag === "Schedule") {
       return Effect.map(trigger.schedule.step(now, undefined, trigger.schedule.initial), ([next, , decision]) => {
@@ -144,7 +184,11 @@ export class Planner {
           Option.none<number>()
         )
       ),
-      Effect.map((last) => Fire.firstFire(trigger, Option.getOrUndefined(last), now))
+      Effect.map((last) =>
+        trigger._tag === "At"
+          ? Fire.atFire(trigger.at, Option.getOrUndefined(last))
+          : Fire.firstFire(trigger, fromNow ? undefined : Option.getOrUndefined(last), now)
+      )
     )
   }
 
