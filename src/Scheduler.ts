@@ -22,7 +22,7 @@ import * as Stream from "effect/Stream"
 import { DuplicateJob, type StoreError, UnknownJob } from "./Errors.js"
 import { Bookkeeper } from "./internal/scheduler/bookkeeper.js"
 import { type AnyJob, JobState } from "./internal/scheduler/jobState.js"
-import { type Flags, Launcher } from "./internal/scheduler/launcher.js"
+import { type BeginOutcome, type Flags, Launcher } from "./internal/scheduler/launcher.js"
 import { Planner } from "./internal/scheduler/planner.js"
 import type { InterruptReason, Run } from "./internal/scheduler/run.js"
 import { RunForker } from "./internal/scheduler/runFork.js"
@@ -151,6 +151,18 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
     job: Job.Job<never>,
     options?: { readonly replan?: boolean | undefined }
   ) => Effect.Effect<void>
+  /** `register` for many jobs at once (their first fires planned with few store calls). */
+  readonly registerAll: (
+    entries: ReadonlyArray<{ readonly job: Job.Job<never>; readonly replan?: boolean | undefined }>
+  ) => Effect.Effect<void>
+  /**
+   * Run the job now for the past fire time `fireTime`, as a scheduled run (a backfill): its slot is claimed, so a fire
+   * time that ran already is skipped with `slot_taken`. Only while leading: `Skipped` with `not_leading` otherwise.
+   */
+  readonly runFire: (
+    name: string,
+    fireTime: number
+  ) => Effect.Effect<TriggerResult | { readonly _tag: "NotLeading" }, UnknownJob | StoreError>
   /**
    * Remove a job: its planned fire is dropped and it fires no more; a run in progress finishes. False when no job has
    * that name.
@@ -180,6 +192,12 @@ export const defaultShutdownGrace: Duration.Duration = DurationM.seconds(30)
  * ten minutes bounds how late a step can make a fire, at a cost of one idle wake-up per ten minutes.
  */
 const DEFAULT_MAX_TIMER_WAIT_MS = 10 * 60_000
+
+/**
+ * A backfill run's slot claim is kept this long past its fire time's age, so that a second backfill of the same
+ * window within a week finds the fire times that ran (a scheduled fire's claim is kept only past its misfire window).
+ */
+const BACKFILL_SLOT_MS = 7 * 24 * 60 * 60_000
 
 /** The largest delay Node's timers accept (a signed 32-bit millisecond count). */
 const TIMER_LIMIT_MS = 2 ** 31 - 1
@@ -376,21 +394,36 @@ export const make = <R>(
         counters: { runs: state.runs, success: state.success, failures: state.failures, skips: state.skips }
       }))
 
+    /** What a begun manual or backfill run gives its caller. */
+    const started = (
+      name: string,
+      { result, run }: { readonly run: Run; readonly result: BeginOutcome }
+    ): Effect.Effect<TriggerResult, StoreError> =>
+      result === undefined
+        ? Effect.die(new Error("the store returned no result for the run"))
+        : Either.isLeft(result)
+        ? Effect.fail(result.left)
+        : result.right._tag === "Started"
+        ? Effect.succeed({
+          _tag: "Started",
+          runId: run.runId,
+          fence: result.right.fence,
+          await: Effect.flatMap(Bookkeeper.awaitOver([run]), () =>
+            run.record === undefined
+              ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
+              : Effect.succeed(run.record))
+        })
+        : Effect.succeed(result.right)
+
     const retire = (old: JobState) => {
       planner.retire(old)
       if (old.running.size > 0) retired.add(old)
     }
-
-    return {
-      nodeId,
-      get jobs() {
-        return Array.from(states.keys())
-      },
-      status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
-      jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
-      register: (job, registerOptions) =>
-        Effect.suspend(() => {
-          if (flags.shuttingDown) return Effect.void
+    const registerAll: Scheduler["Type"]["registerAll"] = (entries) =>
+      Effect.suspend(() => {
+        if (flags.shuttingDown) return Effect.void
+        const toAdd: Array<{ readonly state: JobState; readonly from: "lastFire" | "now" }> = []
+        for (const { job, replan } of entries) {
           const old = states.get(job.name)
           const state = new JobState(job, misfireThresholdMs)
           if (old !== undefined) {
@@ -403,16 +436,30 @@ export const make = <R>(
             retire(old)
           }
           states.set(job.name, state)
-          if (old !== undefined && registerOptions?.replan !== true) {
-            if (old.nextFire !== undefined && flags.leading && job.enabled) {
-              planner.plan(state, old.nextFire)
-              return Effect.void
-            }
-            // Nothing planned to keep (a fixed-delay job between its run's end and its next plan, a job not planned).
-            return old.running.size > 0 ? Effect.void : planner.add(state, "now")
+          if (old === undefined) {
+            toAdd.push({ state, from: "lastFire" })
+          } else if (replan === true) {
+            toAdd.push({ state, from: "now" })
+          } else if (old.nextFire !== undefined && flags.leading && job.enabled) {
+            planner.plan(state, old.nextFire)
+          } else if (old.running.size === 0) {
+            // Nothing planned to keep (a job that was disabled or not planned); a fixed-delay job whose run is in
+            // progress is planned when that run ends.
+            toAdd.push({ state, from: "now" })
           }
-          return planner.add(state, old === undefined ? "lastFire" : "now")
-        }),
+        }
+        return planner.addMany(toAdd)
+      })
+
+    return {
+      nodeId,
+      get jobs() {
+        return Array.from(states.keys())
+      },
+      status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
+      jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
+      register: (job, registerOptions) => registerAll([{ job, replan: registerOptions?.replan }]),
+      registerAll,
       unregister: (name) =>
         Effect.sync(() => {
           const old = states.get(name)
@@ -422,25 +469,17 @@ export const make = <R>(
           return true
         }),
       trigger: (name, triggerOptions) =>
-        Effect.flatMap(lookup(name), (state) => launcher.manual(state, triggerOptions?.input)).pipe(
-          Effect.flatMap(({ result, run }): Effect.Effect<TriggerResult, StoreError> =>
-            result === undefined
-              ? Effect.die(new Error("the store returned no result for the run"))
-              : Either.isLeft(result)
-              ? Effect.fail(result.left)
-              : result.right._tag === "Started"
-              ? Effect.succeed({
-                _tag: "Started",
-                runId: run.runId,
-                fence: result.right.fence,
-                await: Effect.flatMap(Bookkeeper.awaitOver([run]), () =>
-                  run.record === undefined
-                    ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
-                    : Effect.succeed(run.record))
-              })
-              : Effect.succeed(result.right)
-          )
+        Effect.flatMap(
+          lookup(name),
+          (state) => Effect.flatMap(launcher.manual(state, triggerOptions?.input), (begun) => started(name, begun))
         ),
+      runFire: (name, fireTime) =>
+        Effect.flatMap(lookup(name), (state) =>
+          Effect.flatMap(
+            launcher.backfill(state, fireTime, DurationM.millis(Math.max(0, Date.now() - fireTime) + BACKFILL_SLOT_MS)),
+            (begun): Effect.Effect<TriggerResult | { readonly _tag: "NotLeading" }, StoreError> =>
+              begun === undefined ? Effect.succeed({ _tag: "NotLeading" }) : started(name, begun)
+          )),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
           Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))

@@ -10,6 +10,7 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -105,6 +106,26 @@ export class Launcher {
     }))
   }
 
+  /**
+   * A scheduled run of `state` for the past fire time `fireTime` (a backfill): its slot is claimed (for `slotTtl`,
+   * so that a later backfill of the same window finds it), only while this node leads.
+   */
+  backfill(
+    state: JobState,
+    fireTime: number,
+    slotTtl: Duration.Duration
+  ): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome } | undefined> {
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (!this.flags.leading || this.flags.shuttingDown) return Effect.succeed(undefined)
+      const run = new Run(state, fireTime, "scheduled")
+      this.slotTtls.set(run, slotTtl)
+      return Effect.map(this.beginAndStart([run]), ([result]) => ({ run, result }))
+    }))
+  }
+
+  /** Slot TTLs of backfill runs, which outlive the usual one. */
+  private readonly slotTtls = new WeakMap<Run, Duration.Duration>()
+
   /** `begin` all of `list` in one store call and start those that may run. */
   private beginAndStart(list: ReadonlyArray<Run>): Effect.Effect<ReadonlyArray<BeginOutcome>> {
     return Effect.uninterruptible(Effect.suspend(() => {
@@ -148,7 +169,12 @@ export class Launcher {
       fireTime: run.fireTime,
       runId: run.runId,
       nodeId: this.nodeId,
-      slot: run.kind === "scheduled" ? begin.slot : Option.none(),
+      slot: run.kind !== "scheduled"
+        ? Option.none()
+        : Option.match(Option.fromNullable(this.slotTtls.get(run)), {
+          onNone: () => begin.slot,
+          onSome: (ttl) => Option.some({ ttl })
+        }),
       lock: begin.lock,
       // A begin made while leading carries the term: its lock then takes over one left by an older term.
       term: this.flags.leading ? this.flags.term : undefined,

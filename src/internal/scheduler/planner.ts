@@ -71,15 +71,46 @@ export class Planner {
    * `now` (a replaced job whose trigger changed: its new times count from the change, never the old ones).
    */
   add(state: JobState, from: "lastFire" | "now"): Effect.Effect<void> {
+    return this.addMany([{ state, from }])
+  }
+
+  /**
+   * `add` for many jobs: their last fire times in one store call when the store reads many at once
+   * (`JobStore.lastFireTimes`), so that thousands of schedules loaded together are planned in a few round trips.
+   */
+  addMany(items: ReadonlyArray<{ readonly state: JobState; readonly from: "lastFire" | "now" }>): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
-      if (!self.flags.leading || !state.job.enabled) return
+      if (!self.flags.leading) return
+      const list = items.filter(({ state }) => state.job.enabled)
+      if (list.length === 0) return
       const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
-      const generation = state.generation
-      const first = yield* self.firstFire(state, now, from === "now")
-      // Replanned meanwhile (leadership changed, the job was replaced or retired): that plan stands.
-      if (state.generation !== generation || self.states.get(state.job.name) !== state || !self.flags.leading) return
-      self.plan(state, first)
+      const generations = list.map(({ state }) => state.generation)
+      const bulk = self.store.lastFireTimes
+      const simple = bulk !== undefined && list.every(({ state }) => state.job.trigger._tag !== "Schedule")
+      const firsts = simple
+        ? yield* bulk(list.map(({ state }) => state.job.name)).pipe(
+          Effect.timeout("10 seconds"),
+          Effect.map((lasts) =>
+            list.map(({ from, state }, i) => self.firstFromLast(state, lasts[i] ?? Option.none(), now, from === "now"))
+          ),
+          Effect.catchAllCause((cause) =>
+            Effect.as(
+              Effect.logWarning("last fire times unavailable; planning from now", cause),
+              list.map(({ state }) => self.firstFromLast(state, Option.none(), now, true))
+            )
+          )
+        )
+        : yield* Effect.forEach(list, ({ from, state }) => self.firstFire(state, now, from === "now"), {
+          concurrency: 64
+        })
+      list.forEach(({ state }, i) => {
+        // Replanned meanwhile (leadership changed, the job was replaced or retired): that plan stands.
+        if (state.generation !== generations[i] || self.states.get(state.job.name) !== state || !self.flags.leading) {
+          return
+        }
+        self.plan(state, firsts[i])
+      })
     })
   }
 
@@ -184,12 +215,22 @@ export class Planner {
           Option.none<number>()
         )
       ),
-      Effect.map((last) =>
-        trigger._tag === "At"
-          ? Fire.atFire(trigger.at, Option.getOrUndefined(last))
-          : Fire.firstFire(trigger, fromNow ? undefined : Option.getOrUndefined(last), now)
-      )
+      Effect.map((last) => this.firstFromLast(state, last, now, fromNow))
     )
+  }
+
+  /** The first fire of a cron, interval or `At` job from the last fire time recorded (see `firstFire`). */
+  private firstFromLast(
+    state: JobState,
+    last: Option.Option<number>,
+    now: number,
+    fromNow: boolean
+  ): number | undefined {
+    const trigger = state.job.trigger
+    if (trigger._tag === "Schedule") return undefined
+    return trigger._tag === "At"
+      ? Fire.atFire(trigger.at, Option.getOrUndefined(last))
+      : Fire.firstFire(trigger, fromNow ? undefined : Option.getOrUndefined(last), now)
   }
 
   /** Every fire due at one wake-up of the fire timer, begun in one store call. */
