@@ -425,6 +425,7 @@ export const make = <R>(
         const toAdd: Array<{ readonly state: JobState; readonly from: "lastFire" | "now" }> = []
         for (const { job, replan } of entries) {
           const old = states.get(job.name)
+          const planned = old?.nextFire
           const state = new JobState(job, misfireThresholdMs)
           if (old !== undefined) {
             // This node's counters and last record are the job's, whatever its definition.
@@ -440,8 +441,8 @@ export const make = <R>(
             toAdd.push({ state, from: "lastFire" })
           } else if (replan === true) {
             toAdd.push({ state, from: "now" })
-          } else if (old.nextFire !== undefined && flags.leading && job.enabled) {
-            planner.plan(state, old.nextFire)
+          } else if (planned !== undefined && flags.leading && job.enabled) {
+            planner.plan(state, planned)
           } else if (old.running.size === 0) {
             // Nothing planned to keep (a job that was disabled or not planned); a fixed-delay job whose run is in
             // progress is planned when that run ends.

@@ -242,8 +242,8 @@ export class Schedules extends Context.Tag("effect-job-scheduler/Schedules")<Sch
   >
   /**
    * Run each fire time of the schedule within `[from, to]` once, oldest first, at most `concurrency` at a time (default
-   * 1), skipping fire times that ran already (their slot is claimed, or a run record has that fire time). Only on the
-   * leader. At most `maxBackfillFires` fire times per call.
+   * 1; a schedule that takes its lock runs one at a time), skipping fire times that ran already (their slot is
+   * claimed, or a run record has that fire time). Only on the leader. At most `maxBackfillFires` fire times per call.
    */
   readonly backfill: (id: string, options: {
     readonly from: Date

@@ -563,9 +563,10 @@ export const make = <R>(
               )
             )
           }
-          const fires = yield* Effect.forEach(times, one, {
-            concurrency: Math.max(1, Math.floor(backfillOptions.concurrency ?? 1))
-          })
+          // Runs of a job that takes its lock exclude each other: they run one at a time whatever `concurrency` says
+          // (run together, all but one would be skipped with `lock_held`).
+          const concurrency = job.lock.enabled ? 1 : Math.max(1, Math.floor(backfillOptions.concurrency ?? 1))
+          const fires = yield* Effect.forEach(times, one, { concurrency })
           return { fires } satisfies BackfillResult
         }),
       reconcile: Effect.suspend(() => reconcile)
