@@ -107,6 +107,8 @@ const planKey = (spec: ScheduleSpec): string =>
 interface Known {
   readonly spec: string
   readonly planKey: string | undefined
+  /** The store's revision of what was applied: a read older than it is stale and never applied over it. */
+  readonly revision: number
 }
 
 /** A job's `InvalidJob` / `InvalidCron` as the schedule's error: a never-matching cron is `NeverFires`. */
@@ -271,6 +273,11 @@ export const make = <R>(
 
     /** What this node has applied, by id: the stored spec JSON and its plan key (none: not runnable here). */
     const known = new Map<string, Known>()
+    /**
+     * Removed ids and the store version their removal was seen at: a read of the schedule made before the removal
+     * (an older revision) must not bring it back. Pruned by a full reconcile.
+     */
+    const gone = new Map<string, number>()
     const applyLock = yield* Effect.makeSemaphore(1)
 
     /** The job of one stored schedule, or why this node cannot run it (logged once per spec). */
@@ -294,23 +301,35 @@ export const make = <R>(
         return { job: job.right, planKey: planKey(spec) }
       })
 
-    /** Apply stored entries (new or changed ones register, equal ones are left) and removals, in one step. */
-    const applyEntries = (entries: ReadonlyArray<StoredSchedule>, removed: ReadonlyArray<string>) =>
+    /**
+     * Apply stored entries (new or changed ones register, equal or older ones are left) and removals, in one step. A
+     * removal is `asOf` a store version read before the read that found the schedule gone: a schedule applied with a
+     * newer revision was written after that read, and stays.
+     */
+    const applyEntries = (
+      entries: ReadonlyArray<StoredSchedule>,
+      removed: ReadonlyArray<{ readonly id: string; readonly asOf: number }>
+    ) =>
       applyLock.withPermits(1)(Effect.gen(function*() {
         const register: Array<{ readonly job: Job.Job<never>; readonly replan: boolean }> = []
         for (const entry of entries) {
           const before = known.get(entry.id)
-          if (before !== undefined && before.spec === entry.spec) continue
+          if (before !== undefined && (before.spec === entry.spec || before.revision > entry.revision)) continue
+          if (entry.revision <= (gone.get(entry.id) ?? -1)) continue
+          gone.delete(entry.id)
           const prepared = yield* prepare(entry)
-          known.set(entry.id, { spec: entry.spec, planKey: prepared?.planKey })
+          known.set(entry.id, { spec: entry.spec, planKey: prepared?.planKey, revision: entry.revision })
           if (prepared === undefined) {
             yield* scheduler.unregister(entry.id)
             continue
           }
           register.push({ job: prepared.job, replan: before !== undefined && before.planKey !== prepared.planKey })
         }
-        for (const id of removed) {
-          if (!known.delete(id)) continue
+        for (const { asOf, id } of removed) {
+          const before = known.get(id)
+          if (before === undefined || before.revision > asOf) continue
+          known.delete(id)
+          gone.set(id, asOf)
           yield* scheduler.unregister(id)
           yield* Effect.logInfo("schedule removed").pipe(Effect.annotateLogs({ job: id }))
         }
@@ -320,9 +339,10 @@ export const make = <R>(
     /** Read one schedule from the store and apply it (stored: register; gone: unregister). */
     const refreshIds = (ids: ReadonlyArray<string>) =>
       Effect.gen(function*() {
+        const asOf = yield* store.version
         const stored = yield* Effect.forEach(ids, (id) => store.get(id), { concurrency: 16 })
         const present = stored.flatMap((entry) => Option.toArray(entry))
-        const removed = ids.filter((_, i) => Option.isNone(stored[i]!))
+        const removed = ids.filter((_, i) => Option.isNone(stored[i]!)).map((id) => ({ id, asOf }))
         yield* applyEntries(present, removed)
       })
 
@@ -348,8 +368,12 @@ export const make = <R>(
         if (Option.isNone(page.next)) break
         cursor = page.next.value
       }
-      yield* applyEntries([], Array.from(known.keys()).filter((id) => !seen.has(id)))
+      yield* applyEntries(
+        [],
+        Array.from(known.keys()).filter((id) => !seen.has(id)).map((id) => ({ id, asOf: version }))
+      )
       reconciledVersion = Math.max(reconciledVersion, version)
+      for (const [id, asOf] of gone) if (asOf < version) gone.delete(id)
       for (const v of announced) if (v <= version) announced.delete(v)
     })
 
@@ -482,7 +506,12 @@ export const make = <R>(
           }
           return put
         }),
-      remove: (id) => Effect.tap(store.remove(id), (removed) => (removed ? applyEntries([], [id]) : Effect.void)),
+      remove: (id) =>
+        Effect.tap(store.remove(id), (removed) =>
+          removed
+            // The version after the removal: at least the removal's own, below any later re-creation's.
+            ? Effect.flatMap(store.version, (asOf) => applyEntries([], [{ id, asOf }]))
+            : Effect.void),
       get: (id) =>
         Effect.gen(function*() {
           const { spec, stored } = yield* storedSpec(id)
