@@ -231,14 +231,14 @@ export class Schedules extends Context.Tag("effect-job-scheduler/Schedules")<Sch
   }) => Effect.Effect<SchedulePage, StoreError>
   /**
    * Run a schedule now (a manual run: no slot, not counted against its limit), with `payload` instead of its stored
-   * one when given (decoded with the handler's schema first).
+   * one when given (decoded with the handler's schema first). `NotLeader` on a node that runs no scheduler.
    */
   readonly trigger: (
     id: string,
     payload?: unknown
   ) => Effect.Effect<
     TriggerResult,
-    UnknownSchedule | UnknownHandler | InvalidPayload | InvalidSchedule | UnknownJob | StoreError
+    UnknownSchedule | UnknownHandler | InvalidPayload | InvalidSchedule | UnknownJob | NotLeader | StoreError
   >
   /**
    * Run each fire time of the schedule within `[from, to]` once, oldest first, at most `concurrency` at a time (default
@@ -305,3 +305,17 @@ export const layer = <R>(
   options?: SchedulesOptions
 ): Layer.Layer<Schedules, InvalidSchedule, R | Scheduler | JobStore | LeaderElection> =>
   internal.layer(Schedules, handlers, options)
+
+/**
+ * The service over the store alone, for a node that runs no scheduler (an RPC-only node): upsert, remove, get and list
+ * validate with `handlers` and write to the store (the leader applies the changes); `trigger` and `backfill` fail
+ * with `NotLeader`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStore = <R>(
+  // See `make` for the `any`.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  handlers: Iterable<Handler<any, any, R>>
+): Layer.Layer<Schedules, InvalidSchedule, R | JobStore> => internal.layerStore(Schedules, handlers)

@@ -28,6 +28,7 @@ import {
   NotLeader,
   type StoreError,
   UnknownHandler,
+  UnknownJob,
   UnknownSchedule
 } from "../Errors.js"
 import * as Job from "../Job.js"
@@ -134,10 +135,27 @@ export const make = <R>(
   handlers: Iterable<AnyHandler>,
   options: SchedulesOptions = {}
 ): Effect.Effect<SchedulesTag["Type"], InvalidSchedule, R | Scheduler | JobStore | LeaderElection | Scope> =>
+  Effect.flatMap(
+    Effect.all([Scheduler, LeaderElection]),
+    ([scheduler, election]) => makeWith<R>(handlers, options, { scheduler, election })
+  )
+
+export const makeStore = <R>(
+  handlers: Iterable<AnyHandler>
+): Effect.Effect<SchedulesTag["Type"], InvalidSchedule, R | JobStore | Scope> => makeWith<R>(handlers, {}, undefined)
+
+/**
+ * The service; with `node` undefined, over the store alone (a node that runs no scheduler): it validates and writes,
+ * applies nothing, and refuses `trigger` and `backfill` with `NotLeader`.
+ */
+const makeWith = <R>(
+  handlers: Iterable<AnyHandler>,
+  options: SchedulesOptions,
+  node: { readonly scheduler: Scheduler["Type"]; readonly election: LeaderElection["Type"] } | undefined
+): Effect.Effect<SchedulesTag["Type"], InvalidSchedule, R | JobStore | Scope> =>
   Effect.gen(function*() {
-    const scheduler = yield* Scheduler
+    const scheduler = node?.scheduler ?? storeOnly
     const jobStore = yield* JobStore
-    const election = yield* LeaderElection
     const context = yield* Effect.context<R>()
     if (jobStore.schedules === undefined) {
       return yield* new InvalidSchedule({
@@ -155,7 +173,7 @@ export const make = <R>(
       registry.set(h.name, h)
     }
     // Jobs defined in code own their names: a schedule may not take one.
-    const codeJobs = new Set(scheduler.jobs)
+    const codeJobs = new Set(node?.scheduler.jobs ?? [])
     const reconcileInterval = Duration.decode(options.reconcileInterval ?? "1 second")
 
     // -----------------------------------------------------------------------------------------------------------
@@ -388,64 +406,67 @@ export const make = <R>(
     const work = yield* Queue.unbounded<Work>()
     yield* Effect.addFinalizer(() => Queue.shutdown(work))
 
-    yield* reconcile.pipe(
-      Effect.catchAll((error) => Effect.logError("stored schedules not loaded at start; retrying", error.message))
-    )
-
-    const applyLoop = Effect.gen(function*() {
-      const batch = yield* Queue.takeBetween(work, 1, 10_000)
-      const items = Array.from(batch)
-      if (items.some((item) => item._tag === "All")) return yield* reconcile
-      const ids = new Set<string>()
-      for (const item of items) {
-        if (item._tag === "Id") {
-          ids.add(item.id)
-          announced.add(item.version)
-        }
-      }
-      yield* refreshIds(Array.from(ids))
-    }).pipe(
-      Effect.catchAllCause((cause) =>
-        Effect.zipRight(
-          Effect.logWarning("applying stored schedules failed; reconciling", cause),
-          work.offer({ _tag: "All" })
-        )
-      ),
-      Effect.forever
-    )
-    yield* Effect.forkScoped(applyLoop)
-
-    // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
-    yield* store.changes.pipe(
-      Stream.runForEach((change) => work.offer({ _tag: "Id", id: change.id, version: change.version })),
-      Effect.zipRight(Effect.fail("changes ended" as const)),
-      Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
-      Effect.zipRight(work.offer({ _tag: "All" })),
-      Effect.retry(Schedule.spaced("1 second")),
-      Effect.forkScoped
-    )
-
-    // The version check: a change nobody announced (or whose announcement was lost) is found within an interval.
-    yield* Effect.gen(function*() {
-      const version = yield* store.version
-      if (version > reconciledVersion && !allAnnounced(version)) yield* work.offer({ _tag: "All" })
-    }).pipe(
-      Effect.catchAll((error) => Effect.logWarning("schedule version check failed", error.message)),
-      Effect.repeat(Schedule.spaced(reconcileInterval)),
-      Effect.forkScoped
-    )
-
-    // On leading: load every stored schedule again (what this node applied as a follower may be behind).
-    yield* election.changes.pipe(
-      Stream.filter((leadership) => leadership._tag === "Leader"),
-      Stream.runForEach(() => work.offer({ _tag: "All" })),
-      Effect.catchAllCause((cause) => Effect.logError("leadership stream failed (schedules)", cause)),
-      Effect.forkScoped
-    )
-
     // -----------------------------------------------------------------------------------------------------------
     // The service
     // -----------------------------------------------------------------------------------------------------------
+
+    /** Load every stored schedule, then follow the store's changes until the scope closes. */
+    const follow = (election: LeaderElection["Type"]) =>
+      Effect.gen(function*() {
+        yield* reconcile.pipe(
+          Effect.catchAll((error) => Effect.logError("stored schedules not loaded at start; retrying", error.message))
+        )
+        const applyLoop = Effect.gen(function*() {
+          const batch = yield* Queue.takeBetween(work, 1, 10_000)
+          const items = Array.from(batch)
+          if (items.some((item) => item._tag === "All")) return yield* reconcile
+          const ids = new Set<string>()
+          for (const item of items) {
+            if (item._tag === "Id") {
+              ids.add(item.id)
+              announced.add(item.version)
+            }
+          }
+          yield* refreshIds(Array.from(ids))
+        }).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Effect.logWarning("applying stored schedules failed; reconciling", cause),
+              work.offer({ _tag: "All" })
+            )
+          ),
+          Effect.forever
+        )
+        yield* Effect.forkScoped(applyLoop)
+
+        // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
+        yield* store.changes.pipe(
+          Stream.runForEach((change) => work.offer({ _tag: "Id", id: change.id, version: change.version })),
+          Effect.zipRight(Effect.fail("changes ended" as const)),
+          Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
+          Effect.zipRight(work.offer({ _tag: "All" })),
+          Effect.retry(Schedule.spaced("1 second")),
+          Effect.forkScoped
+        )
+
+        // The version check: a change nobody announced (or whose announcement was lost) is found within an interval.
+        yield* Effect.gen(function*() {
+          const version = yield* store.version
+          if (version > reconciledVersion && !allAnnounced(version)) yield* work.offer({ _tag: "All" })
+        }).pipe(
+          Effect.catchAll((error) => Effect.logWarning("schedule version check failed", error.message)),
+          Effect.repeat(Schedule.spaced(reconcileInterval)),
+          Effect.forkScoped
+        )
+
+        // On leading: load every stored schedule again (what this node applied as a follower may be behind).
+        yield* election.changes.pipe(
+          Stream.filter((leadership) => leadership._tag === "Leader"),
+          Stream.runForEach(() => work.offer({ _tag: "All" })),
+          Effect.catchAllCause((cause) => Effect.logError("leadership stream failed (schedules)", cause)),
+          Effect.forkScoped
+        )
+      })
 
     const storedSpec = (
       id: string
@@ -481,6 +502,8 @@ export const make = <R>(
       if (spec.endAt !== undefined && spec.endAt.getTime() < now) return "finished"
       return spec.enabled === false ? "disabled" : "active"
     }
+
+    if (node !== undefined) yield* follow(node.election)
 
     const service: SchedulesTag["Type"] = {
       upsert: (input) =>
@@ -556,6 +579,7 @@ export const make = <R>(
           const { spec, stored } = yield* storedSpec(id)
           const target = yield* handlerOf(spec)
           if (payload !== undefined) yield* decodePayload(id, target, payload)
+          if (node === undefined) return yield* new NotLeader({ operation: "trigger" })
           if (known.get(id)?.spec !== stored.spec) yield* applyEntries([stored], [])
           return yield* scheduler.trigger(id, payload === undefined ? undefined : { input: payload })
         }),
@@ -564,7 +588,9 @@ export const make = <R>(
           const { spec, stored } = yield* storedSpec(id)
           const target = yield* handlerOf(spec)
           const job = yield* jobOf(spec, target, true)
-          if (!(yield* election.isLeader)) return yield* new NotLeader({ operation: "backfill" })
+          if (node === undefined || !(yield* node.election.isLeader)) {
+            return yield* new NotLeader({ operation: "backfill" })
+          }
           if (known.get(id)?.spec !== stored.spec) yield* applyEntries([stored], [])
           const from = backfillOptions.from.getTime()
           const to = backfillOptions.to.getTime()
@@ -643,9 +669,33 @@ const fireTimes = (id: string, job: Job.Job<never>, from: number, to: number) =>
       : Effect.succeed(times)
   })
 
+/**
+ * The scheduler of a node that runs none (`makeStore`): nothing is registered, no job is known. Only the calls that
+ * `makeWith` makes without a node are reachable.
+ */
+const storeOnly: Scheduler["Type"] = {
+  nodeId: "",
+  jobs: [],
+  status: Effect.succeed([]),
+  jobStatus: (job) => Effect.fail(new UnknownJob({ job })),
+  trigger: (job) => Effect.fail(new UnknownJob({ job })),
+  register: () => Effect.void,
+  registerAll: () => Effect.void,
+  runFire: (job) => Effect.fail(new UnknownJob({ job })),
+  unregister: () => Effect.succeed(false),
+  pause: (job) => Effect.fail(new UnknownJob({ job })),
+  resume: (job) => Effect.fail(new UnknownJob({ job })),
+  runs: (job) => Effect.fail(new UnknownJob({ job }))
+}
+
 export const layer = <R>(
   tag: typeof SchedulesTag,
   handlers: Iterable<AnyHandler>,
   options?: SchedulesOptions
 ): Layer.Layer<SchedulesTag, InvalidSchedule, R | Scheduler | JobStore | LeaderElection> =>
   Layer.scoped(tag, make<R>(handlers, options))
+
+export const layerStore = <R>(
+  tag: typeof SchedulesTag,
+  handlers: Iterable<AnyHandler>
+): Layer.Layer<SchedulesTag, InvalidSchedule, R | JobStore> => Layer.scoped(tag, makeStore<R>(handlers))
