@@ -36,6 +36,7 @@ import * as Cli from "./cli/Cli.js"
 import { CliFailure } from "./cli/Client.js"
 import * as Config from "./config/Config.js"
 import * as Jobs from "./job/Jobs.js"
+import * as ScheduleHandlers from "./job/ScheduleHandlers.js"
 import * as Repository from "./repository/Repository.js"
 import { StoreHealth } from "./repository/xredis.js"
 import type { ReadinessCheck } from "./server/Admin.js"
@@ -207,6 +208,7 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         Server.logAddress
       ).pipe(
         Layer.provide(JobControl.layerScheduler),
+        Layer.provide(ScheduleHandlers.layer),
         Layer.provide(http),
         Layer.provide(cluster),
         Layer.provideMerge(scheduler),
@@ -223,6 +225,7 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         Server.logAddress
       ).pipe(
         Layer.provide(JobControl.layerStore(jobs)),
+        Layer.provide(ScheduleHandlers.layerStore),
         Layer.provide(http),
         Layer.provide(cluster),
         Layer.provide(models)
@@ -238,6 +241,7 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         Server.logAddress
       ).pipe(
         Layer.provide(JobControl.layerScheduler),
+        Layer.provide(ScheduleHandlers.layer),
         Layer.provide(http),
         Layer.provide(cluster),
         Layer.provideMerge(scheduler),
