@@ -107,7 +107,6 @@ const planKey = (spec: ScheduleSpec): string =>
 
 interface Known {
   readonly spec: string
-  readonly planKey: string | undefined
   /** The store's revision of what was applied: a read older than it is stale and never applied over it. */
   readonly revision: number
 }
@@ -193,33 +192,62 @@ const makeWith = <R>(
         : Either.right(target)
     }
 
+    /** The spec JSON of a schedule as this node applied it, else as stored. */
+    const specJsonOf = (id: string): Effect.Effect<string | undefined, StoreError> =>
+      Effect.suspend(() => {
+        const applied = known.get(id)
+        return applied !== undefined
+          ? Effect.succeed(applied.spec)
+          : Effect.map(store.get(id), (entry) => Option.getOrUndefined(entry)?.spec)
+      })
+
     /**
-     * The handler of a schedule's runs: its run limit, then the payload (a manual run's own, or the stored one)
-     * decoded with the handler's schema, then the handler.
+     * The handler of every schedule's runs, one effect shared by all (an idle schedule keeps no handler of its own):
+     * the schedule's spec as applied, its run limit, then the payload (a manual run's own, or the stored one) decoded
+     * with the handler's schema, then the handler.
      */
-    const runOf = (spec: ScheduleSpec, target: AnyHandler): Effect.Effect<void, unknown, RunContext> =>
-      Effect.gen(function*() {
-        const run = yield* RunContext
-        if (spec.limit !== undefined && run.kind === "scheduled") {
-          const count = yield* store.countRun(spec.id)
-          if (count > spec.limit) {
-            return yield* Effect.logInfo("schedule limit reached: not run").pipe(
-              Effect.annotateLogs({ job: spec.id, limit: spec.limit })
-            )
-          }
-          // The last run allowed: this node stops planning it (the store's count keeps every other node from it).
-          if (count === spec.limit) yield* Effect.forkDaemon(refresh(spec.id))
+    const runSchedule: Effect.Effect<void, unknown, RunContext> = Effect.gen(function*() {
+      const run = yield* RunContext
+      const json = yield* specJsonOf(run.job)
+      if (json === undefined) return yield* new UnknownSchedule({ schedule: run.job })
+      const decoded = decodeSpecJson(json)
+      if (Either.isLeft(decoded)) {
+        return yield* new InvalidSchedule({
+          schedule: run.job,
+          path: "",
+          reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+        })
+      }
+      const spec = decoded.right
+      const target = yield* handlerOf(spec)
+      if (spec.limit !== undefined && run.kind === "scheduled") {
+        const count = yield* store.countRun(spec.id)
+        if (count > spec.limit) {
+          return yield* Effect.logInfo("schedule limit reached: not run").pipe(
+            Effect.annotateLogs({ job: spec.id, limit: spec.limit })
+          )
         }
-        const payload = yield* decodePayload(spec.id, target, run.input !== undefined ? run.input : spec.payload)
-        yield* target.run(payload)
-      }).pipe(Effect.mapInputContext((current: Context.Context<RunContext>) => Context.merge(context, current)))
+        // The last run allowed: this node stops planning it (the store's count keeps every other node from it).
+        if (count === spec.limit) yield* Effect.forkDaemon(refresh(spec.id))
+      }
+      const payload = yield* decodePayload(spec.id, target, run.input !== undefined ? run.input : spec.payload)
+      yield* target.run(payload)
+    }).pipe(Effect.mapInputContext((current: Context.Context<RunContext>) => Context.merge(context, current)))
+
+    /** Per handler, which failures are expected: its own rule, and a schedule that cannot run as stored. */
+    const expected = new Map<string, (error: unknown) => boolean>()
+    for (const [name, target] of registry) {
+      expected.set(name, (error) =>
+        error instanceof InvalidPayload || error instanceof UnknownSchedule || error instanceof InvalidSchedule ||
+        error instanceof UnknownHandler || target.isExpected(error))
+    }
 
     const jobOf = (spec: ScheduleSpec, target: AnyHandler, enabled: boolean) =>
       Either.mapLeft(
         Job.make({
           name: spec.id,
-          handler: runOf(spec, target),
-          isExpected: (error) => error instanceof InvalidPayload || target.isExpected(error),
+          handler: runSchedule,
+          isExpected: expected.get(target.name) ?? target.isExpected,
           ...("cron" in spec.trigger
             ? { cron: spec.trigger.cron, timezone: spec.trigger.timezone }
             : "every" in spec.trigger
@@ -236,12 +264,14 @@ const makeWith = <R>(
           startAt: spec.startAt,
           endAt: spec.endAt
         }),
-        (error) => fromJobError(spec.id, error)
+        (error) =>
+          fromJobError(spec.id, error)
       )
 
     /** Checks that depend on the time of the upsert: a trigger with no fire left. */
     const neverFires = (spec: ScheduleSpec, job: Job.Job<never>, now: number): NeverFires | undefined => {
-      const fail = (reason: string) => new NeverFires({ schedule: spec.id, reason })
+      const fail = (reason: string) =>
+        new NeverFires({ schedule: spec.id, reason })
       if (job.endAt !== undefined && job.endAt < now) return fail("endAt is in the past")
       const trigger = job.trigger
       if (trigger._tag === "At") {
@@ -336,12 +366,16 @@ const makeWith = <R>(
           if (entry.revision <= (gone.get(entry.id) ?? -1)) continue
           gone.delete(entry.id)
           const prepared = yield* prepare(entry)
-          known.set(entry.id, { spec: entry.spec, planKey: prepared?.planKey, revision: entry.revision })
+          known.set(entry.id, { spec: entry.spec, revision: entry.revision })
           if (prepared === undefined) {
             yield* scheduler.unregister(entry.id)
             continue
           }
-          register.push({ job: prepared.job, replan: before !== undefined && before.planKey !== prepared.planKey })
+          // What it replans from is compared with the spec applied before (read again: not kept per schedule).
+          const beforeKey = before === undefined
+            ? undefined
+            : Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey))
+          register.push({ job: prepared.job, replan: before !== undefined && beforeKey !== prepared.planKey })
         }
         for (const { asOf, id } of removed) {
           const before = known.get(id)
@@ -422,10 +456,7 @@ const makeWith = <R>(
           if (items.some((item) => item._tag === "All")) return yield* reconcile
           const ids = new Set<string>()
           for (const item of items) {
-            if (item._tag === "Id") {
-              ids.add(item.id)
-              announced.add(item.version)
-            }
+            if (item._tag === "Id") ids.add(item.id)
           }
           yield* refreshIds(Array.from(ids))
         }).pipe(
@@ -441,7 +472,11 @@ const makeWith = <R>(
 
         // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
         yield* store.changes.pipe(
-          Stream.runForEach((change) => work.offer({ _tag: "Id", id: change.id, version: change.version })),
+          Stream.runForEach((change) => {
+            // Received = will be applied (the queue is applied in order): the version check counts it now.
+            announced.add(change.version)
+            return work.offer({ _tag: "Id", id: change.id, version: change.version })
+          }),
           Effect.zipRight(Effect.fail("changes ended" as const)),
           Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
           Effect.zipRight(work.offer({ _tag: "All" })),
@@ -452,7 +487,14 @@ const makeWith = <R>(
         // The version check: a change nobody announced (or whose announcement was lost) is found within an interval.
         yield* Effect.gen(function*() {
           const version = yield* store.version
-          if (version > reconciledVersion && !allAnnounced(version)) yield* work.offer({ _tag: "All" })
+          if (version <= reconciledVersion) return
+          if (!allAnnounced(version)) {
+            yield* work.offer({ _tag: "All" })
+            return
+          }
+          // Every change up to `version` was announced: no reconcile needed, and nothing older to remember.
+          reconciledVersion = version
+          for (const v of announced) if (v <= version) announced.delete(v)
         }).pipe(
           Effect.catchAll((error) => Effect.logWarning("schedule version check failed", error.message)),
           Effect.repeat(Schedule.spaced(reconcileInterval)),
@@ -461,6 +503,8 @@ const makeWith = <R>(
 
         // On leading: load every stored schedule again (what this node applied as a follower may be behind).
         yield* election.changes.pipe(
+          // The first element is the leadership at subscription, right after the load above.
+          Stream.drop(1),
           Stream.filter((leadership) => leadership._tag === "Leader"),
           Stream.runForEach(() => work.offer({ _tag: "All" })),
           Effect.catchAllCause((cause) => Effect.logError("leadership stream failed (schedules)", cause)),
@@ -522,7 +566,7 @@ const makeWith = <R>(
           const put = yield* store.put(spec.id, json)
           if (put.result !== "unchanged") {
             // Applied here at once; other nodes apply it from the announcement.
-            yield* applyEntries([{ id: spec.id, spec: json, revision: put.revision }], [])
+            if (node !== undefined) yield* applyEntries([{ id: spec.id, spec: json, revision: put.revision }], [])
             yield* Effect.logInfo(`schedule ${put.result}`).pipe(
               Effect.annotateLogs({ job: spec.id, handler: spec.handler, revision: put.revision })
             )
