@@ -12,6 +12,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -52,7 +53,7 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/
 export const maxBackfillFires = 10_000
 
 /** Stored schedules read per page when all are loaded. */
-const LOAD_PAGE = 1000
+const LOAD_PAGE = 2000
 
 // The handlers' payload types differ: the registry holds them erased (each was typed when made).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -411,14 +412,17 @@ const makeWith = <R>(
     const reconcile: Effect.Effect<void, StoreError> = Effect.gen(function*() {
       const version = yield* store.version
       const seen = new Set<string>()
-      let cursor: string | undefined = undefined
+      // The next page is read while this one is applied.
+      let next = yield* Effect.fork(store.list({ limit: LOAD_PAGE }))
       while (true) {
         const page: { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> } =
-          yield* store.list({ cursor, limit: LOAD_PAGE })
+          yield* Fiber.join(next)
+        if (Option.isSome(page.next)) {
+          next = yield* Effect.fork(store.list({ cursor: page.next.value, limit: LOAD_PAGE }))
+        }
         for (const entry of page.entries) seen.add(entry.id)
         yield* applyEntries(page.entries, [])
         if (Option.isNone(page.next)) break
-        cursor = page.next.value
       }
       yield* applyEntries(
         [],
