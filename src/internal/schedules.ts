@@ -488,17 +488,23 @@ const makeWith = <R>(
           Effect.forkScoped
         )
 
-        // The version check: a change nobody announced (or whose announcement was lost) is found within an interval.
+        // The version check: a change nobody announced (or whose announcement was lost) is found within two
+        // intervals. A version is judged one interval after it was read: its announcement, published by the same
+        // write on another connection, may arrive after the read's reply, and a full reconcile of many schedules for
+        // an announcement merely in flight would hold up the changes behind it.
+        let previous: number | undefined = undefined
         yield* Effect.gen(function*() {
           const version = yield* store.version
-          if (version <= reconciledVersion) return
-          if (!allAnnounced(version)) {
+          const judged = previous
+          previous = version
+          if (judged === undefined || judged <= reconciledVersion) return
+          if (!allAnnounced(judged)) {
             yield* work.offer({ _tag: "All" })
             return
           }
-          // Every change up to `version` was announced: no reconcile needed, and nothing older to remember.
-          reconciledVersion = version
-          for (const v of announced) if (v <= version) announced.delete(v)
+          // Every change up to `judged` was announced: no reconcile needed, and nothing older to remember.
+          reconciledVersion = judged
+          for (const v of announced) if (v <= judged) announced.delete(v)
         }).pipe(
           Effect.catchAll((error) => Effect.logWarning("schedule version check failed", error.message)),
           Effect.repeat(Schedule.spaced(reconcileInterval)),
