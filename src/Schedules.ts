@@ -200,7 +200,7 @@ export const handler: <A, I, E, R>(
  */
 export const spec: <A, I, R>(
   handler: Handler<A, I, R>,
-  options: Omit<ScheduleSpec, "handler" | "payload"> & { readonly payload: A }
+  options: Omit<ScheduleSpec, "handler" | "payload"> & { readonly payload: NoInfer<A> }
 ) => Either.Either<ScheduleSpec, InvalidPayload> = internal.spec
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ const formatIssue = (error: ParseResult.ParseError): { readonly path: string; re
 
 export const spec = <A, I, R>(
   target: Handler<A, I, R>,
-  options: Omit<ScheduleSpec, "handler" | "payload"> & { readonly payload: A }
+  options: Omit<ScheduleSpec, "handler" | "payload"> & { readonly payload: NoInfer<A> }
 ): Either.Either<ScheduleSpec, InvalidPayload> =>
   Either.map(
     Either.mapLeft(
