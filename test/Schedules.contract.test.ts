@@ -240,5 +240,30 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
             yield* body(ctx)
           }))
     })
+
+    it.scoped("a change whose announcement was lost is applied by the version check", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const prefix = uniquePrefix()
+        const ctx = yield* Layer.build(
+          JobStoreRedis.layer.pipe(Layer.provideMerge(Redis.layer({ url: server.url, keyPrefix: prefix })))
+        )
+        const { scheduler } = yield* node(ctx)
+        // Written the way the put script writes, but with no PUBLISH: nobody is told.
+        const keys = Redis.keys(prefix)
+        const client = Context.get(ctx, Redis.RedisClient).client
+        const spec = JSON.stringify({ handler: "tick", id: "quiet", trigger: { every: "1 hour" } })
+        yield* Effect.promise(async () => {
+          const revision = await client.incr(keys.scheduleVersion)
+          await client.hset(keys.schedules, "quiet", spec)
+          await client.hset(keys.scheduleRevisions, "quiet", revision)
+          await client.zadd(keys.scheduleIds, 0, "quiet")
+        })
+        const start = Date.now()
+        while (!scheduler.jobs.includes("quiet") && Date.now() - start < 10_000) yield* Effect.sleep("20 millis")
+        assert.isTrue(scheduler.jobs.includes("quiet"), "the unannounced schedule was not applied")
+        // Two intervals of 200 ms, with a wide margin for a loaded machine.
+        assert.isBelow(Date.now() - start, 5_000)
+      }))
   }
 )
