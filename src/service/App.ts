@@ -207,8 +207,10 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         ClusterInfo.layerDriftWatch,
         Server.logAddress
       ).pipe(
-        Layer.provide(JobControl.layerScheduler),
+        // Schedules is built after JobControl, so that the jobs JobControl lists as defined in code are those alone
+        // (Schedules registers the stored schedules into the same scheduler when it is built).
         Layer.provide(ScheduleHandlers.layer),
+        Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),
         Layer.provideMerge(scheduler),
@@ -240,8 +242,10 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         ClusterInfo.layerDriftWatch,
         Server.logAddress
       ).pipe(
-        Layer.provide(JobControl.layerScheduler),
+        // Schedules is built after JobControl, so that the jobs JobControl lists as defined in code are those alone
+        // (Schedules registers the stored schedules into the same scheduler when it is built).
         Layer.provide(ScheduleHandlers.layer),
+        Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),
         Layer.provideMerge(scheduler),
