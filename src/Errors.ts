@@ -114,6 +114,115 @@ export class UnknownJob extends Schema.TaggedError<UnknownJob>()("UnknownJob", {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Schedule errors (`Schedules.upsert`, `Schedules.trigger`, ...)
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Represents an error that occurs when a schedule names a handler that is not registered on this node.
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export class UnknownHandler extends Schema.TaggedError<UnknownHandler>()("UnknownHandler", {
+  schedule: Schema.String,
+  handler: Schema.String
+}) {
+  get message(): string {
+    return `schedule "${this.schedule}": unknown handler "${this.handler}"`
+  }
+}
+
+/**
+ * Represents an error that occurs when a schedule's payload does not decode with its handler's payload schema;
+ * `path` is where in the payload (`user.id`, empty for the payload itself).
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
+  schedule: Schema.String,
+  handler: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  get message(): string {
+    return `schedule "${this.schedule}": payload for handler "${this.handler}" invalid at ${
+      this.path === "" ? "(root)" : this.path
+    }: ${this.reason}`
+  }
+}
+
+/**
+ * Represents an error that occurs when a schedule's trigger can never fire: a cron expression without a match (in
+ * its `startAt`-`endAt` window), an `endAt` in the past or before `startAt`, an `at` too far in the past to run.
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export class NeverFires extends Schema.TaggedError<NeverFires>()("NeverFires", {
+  schedule: Schema.String,
+  reason: Schema.String
+}) {
+  get message(): string {
+    return `schedule "${this.schedule}" can never fire: ${this.reason}`
+  }
+}
+
+/**
+ * Represents an error that occurs when a schedule spec is invalid otherwise (a bad id, a bad duration or cron
+ * expression, an option out of range, an id taken by a job defined in code); `path` names the field.
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
+  schedule: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  get message(): string {
+    return `invalid schedule "${this.schedule}" at ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * Represents an error that occurs when an operation names a schedule that is not stored.
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export class UnknownSchedule extends Schema.TaggedError<UnknownSchedule>()("UnknownSchedule", {
+  schedule: Schema.String
+}) {
+  get message(): string {
+    return `unknown schedule "${this.schedule}"`
+  }
+}
+
+/**
+ * Represents an error that occurs when an operation that only the leader can do (a backfill) is asked of a node that
+ * does not lead.
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export class NotLeader extends Schema.TaggedError<NotLeader>()("NotLeader", {
+  operation: Schema.String
+}) {
+  get message(): string {
+    return `${this.operation}: this node does not lead`
+  }
+}
+
+/**
+ * Every error `Schedules.upsert` can fail with besides a `StoreError`.
+ *
+ * @since 0.2.0
+ * @category schedule errors
+ */
+export type ScheduleError = UnknownHandler | InvalidPayload | NeverFires | InvalidSchedule
+
+// ---------------------------------------------------------------------------------------------------------------
 // Run-time outcomes that end a run early
 // ---------------------------------------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ import type { RunContext } from "./Run.js"
  * - `FixedDelay`: `every` after the previous run ended (the first run `every` after the scheduler starts).
  * - `FixedRate`: on a grid `anchor + k * every` from the first fire; a grid point missed is skipped, not queued.
  * - `Schedule`: any effect `Schedule`, stepped with the wall-clock time of each fire.
+ * - `At`: one fire at the instant `at` (epoch ms). Once a node has claimed that fire's slot the job is finished,
+ *   cluster-wide and across restarts (the claimed fire time is stored: `JobStore.lastFireTime`).
  *
  * @since 0.1.0
  * @category models
@@ -31,6 +33,7 @@ export type Trigger =
   | { readonly _tag: "FixedDelay"; readonly every: Duration.Duration }
   | { readonly _tag: "FixedRate"; readonly every: Duration.Duration }
   | { readonly _tag: "Schedule"; readonly schedule: Schedule.Schedule<unknown, unknown> }
+  | { readonly _tag: "At"; readonly at: number }
 
 /**
  * What to do when the job is still running at its next fire time.
@@ -86,6 +89,9 @@ export interface Job<out R = never> {
   readonly retry: RetryPolicy
   readonly misfire: MisfirePolicy
   readonly misfireGrace: Duration.Duration
+  /** No fire is planned before `startAt` nor after `endAt` (epoch ms); absent: unbounded. */
+  readonly startAt?: number | undefined
+  readonly endAt?: number | undefined
 }
 
 /**
@@ -116,6 +122,12 @@ export interface JobOptions<R, E = JobError> {
   readonly fixedRate?: boolean | undefined
   /** Any effect schedule, as a trigger. */
   readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /** One fire at this instant (see `Trigger` `At`). */
+  readonly at?: Date | number | undefined
+  /** No fire before this instant. */
+  readonly startAt?: Date | number | undefined
+  /** No fire after this instant. */
+  readonly endAt?: Date | number | undefined
   /** Default true; a disabled job is registered (visible in status) but never fires on its trigger. */
   readonly enabled?: boolean | undefined
   /** Default 5 minutes. */
@@ -206,14 +218,40 @@ const fail = (job: string, path: string, reason: string) => Either.left(new Inva
 const duration = (job: string, path: string, input: unknown, allowZero = false) =>
   Either.mapLeft(decodeDuration(input, { allowZero }), (reason) => new InvalidJob({ job, path, reason }))
 
+const instant = (job: string, path: string, input: Date | number | undefined) => {
+  if (input === undefined) return Either.right(undefined)
+  const ms = input instanceof Date ? input.getTime() : input
+  return typeof ms === "number" && Number.isFinite(ms)
+    ? Either.right(ms)
+    : fail(job, path, "expected a valid date or epoch milliseconds")
+}
+
 /**
  * A trigger from a cron expression; the expression is parsed and validated now.
  *
  * @since 0.1.0
  * @category triggers
  */
-export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> =>
-  Either.map(Cron.parse(expression, { timezone }), (parsed) => ({ _tag: "Cron", cron: parsed }))
+export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> => {
+  const key = `${timezone}\u0000${expression}`
+  const cached = parsedCrons.get(key)
+  if (cached !== undefined) return cached
+  const trigger = Either.map(
+    Cron.parse(expression, { timezone }),
+    (parsed): Trigger => ({ _tag: "Cron", cron: parsed })
+  )
+  if (parsedCrons.size >= PARSED_CRONS_MAX) parsedCrons.clear()
+  parsedCrons.set(key, trigger)
+  return trigger
+}
+
+/**
+ * Parsed cron triggers by zone and expression: thousands of schedules loaded together share a few expressions, and a
+ * parse (and the compiled form kept per parsed value) is then done once. The values are immutable. Cleared when
+ * full, which bounds it for processes that see ever new expressions.
+ */
+const parsedCrons = new Map<string, Either.Either<Trigger, InvalidCron>>()
+const PARSED_CRONS_MAX = 4096
 
 /**
  * Validate options into a job. Every invalid option is an `InvalidJob` naming its path; a bad cron is `InvalidCron`.
@@ -233,9 +271,14 @@ export const make = <R, E = JobError>(
         "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)"
       )
     }
-    const given = [options.cron, options.every, options.schedule].filter((x) => x !== undefined).length
+    const given = [options.cron, options.every, options.schedule, options.at].filter((x) => x !== undefined).length
     if (given !== 1) {
-      return yield* fail(name, "trigger", "expected exactly one of cron, every or schedule")
+      return yield* fail(name, "trigger", "expected exactly one of cron, every, schedule or at")
+    }
+    const startAt = yield* instant(name, "startAt", options.startAt)
+    const endAt = yield* instant(name, "endAt", options.endAt)
+    if (startAt !== undefined && endAt !== undefined && endAt < startAt) {
+      return yield* fail(name, "endAt", "endAt is before startAt: the job could never fire")
     }
     let trigger: Trigger
     if (options.cron !== undefined) {
@@ -245,6 +288,9 @@ export const make = <R, E = JobError>(
     } else if (options.every !== undefined) {
       const every = yield* duration(name, "every", options.every)
       trigger = options.fixedRate ? { _tag: "FixedRate", every } : { _tag: "FixedDelay", every }
+    } else if (options.at !== undefined) {
+      const at = yield* instant(name, "at", options.at)
+      trigger = { _tag: "At", at: at! }
     } else {
       if (!Schedule.isSchedule(options.schedule)) return yield* fail(name, "schedule", "expected an effect Schedule")
       trigger = { _tag: "Schedule", schedule: options.schedule }
@@ -296,7 +342,9 @@ export const make = <R, E = JobError>(
         : { enabled: options.lock?.enabled ?? true, ttl: lockTtl },
       retry: options.retry === undefined ? NO_RETRY : { times, delay, factor, maxDelay },
       misfire,
-      misfireGrace
+      misfireGrace,
+      ...(startAt === undefined ? {} : { startAt }),
+      ...(endAt === undefined ? {} : { endAt })
     }
   })
 
@@ -325,5 +373,7 @@ export const describeTrigger = (trigger: Trigger): string => {
       return `every ${Duration.format(trigger.every)} (fixed rate)`
     case "Schedule":
       return "schedule"
+    case "At":
+      return `at ${new Date(trigger.at).toISOString()}`
   }
 }

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
 import type { StoreError } from "./Errors.js"
 import { MemoryState } from "./internal/memoryState.js"
 import { memoryLockModel, memoryStore } from "./internal/memoryStore.js"
@@ -87,6 +88,74 @@ export interface FinishRequest {
 }
 
 /**
+ * One stored schedule: its id, its spec as canonical JSON (see `Schedules.ScheduleSpec`) and the store's revision
+ * of it (the schedules version counter when it was last written).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoredSchedule {
+  readonly id: string
+  readonly spec: string
+  readonly revision: number
+}
+
+/**
+ * One announced change of a stored schedule: its id and the version counter the change made.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ScheduleChange {
+  readonly id: string
+  readonly version: number
+}
+
+/**
+ * What a schedule write did: `created`, `updated`, or `unchanged` (the same spec was stored already: nothing was
+ * written, no change was announced).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type PutResult = "created" | "updated" | "unchanged"
+
+/**
+ * The stored schedules of the cluster (`Schedules`): written by any node, applied by the leader. Every change bumps
+ * a version counter and is announced on `changes`; a node that missed an announcement sees the counter moved on
+ * its next reconcile.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ScheduleStore {
+  /** Create or replace the schedule `id` with `spec` (canonical JSON); `unchanged` when that exact spec is stored. */
+  readonly put: (
+    id: string,
+    spec: string
+  ) => Effect.Effect<{ readonly result: PutResult; readonly revision: number }, StoreError>
+  /** Delete the schedule and its run count (its last fire time stays: an `At` that ran stays run); false when absent. */
+  readonly remove: (id: string) => Effect.Effect<boolean, StoreError>
+  readonly get: (id: string) => Effect.Effect<Option.Option<StoredSchedule>, StoreError>
+  /** A page of schedules in id order, after `cursor` (an id); `next` is the cursor of the next page, if any. */
+  readonly list: (options: { readonly cursor?: string | undefined; readonly limit: number }) => Effect.Effect<
+    { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> },
+    StoreError
+  >
+  /** The version counter: it grows with every change. */
+  readonly version: Effect.Effect<number, StoreError>
+  /**
+   * The schedules changed from the moment the stream is run (an announcement may be lost, for example while
+   * the connection is down: reconcile with `version`).
+   */
+  readonly changes: Stream.Stream<ScheduleChange, StoreError>
+  /** Count one scheduled run of the schedule (its run limit); the count after it. */
+  readonly countRun: (id: string) => Effect.Effect<number, StoreError>
+  /** How many scheduled runs of the schedule were counted. */
+  readonly runCount: (id: string) => Effect.Effect<number, StoreError>
+}
+
+/**
  * The run path's state as a service: `begin` (pause check, slot claim, lock, fence, status) and `finish` (release,
  * status, record) of each run, lock renewal, records, pause flags and the newest claimed fire.
  *
@@ -129,6 +198,12 @@ export class JobStore extends Context.Tag("effect-job-scheduler/JobStore")<JobSt
    * it is not an error of this effect (the store goes on with the new marker).
    */
   readonly checkEpoch?: Effect.Effect<void, StoreError>
+  /** Optional: `lastFireTime` for many jobs in one call, in order (planning many jobs at once). */
+  readonly lastFireTimes?: (
+    jobs: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<number>>, StoreError>
+  /** Optional: the stored schedules (`Schedules` needs a store that has them; memory and Redis do). */
+  readonly schedules?: ScheduleStore
 }>() {}
 
 /**

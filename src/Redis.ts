@@ -430,5 +430,17 @@ export const keys = (prefix: string) => ({
   /** Run records, newest first (LPUSH + LTRIM), JSON of `RunRecord`. */
   runs: (job: string) => `${prefix}:job:runs:${job}`,
   /** Present while the job is paused cluster-wide. */
-  paused: (job: string) => `${prefix}:job:paused:${job}`
+  paused: (job: string) => `${prefix}:job:paused:${job}`,
+  /** The stored schedules: a hash of id -> spec JSON. */
+  schedules: `${prefix}:job:schedules`,
+  /** Each stored schedule's revision: a hash of id -> the version counter when it was written. */
+  scheduleRevisions: `${prefix}:job:schedules:rev`,
+  /** The ids of the stored schedules, a sorted set (score 0) read in id order for paging. */
+  scheduleIds: `${prefix}:job:schedules:ids`,
+  /** The schedules' version counter (INCR per change). */
+  scheduleVersion: `${prefix}:job:schedules:version`,
+  /** Scheduled runs counted per schedule (run limits): a hash of id -> count. */
+  scheduleRuns: `${prefix}:job:schedules:runs`,
+  /** The pub/sub channel on which the id of every changed schedule is published. */
+  scheduleChannel: `${prefix}:job:schedules:changes`
 })

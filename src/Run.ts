@@ -137,4 +137,9 @@ export class RunContext extends Context.Tag("effect-job-scheduler/RunContext")<R
   /** Grows with every run of the job across the cluster: pass it to writes that must reject stale runs. */
   readonly fence: number
   readonly kind: typeof RunKind.Type
+  /**
+   * What a manual trigger passed for this run (`Scheduler.trigger(name, { input })`), for the handler to use instead
+   * of its usual input (a schedule's stored payload); absent otherwise.
+   */
+  readonly input?: unknown
 }>() {}

@@ -22,7 +22,7 @@ import * as Stream from "effect/Stream"
 import { DuplicateJob, type StoreError, UnknownJob } from "./Errors.js"
 import { Bookkeeper } from "./internal/scheduler/bookkeeper.js"
 import { type AnyJob, JobState } from "./internal/scheduler/jobState.js"
-import { type Flags, Launcher } from "./internal/scheduler/launcher.js"
+import { type BeginOutcome, type Flags, Launcher } from "./internal/scheduler/launcher.js"
 import { Planner } from "./internal/scheduler/planner.js"
 import type { InterruptReason, Run } from "./internal/scheduler/run.js"
 import { RunForker } from "./internal/scheduler/runFork.js"
@@ -110,6 +110,17 @@ export type TriggerResult =
   | { readonly _tag: "Skipped"; readonly reason: SkipReason }
 
 /**
+ * Options of a manual trigger: `input` reaches the handler as `RunContext.input` (a schedule's handler decodes it
+ * instead of its stored payload).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TriggerOptions {
+  readonly input?: unknown
+}
+
+/**
  * The scheduler as a service: runs the registered jobs while this node leads; status, trigger, pause, resume and run
  * records of each job.
  *
@@ -118,7 +129,7 @@ export type TriggerResult =
  */
 export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Scheduler, {
   readonly nodeId: string
-  /** Names of the registered jobs, in registration order. */
+  /** Names of the registered jobs, in registration order (read again after `register` / `unregister`). */
   readonly jobs: ReadonlyArray<string>
   readonly status: Effect.Effect<ReadonlyArray<JobStatus>, StoreError>
   readonly jobStatus: (name: string) => Effect.Effect<JobStatus, UnknownJob | StoreError>
@@ -126,7 +137,37 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
    * Run the job now through the same path as a fire (pause check, lock, fence, record); returns once started. Dies
    * once the scheduler is shutting down (no run begins then).
    */
-  readonly trigger: (name: string) => Effect.Effect<TriggerResult, UnknownJob | StoreError>
+  readonly trigger: (
+    name: string,
+    options?: TriggerOptions
+  ) => Effect.Effect<TriggerResult, UnknownJob | StoreError>
+  /**
+   * Register a job while the scheduler runs, or replace the one of the same name. While leading, its first fire is
+   * planned at once: for a new name from the last fire recorded by any node (as when a node starts leading), for a
+   * replaced job from now when `replan` is true (its trigger changed: the old times never fire), else at the fire the
+   * replaced job had planned. A run of the replaced job in progress finishes under the old definition.
+   */
+  readonly register: (
+    job: Job.Job<never>,
+    options?: { readonly replan?: boolean | undefined }
+  ) => Effect.Effect<void>
+  /** `register` for many jobs at once (their first fires planned with few store calls). */
+  readonly registerAll: (
+    entries: ReadonlyArray<{ readonly job: Job.Job<never>; readonly replan?: boolean | undefined }>
+  ) => Effect.Effect<void>
+  /**
+   * Run the job now for the past fire time `fireTime`, as a scheduled run (a backfill): its slot is claimed, so a fire
+   * time that ran already is skipped with `slot_taken`. Only while leading: `Skipped` with `not_leading` otherwise.
+   */
+  readonly runFire: (
+    name: string,
+    fireTime: number
+  ) => Effect.Effect<TriggerResult | { readonly _tag: "NotLeading" }, UnknownJob | StoreError>
+  /**
+   * Remove a job: its planned fire is dropped and it fires no more; a run in progress finishes. False when no job has
+   * that name.
+   */
+  readonly unregister: (name: string) => Effect.Effect<boolean>
   /** Pause the job cluster-wide: fires are skipped with reason `paused` until `resume`. */
   readonly pause: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
   readonly resume: (name: string) => Effect.Effect<void, UnknownJob | StoreError>
@@ -151,6 +192,12 @@ export const defaultShutdownGrace: Duration.Duration = DurationM.seconds(30)
  * ten minutes bounds how late a step can make a fire, at a cost of one idle wake-up per ten minutes.
  */
 const DEFAULT_MAX_TIMER_WAIT_MS = 10 * 60_000
+
+/**
+ * A backfill run's slot claim is kept this long past its fire time's age, so that a second backfill of the same
+ * window within a week finds the fire times that ran (a scheduled fire's claim is kept only past its misfire window).
+ */
+const BACKFILL_SLOT_MS = 7 * 24 * 60 * 60_000
 
 /** The largest delay Node's timers accept (a signed 32-bit millisecond count). */
 const TIMER_LIMIT_MS = 2 ** 31 - 1
@@ -242,11 +289,18 @@ export const make = <R>(
       yield* FiberHandle.clear(leaderFiber)
       planner.stop()
     })
+    // Jobs replaced or removed while runs of theirs were in progress: those runs still count (leadership loss and
+    // shutdown stop them), until they are over. Written by `register` / `unregister`, pruned by `allStates`.
+    const retired = new Set<JobState>()
+    const allStates = (): Array<JobState> => {
+      for (const state of retired) if (state.running.size === 0) retired.delete(state)
+      return [...states.values(), ...retired]
+    }
     /** Every run in progress, asked to stop for `reason` (the first reason a run is given wins); their fibers. */
     const interruptAll = (reason: InterruptReason) => {
       const runs: Array<Run> = []
       const fibers: Array<Fiber.RuntimeFiber<void, never>> = []
-      for (const state of states.values()) {
+      for (const state of allStates()) {
         for (const run of state.running) {
           runs.push(run)
           // A run still beginning has no fiber yet: it stops as soon as it starts.
@@ -291,7 +345,7 @@ export const make = <R>(
       Effect.gen(function*() {
         flags.shuttingDown = true
         yield* stopFiring
-        const pending = Array.from(states.values()).flatMap((state) => Array.from(state.running))
+        const pending = allStates().flatMap((state) => Array.from(state.running))
         if (pending.length === 0) return
         yield* Effect.logInfo("shutting down: waiting for running jobs").pipe(
           Effect.annotateLogs({ node: nodeId, running: pending.length, grace_ms: DurationM.toMillis(shutdownGrace) })
@@ -340,31 +394,93 @@ export const make = <R>(
         counters: { runs: state.runs, success: state.success, failures: state.failures, skips: state.skips }
       }))
 
+    /** What a begun manual or backfill run gives its caller. */
+    const started = (
+      name: string,
+      { result, run }: { readonly run: Run; readonly result: BeginOutcome }
+    ): Effect.Effect<TriggerResult, StoreError> =>
+      result === undefined
+        ? Effect.die(new Error("the store returned no result for the run"))
+        : Either.isLeft(result)
+        ? Effect.fail(result.left)
+        : result.right._tag === "Started"
+        ? Effect.succeed({
+          _tag: "Started",
+          runId: run.runId,
+          fence: result.right.fence,
+          await: Effect.flatMap(Bookkeeper.awaitOver([run]), () =>
+            run.record === undefined
+              ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
+              : Effect.succeed(run.record))
+        })
+        : Effect.succeed(result.right)
+
+    const retire = (old: JobState) => {
+      planner.retire(old)
+      if (old.running.size > 0) retired.add(old)
+    }
+    const registerAll: Scheduler["Type"]["registerAll"] = (entries) =>
+      Effect.suspend(() => {
+        if (flags.shuttingDown) return Effect.void
+        const toAdd: Array<{ readonly state: JobState; readonly from: "lastFire" | "now" }> = []
+        for (const { job, replan } of entries) {
+          const old = states.get(job.name)
+          const planned = old?.nextFire
+          const state = new JobState(job, misfireThresholdMs)
+          if (old !== undefined) {
+            // This node's counters and last record are the job's, whatever its definition.
+            state.lastRun = old.lastRun
+            state.runs = old.runs
+            state.success = old.success
+            state.failures = old.failures
+            state.skips = old.skips
+            retire(old)
+          }
+          states.set(job.name, state)
+          if (old === undefined) {
+            toAdd.push({ state, from: "lastFire" })
+          } else if (replan === true) {
+            toAdd.push({ state, from: "now" })
+          } else if (planned !== undefined && flags.leading && job.enabled) {
+            planner.plan(state, planned)
+          } else if (old.running.size === 0) {
+            // Nothing planned to keep (a job that was disabled or not planned); a fixed-delay job whose run is in
+            // progress is planned when that run ends.
+            toAdd.push({ state, from: "now" })
+          }
+        }
+        return planner.addMany(toAdd)
+      })
+
     return {
       nodeId,
-      jobs: Array.from(states.keys()),
+      get jobs() {
+        return Array.from(states.keys())
+      },
       status: Effect.suspend(() => Effect.forEach(Array.from(states.values()), statusOf)),
       jobStatus: (name) => Effect.flatMap(lookup(name), statusOf),
-      trigger: (name) =>
-        Effect.flatMap(lookup(name), (state) => launcher.manual(state)).pipe(
-          Effect.flatMap(({ result, run }): Effect.Effect<TriggerResult, StoreError> =>
-            result === undefined
-              ? Effect.die(new Error("the store returned no result for the run"))
-              : Either.isLeft(result)
-              ? Effect.fail(result.left)
-              : result.right._tag === "Started"
-              ? Effect.succeed({
-                _tag: "Started",
-                runId: run.runId,
-                fence: result.right.fence,
-                await: Effect.flatMap(Bookkeeper.awaitOver([run]), () =>
-                  run.record === undefined
-                    ? Effect.die(new Error(`run ${run.runId} of ${name} has no record: its bookkeeping failed`))
-                    : Effect.succeed(run.record))
-              })
-              : Effect.succeed(result.right)
-          )
+      register: (job, registerOptions) => registerAll([{ job, replan: registerOptions?.replan }]),
+      registerAll,
+      unregister: (name) =>
+        Effect.sync(() => {
+          const old = states.get(name)
+          if (old === undefined) return false
+          states.delete(name)
+          retire(old)
+          return true
+        }),
+      trigger: (name, triggerOptions) =>
+        Effect.flatMap(
+          lookup(name),
+          (state) => Effect.flatMap(launcher.manual(state, triggerOptions?.input), (begun) => started(name, begun))
         ),
+      runFire: (name, fireTime) =>
+        Effect.flatMap(lookup(name), (state) =>
+          Effect.flatMap(
+            launcher.backfill(state, fireTime, DurationM.millis(Math.max(0, Date.now() - fireTime) + BACKFILL_SLOT_MS)),
+            (begun): Effect.Effect<TriggerResult | { readonly _tag: "NotLeading" }, StoreError> =>
+              begun === undefined ? Effect.succeed({ _tag: "NotLeading" }) : started(name, begun)
+          )),
       pause: (name) =>
         Effect.flatMap(lookup(name), () => store.setPaused(name, true)).pipe(
           Effect.tap(() => Effect.logInfo("job paused").pipe(Effect.annotateLogs({ job: name, node: nodeId })))

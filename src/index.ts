@@ -95,3 +95,11 @@ export {
  * @since 0.1.0
  */
 export * as Scheduler from "./Scheduler.js"
+
+/**
+ * Schedules as data: handlers registered in code with a payload schema, schedules stored in the `JobStore` and
+ * managed at runtime, cluster-wide.
+ *
+ * @since 0.2.0
+ */
+export * as Schedules from "./Schedules.js"

@@ -25,13 +25,16 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { StoreError } from "../Errors.js"
 import {
   beginScript,
   epochKey,
   epochScript,
   finishScript,
-  maxFence as scriptsMaxFence
+  maxFence as scriptsMaxFence,
+  putScheduleScript,
+  removeScheduleScript
 } from "../internal/jobStoreScripts.js"
 import { newToken, renewWith } from "../internal/lockScripts.js"
 import { isUsableTerm, tokenWithTerm } from "../internal/lockTerm.js"
@@ -39,7 +42,14 @@ import * as RedisScript from "../internal/redisScript.js"
 import * as JobLockModel from "../JobLockModel.js"
 import * as JobLockModelRedis from "../JobLockModel/Redis.js"
 import { JobStore } from "../JobStore.js"
-import type { BeginRequest, BeginResult, FinishRequest } from "../JobStore.js"
+import type {
+  BeginRequest,
+  BeginResult,
+  FinishRequest,
+  ScheduleChange,
+  ScheduleStore,
+  StoredSchedule
+} from "../JobStore.js"
 import * as Metrics from "../Metrics.js"
 import * as Redis from "../Redis.js"
 import { RunRecord } from "../Run.js"
@@ -146,6 +156,114 @@ const reportLosses = (losses: ReadonlyArray<DataLoss>): Effect.Effect<void> =>
       ).pipe(Effect.annotateLogs({ reason: loss.reason, ...loss.fields })),
       Metric.increment(Metric.tagged(Metric.tagged(Metrics.storeDataLoss, "backend", "redis"), "reason", loss.reason))
     ), { discard: true })
+
+/** How many keys one `MGET` of `lastFireTimes` reads: large enough for few round trips, small enough not to stall. */
+const MGET_CHUNK = 1000
+
+const revisionOf = (reply: unknown): number => {
+  const value = Number(reply)
+  return Number.isFinite(value) ? value : 0
+}
+
+/**
+ * The stored schedules on Redis (keys in `Redis.keys`): specs and revisions in two hashes, ids in a sorted set for
+ * paging, a version counter, and a pub/sub channel announcing every change. Writes are one Lua script each.
+ */
+const redisSchedules = (redis: Redis.RedisClientService): ScheduleStore => {
+  const keys = Redis.keys(redis.keyPrefix)
+  const parsePut = (reply: unknown) => {
+    if (
+      Array.isArray(reply) && (reply[0] === "created" || reply[0] === "updated" || reply[0] === "unchanged") &&
+      typeof reply[1] === "number"
+    ) {
+      return Effect.succeed({ result: reply[0] as "created" | "updated" | "unchanged", revision: reply[1] })
+    }
+    return Effect.fail(unexpectedReply("putSchedule", reply))
+  }
+  return {
+    put: (id, spec) =>
+      redis.run("putSchedule", (client) =>
+        RedisScript.evalScript(
+          client,
+          putScheduleScript,
+          [keys.schedules, keys.scheduleRevisions, keys.scheduleIds, keys.scheduleVersion],
+          [id, spec, keys.scheduleChannel]
+        )).pipe(Effect.flatMap(parsePut)),
+    remove: (id) =>
+      redis.run("removeSchedule", (client) =>
+        RedisScript.evalScript(
+          client,
+          removeScheduleScript,
+          [keys.schedules, keys.scheduleRevisions, keys.scheduleIds, keys.scheduleVersion, keys.scheduleRuns],
+          [id, keys.scheduleChannel]
+        )).pipe(Effect.map((reply) => reply === 1)),
+    get: (id) =>
+      redis.run(
+        "getSchedule",
+        (client) => client.pipeline().hget(keys.schedules, id).hget(keys.scheduleRevisions, id).exec()
+      ).pipe(
+        Effect.flatMap((replies) => {
+          const [spec, revision] = (replies ?? []).map(([error, reply]) => (error === null ? reply : error))
+          if (spec instanceof Error) return Effect.fail(replyError("getSchedule", spec))
+          return Effect.succeed(
+            typeof spec === "string"
+              ? Option.some<StoredSchedule>({ id, spec, revision: revisionOf(revision) })
+              : Option.none()
+          )
+        })
+      ),
+    list: ({ cursor, limit }) =>
+      Effect.gen(function*() {
+        const count = Math.max(0, Math.floor(limit))
+        if (count === 0) return { entries: [], next: Option.none() }
+        const ids = yield* redis.run("listSchedules", (client) =>
+          client.zrangebylex(keys.scheduleIds, cursor === undefined ? "-" : `(${cursor}`, "+", "LIMIT", 0, count + 1))
+        const page = ids.slice(0, count)
+        if (page.length === 0) {
+          return { entries: [], next: Option.none() }
+        }
+        const [specs, revisions] = yield* Effect.all([
+          redis.run("listSchedules", (client) =>
+            client.hmget(keys.schedules, ...page)),
+          redis.run("listSchedules", (client) =>
+            client.hmget(keys.scheduleRevisions, ...page))
+        ], { concurrency: 2 })
+        const entries: Array<StoredSchedule> = []
+        page.forEach((id, i) => {
+          const spec = specs[i]
+          // Removed between the two reads: not listed.
+          if (typeof spec === "string") entries.push({ id, spec, revision: revisionOf(revisions[i]) })
+        })
+        return {
+          entries,
+          next: ids.length > count ? Option.some(page[page.length - 1]!) : Option.none()
+        }
+      }),
+    version: redis.run("scheduleVersion", (client) => client.get(keys.scheduleVersion)).pipe(
+      Effect.map(revisionOf)
+    ),
+    // A connection of its own (a subscribed connection can run no other command), opened when the stream is run and
+    // closed when it ends. ioredis subscribes again by itself after a reconnect; what was published meanwhile is lost
+    // (the version counter tells).
+    changes: Stream.asyncScoped<ScheduleChange, StoreError>((emit) =>
+      Effect.gen(function*() {
+        const subscriber = yield* Effect.acquireRelease(
+          Effect.sync(() => redis.client.duplicate({ enableOfflineQueue: true, lazyConnect: false })),
+          (subscriber) => Effect.sync(() => subscriber.disconnect())
+        )
+        subscriber.on("error", () => undefined)
+        subscriber.on("message", (_channel: string, message: string) => {
+          const space = message.indexOf(" ")
+          const version = Number(message.slice(0, space))
+          if (space > 0 && Number.isFinite(version)) void emit.single({ id: message.slice(space + 1), version })
+        })
+        yield* redis.run("subscribe", () => subscriber.subscribe(keys.scheduleChannel))
+      })
+    ),
+    countRun: (id) => redis.run("countRun", (client) => client.hincrby(keys.scheduleRuns, id, 1)),
+    runCount: (id) => redis.run("runCount", (client) => client.hget(keys.scheduleRuns, id)).pipe(Effect.map(revisionOf))
+  }
+}
 
 /**
  * The store over a connected client.
@@ -383,7 +501,21 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
         .pipe(Effect.asVoid),
     isPaused: (job) =>
       redis.run("isPaused", (client) => client.exists(keys.paused(job))).pipe(Effect.map((n) => n > 0)),
-    checkEpoch
+    checkEpoch,
+    lastFireTimes: (jobs) =>
+      Effect.forEach(
+        Arr.chunksOf(jobs, MGET_CHUNK),
+        (chunk) =>
+          redis.run("lastFireTimes", (client) => client.mget(...chunk.map((job) => keys.last(job)))).pipe(
+            Effect.map((replies) =>
+              replies.map((reply) => {
+                const value = reply === null ? NaN : Number(reply)
+                return Number.isFinite(value) ? Option.some(value) : Option.none<number>()
+              })
+            )
+          )
+      ).pipe(Effect.map((chunks) => chunks.flat())),
+    schedules: redisSchedules(redis)
   }
 }
 

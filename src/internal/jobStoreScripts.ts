@@ -121,3 +121,42 @@ else
 end
 return 1`
 )
+
+/**
+ * Create or replace a stored schedule, in one step: unchanged (nothing written, nothing announced) when the same
+ * spec is stored; else write it with a new revision (the version counter, incremented) and publish
+ * `"{revision} {id}"`.
+ *
+ * `KEYS`: 1 schedules, 2 revisions, 3 ids, 4 version. `ARGV`: 1 id, 2 spec JSON, 3 channel.
+ * Returns `{"unchanged" | "created" | "updated", revision}`.
+ */
+export const putScheduleScript = RedisScript.script(
+  "putSchedule",
+  `local current = redis.call("HGET", KEYS[1], ARGV[1])
+if current == ARGV[2] then
+  return {"unchanged", tonumber(redis.call("HGET", KEYS[2], ARGV[1]) or "0")}
+end
+local revision = redis.call("INCR", KEYS[4])
+redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
+redis.call("HSET", KEYS[2], ARGV[1], revision)
+redis.call("ZADD", KEYS[3], 0, ARGV[1])
+redis.call("PUBLISH", ARGV[3], revision .. " " .. ARGV[1])
+if current then return {"updated", revision} end
+return {"created", revision}`
+)
+
+/**
+ * Delete a stored schedule and its run count; when it was stored, bump the version and publish `"{version} {id}"`.
+ *
+ * `KEYS`: 1 schedules, 2 revisions, 3 ids, 4 version, 5 run counts. `ARGV`: 1 id, 2 channel. Returns 1 or 0.
+ */
+export const removeScheduleScript = RedisScript.script(
+  "removeSchedule",
+  `redis.call("HDEL", KEYS[5], ARGV[1])
+if redis.call("HDEL", KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call("HDEL", KEYS[2], ARGV[1])
+redis.call("ZREM", KEYS[3], ARGV[1])
+local version = redis.call("INCR", KEYS[4])
+redis.call("PUBLISH", ARGV[2], version .. " " .. ARGV[1])
+return 1`
+)

@@ -29,6 +29,11 @@ export class MemoryState {
   readonly lastFires = new Map<string, number>()
   readonly records = new Map<string, Array<RunRecord>>()
   readonly paused = new Set<string>()
+  /** Stored schedules by id, their version counter, run counts and change listeners (`JobStore.schedules`). */
+  readonly schedules = new Map<string, { readonly spec: string; readonly revision: number }>()
+  scheduleVersion = 0
+  readonly scheduleRuns = new Map<string, number>()
+  readonly scheduleListeners = new Set<(id: string, version: number) => void>()
   /**
    * Slot claims in the order they were written, to drop expired ones from the front on every claim: constant work
    * per claim, where a periodic sweep of the whole map (millions of claims at 10,000 fires/s and an 11-minute TTL)

@@ -10,8 +10,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { JobLockModel, LockHandle } from "../JobLockModel.js"
-import type { BeginRequest, BeginResult, FinishRequest, JobStore } from "../JobStore.js"
+import type { BeginRequest, BeginResult, FinishRequest, JobStore, ScheduleChange, ScheduleStore } from "../JobStore.js"
 import type { MemoryState } from "./memoryState.js"
 
 const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
@@ -39,6 +40,58 @@ const finishMemory = (state: MemoryState, request: FinishRequest, now: number): 
   state.addRecord(request.record, request.maxRecords)
 }
 
+/** The stored schedules in memory: one map, announcements to the listeners of this process. */
+const memorySchedules = (state: MemoryState): ScheduleStore => {
+  const announce = (id: string) => {
+    for (const listener of state.scheduleListeners) listener(id, state.scheduleVersion)
+  }
+  return {
+    put: (id, spec) =>
+      Effect.sync(() => {
+        const stored = state.schedules.get(id)
+        if (stored !== undefined && stored.spec === spec) {
+          return { result: "unchanged" as const, revision: stored.revision }
+        }
+        const revision = ++state.scheduleVersion
+        state.schedules.set(id, { spec, revision })
+        announce(id)
+        return { result: stored === undefined ? "created" as const : "updated" as const, revision }
+      }),
+    remove: (id) =>
+      Effect.sync(() => {
+        state.scheduleRuns.delete(id)
+        if (!state.schedules.delete(id)) return false
+        state.scheduleVersion++
+        announce(id)
+        return true
+      }),
+    get: (id) =>
+      Effect.sync(() => Option.map(Option.fromNullable(state.schedules.get(id)), (stored) => ({ id, ...stored }))),
+    list: ({ cursor, limit }) =>
+      Effect.sync(() => {
+        const ids = Array.from(state.schedules.keys()).filter((id) => cursor === undefined || id > cursor).sort()
+        const page = ids.slice(0, Math.max(0, limit))
+        return {
+          entries: page.map((id) => ({ id, ...state.schedules.get(id)! })),
+          next: page.length < ids.length && page.length > 0 ? Option.some(page[page.length - 1]!) : Option.none()
+        }
+      }),
+    version: Effect.sync(() => state.scheduleVersion),
+    changes: Stream.async<ScheduleChange>((emit) => {
+      const listener = (id: string, version: number) => void emit.single({ id, version })
+      state.scheduleListeners.add(listener)
+      return Effect.sync(() => state.scheduleListeners.delete(listener))
+    }),
+    countRun: (id) =>
+      Effect.sync(() => {
+        const count = (state.scheduleRuns.get(id) ?? 0) + 1
+        state.scheduleRuns.set(id, count)
+        return count
+      }),
+    runCount: (id) => Effect.sync(() => state.scheduleRuns.get(id) ?? 0)
+  }
+}
+
 /** An in-memory store over a given state. Expiry follows the effect `Clock`. */
 export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
   backend: "memory",
@@ -58,13 +111,15 @@ export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
         return Either.void
       })),
   lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
+  lastFireTimes: (jobs) => Effect.sync(() => jobs.map((job) => Option.fromNullable(state.lastFires.get(job)))),
   recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
   setPaused: (job, paused) =>
     Effect.sync(() => {
       if (paused) state.paused.add(job)
       else state.paused.delete(job)
     }),
-  isPaused: (job) => Effect.sync(() => state.paused.has(job))
+  isPaused: (job) => Effect.sync(() => state.paused.has(job)),
+  schedules: memorySchedules(state)
 })
 
 /**

@@ -36,6 +36,7 @@ import * as Cli from "./cli/Cli.js"
 import { CliFailure } from "./cli/Client.js"
 import * as Config from "./config/Config.js"
 import * as Jobs from "./job/Jobs.js"
+import * as ScheduleHandlers from "./job/ScheduleHandlers.js"
 import * as Repository from "./repository/Repository.js"
 import { StoreHealth } from "./repository/xredis.js"
 import type { ReadinessCheck } from "./server/Admin.js"
@@ -206,6 +207,9 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         ClusterInfo.layerDriftWatch,
         Server.logAddress
       ).pipe(
+        // Schedules is built after JobControl, so that the jobs JobControl lists as defined in code are those alone
+        // (Schedules registers the stored schedules into the same scheduler when it is built).
+        Layer.provide(ScheduleHandlers.layer),
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),
@@ -223,6 +227,7 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         Server.logAddress
       ).pipe(
         Layer.provide(JobControl.layerStore(jobs)),
+        Layer.provide(ScheduleHandlers.layerStore),
         Layer.provide(http),
         Layer.provide(cluster),
         Layer.provide(models)
@@ -237,6 +242,9 @@ export const layer = (config: Config.ServiceConfig): Layer.Layer<never, unknown>
         ClusterInfo.layerDriftWatch,
         Server.logAddress
       ).pipe(
+        // Schedules is built after JobControl, so that the jobs JobControl lists as defined in code are those alone
+        // (Schedules registers the stored schedules into the same scheduler when it is built).
+        Layer.provide(ScheduleHandlers.layer),
         Layer.provide(JobControl.layerScheduler),
         Layer.provide(http),
         Layer.provide(cluster),

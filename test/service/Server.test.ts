@@ -21,6 +21,7 @@ import * as Job from "../../src/Job.js"
 import type { JobStore } from "../../src/JobStore.js"
 import * as LeaderElection from "../../src/LeaderElection.js"
 import * as Scheduler from "../../src/Scheduler.js"
+import * as ScheduleHandlers from "../../src/service/job/ScheduleHandlers.js"
 import * as UserModel from "../../src/service/repository/UserModel.js"
 import * as ClusterInfo from "../../src/service/server/ClusterInfo.js"
 import * as Directory from "../../src/service/server/Directory.js"
@@ -217,6 +218,7 @@ const serverLayer = (options: {
     info: { node: "test-node", mode: "all" }
   }).pipe(
     Layer.provide(control),
+    Layer.provide(options.control === "store" ? ScheduleHandlers.layerStore : ScheduleHandlers.layer),
     Layer.provide(models),
     Layer.provideMerge(NodeHttpServer.layerTest),
     Layer.provide(captureLogs),
@@ -337,6 +339,43 @@ describe("RPC", () => {
       )
       expect(runs[0]!.kind).toBe("manual")
     }).pipe(Effect.provide(serverLayer({}))))
+
+  it.scoped("schedules over RPC: upsert, get, list, trigger, backfill, remove; typed errors; mutations need the token", () =>
+    Effect.gen(function*() {
+      const client = yield* rpcClient
+      const auth = { headers: { authorization: `Bearer ${TOKEN}` } }
+      const spec = { id: "extra-sync", handler: "sync_user", trigger: { cron: "0 0 * * * *" } } as const
+      expect((yield* Effect.flip(client.UpsertSchedule(spec)))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.RemoveSchedule({ id: "extra-sync" })))._tag).toBe("Unauthorized")
+      expect((yield* Effect.flip(client.ListSchedules({})))._tag).toBe("Unauthorized")
+      const created = yield* client.UpsertSchedule(spec, auth)
+      expect(created.result).toBe("created")
+      expect((yield* client.UpsertSchedule(spec, auth)).result).toBe("unchanged")
+      const unknown = yield* Effect.flip(client.UpsertSchedule({ ...spec, handler: "nope" }, auth))
+      expect(unknown).toMatchObject({ _tag: "UnknownHandler", handler: "nope" })
+      const never = yield* Effect.flip(client.UpsertSchedule({ ...spec, trigger: { cron: "0 0 0 30 2 *" } }, auth))
+      expect(never._tag).toBe("NeverFires")
+      const payload = yield* Effect.flip(client.UpsertSchedule({ ...spec, payload: { x: 1 } }, auth))
+      expect(payload._tag).toBe("InvalidPayload")
+      const view = yield* client.GetSchedule({ id: "extra-sync" }, auth)
+      expect([view.state, view.revision, view.spec.handler]).toEqual(["active", created.revision, "sync_user"])
+      expect(view.nextFire).toMatch(/:00:00\.000Z$/)
+      const page = yield* client.ListSchedules({ handler: "sync_user" }, auth)
+      expect(page.schedules.map((s) => s.spec.id)).toEqual(["extra-sync"])
+      const triggered = yield* client.TriggerJob({ job: "extra-sync" }, auth)
+      expect(triggered._tag).toBe("Started")
+      const badPayload = yield* Effect.flip(client.TriggerJob({ job: "extra-sync", payload: 5 }, auth))
+      expect(badPayload._tag).toBe("InvalidPayload")
+      const backfill = yield* client.BackfillSchedule({
+        id: "extra-sync",
+        from: new Date(NOW - 2 * 3600_000),
+        to: new Date(NOW - 1)
+      }, auth)
+      expect(backfill.fires.map((f) => f._tag)).toEqual(["Ran", "Ran"])
+      expect(yield* client.RemoveSchedule({ id: "extra-sync" }, auth)).toEqual({ removed: true })
+      expect((yield* Effect.flip(client.GetSchedule({ id: "extra-sync" }, auth)))._tag).toBe("UnknownSchedule")
+      expect((yield* Effect.flip(client.TriggerJob({ job: "extra-sync" }, auth)))._tag).toBe("UnknownJob")
+    }).pipe(Effect.provide(serverLayer({ token: TOKEN }))))
 
   it.scoped("with a token, every call without it or with a wrong one is Unauthorized, reads included", () =>
     Effect.gen(function*() {

@@ -16,12 +16,31 @@ import type * as Job from "../../Job.js"
  * run is `every` after the scheduler starts).
  */
 export const firstFire = (
-  trigger: Exclude<Job.Trigger, { readonly _tag: "Schedule" }>,
+  trigger: Exclude<Job.Trigger, { readonly _tag: "Schedule" | "At" }>,
   last: number | undefined,
   now: number
 ): number => {
   const from = last ?? now
   return trigger._tag === "Cron" ? Cron.next(trigger.cron, from) : from + Duration.toMillis(trigger.every)
+}
+
+/**
+ * The one fire of an `At` job: `at`, unless a fire at or after it was claimed already (the job is finished).
+ */
+export const atFire = (at: number, last: number | undefined): number | undefined =>
+  last !== undefined && last >= at ? undefined : at
+
+/**
+ * Bound a planned fire to the job's window: one before `startAt` moves to the first fire at or after it (a cron
+ * job's next match from there, any other trigger `startAt` itself); one after `endAt` is none.
+ */
+export const bounded = (job: Job.Job<never>, planned: number | undefined): number | undefined => {
+  if (planned === undefined) return undefined
+  let time = planned
+  if (job.startAt !== undefined && time < job.startAt) {
+    time = job.trigger._tag === "Cron" ? Cron.next(job.trigger.cron, job.startAt - 1) : job.startAt
+  }
+  return job.endAt !== undefined && time > job.endAt ? undefined : time
 }
 
 /**

@@ -10,6 +10,7 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -89,10 +90,14 @@ export class Launcher {
     )
   }
 
-  /** A manual run of `state`, now: created, begun and started in one uninterruptible step. */
-  manual(state: JobState): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome }> {
+  /**
+   * A manual run of `state`, now: created, begun and started in one uninterruptible step. `input` is handed to its
+   * handler as `RunContext.input`.
+   */
+  manual(state: JobState, input?: unknown): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome }> {
     return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const run = new Run(state, now, "manual")
+      if (input !== undefined) this.inputs.set(run, input)
       if (this.flags.shuttingDown) {
         this.bookkeeper.drop(run, "shutting down", now)
         return Effect.die(new Error("the scheduler is shutting down: no run begins"))
@@ -100,6 +105,26 @@ export class Launcher {
       return Effect.map(this.beginAndStart([run]), ([result]) => ({ run, result }))
     }))
   }
+
+  /**
+   * A scheduled run of `state` for the past fire time `fireTime` (a backfill): its slot is claimed (for `slotTtl`,
+   * so that a later backfill of the same window finds it), only while this node leads.
+   */
+  backfill(
+    state: JobState,
+    fireTime: number,
+    slotTtl: Duration.Duration
+  ): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome } | undefined> {
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (!this.flags.leading || this.flags.shuttingDown) return Effect.succeed(undefined)
+      const run = new Run(state, fireTime, "scheduled")
+      this.slotTtls.set(run, slotTtl)
+      return Effect.map(this.beginAndStart([run]), ([result]) => ({ run, result }))
+    }))
+  }
+
+  /** Slot TTLs of backfill runs, which outlive the usual one. */
+  private readonly slotTtls = new WeakMap<Run, Duration.Duration>()
 
   /** `begin` all of `list` in one store call and start those that may run. */
   private beginAndStart(list: ReadonlyArray<Run>): Effect.Effect<ReadonlyArray<BeginOutcome>> {
@@ -144,13 +169,21 @@ export class Launcher {
       fireTime: run.fireTime,
       runId: run.runId,
       nodeId: this.nodeId,
-      slot: run.kind === "scheduled" ? begin.slot : Option.none(),
+      slot: run.kind !== "scheduled"
+        ? Option.none()
+        : Option.match(Option.fromNullable(this.slotTtls.get(run)), {
+          onNone: () => begin.slot,
+          onSome: (ttl) => Option.some({ ttl })
+        }),
       lock: begin.lock,
       // A begin made while leading carries the term: its lock then takes over one left by an older term.
       term: this.flags.leading ? this.flags.term : undefined,
       statusTtl: begin.statusTtl
     }
   }
+
+  /** The inputs of manual runs that were given one, until they start. */
+  private readonly inputs = new WeakMap<Run, unknown>()
 
   /** Start a begun run: its deadline and renewals on the run timer, then its fiber. Synchronous. */
   private start(
@@ -168,6 +201,7 @@ export class Launcher {
     }
     this.watchdog.watch(run, now)
     const job = run.state.job
+    const input = this.inputs.get(run)
     const runContext: RunContext["Type"] = {
       job: job.name,
       fireTime: new Date(run.fireTime),
@@ -175,7 +209,8 @@ export class Launcher {
       attempt: 1,
       nodeId: this.nodeId,
       fence: started.fence,
-      kind: run.kind
+      kind: run.kind,
+      ...(input === undefined ? {} : { input })
     }
     const fiber = this.forker.fork(runContext, this.handlerOf(run, runContext), this.onEnded, run)
     if (run.attach(fiber)) this.forker.interrupt(fiber)

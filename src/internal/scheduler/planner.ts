@@ -42,6 +42,7 @@ export class Planner {
   constructor(
     maxWaitMs: number,
     private readonly misfireThresholdMs: number,
+    /** The registered jobs; the scheduler writes it (`register`, `unregister`), the planner reads it. */
     private readonly states: ReadonlyMap<string, JobState>,
     private readonly store: JobStore["Type"],
     private readonly flags: Flags,
@@ -53,12 +54,70 @@ export class Planner {
     this.timer = new Timer<Entry>(maxWaitMs, (entry) => entry.generation !== entry.state.generation)
   }
 
-  /** Plan `planned` as the job's next fire (none: a finished Schedule, a cron fire beyond Date's range). */
+  /**
+   * Plan `planned` as the job's next fire (none: a finished Schedule or `At`, a cron fire beyond Date's range, a fire
+   * after the job's `endAt`); a fire before its `startAt` moves to the first one from there.
+   */
   plan(state: JobState, planned: number | undefined): void {
-    const time = planned !== undefined && Number.isFinite(planned) ? planned : undefined
+    const time = planned !== undefined && Number.isFinite(planned) ? Fire.bounded(state.job, planned) : undefined
     state.generation++
     state.nextFire = time
     if (time !== undefined && this.flags.leading) this.timer.schedule(time, { state, generation: state.generation })
+  }
+
+  /**
+   * A job registered while the scheduler runs (a new or replaced schedule): while leading, plan its first fire, from
+   * the last fire recorded by any node (`lastFire`: a job this node did not know, as when it starts leading) or from
+   * `now` (a replaced job whose trigger changed: its new times count from the change, never the old ones).
+   */
+  add(state: JobState, from: "lastFire" | "now"): Effect.Effect<void> {
+    return this.addMany([{ state, from }])
+  }
+
+  /**
+   * `add` for many jobs: their last fire times in one store call when the store reads many at once
+   * (`JobStore.lastFireTimes`), so that thousands of schedules loaded together are planned in a few round trips.
+   */
+  addMany(items: ReadonlyArray<{ readonly state: JobState; readonly from: "lastFire" | "now" }>): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      if (!self.flags.leading) return
+      const list = items.filter(({ state }) => state.job.enabled)
+      if (list.length === 0) return
+      const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
+      const generations = list.map(({ state }) => state.generation)
+      const bulk = self.store.lastFireTimes
+      const simple = bulk !== undefined && list.every(({ state }) => state.job.trigger._tag !== "Schedule")
+      const firsts = simple
+        ? yield* bulk(list.map(({ state }) => state.job.name)).pipe(
+          Effect.timeout("10 seconds"),
+          Effect.map((lasts) =>
+            list.map(({ from, state }, i) => self.firstFromLast(state, lasts[i] ?? Option.none(), now, from === "now"))
+          ),
+          Effect.catchAllCause((cause) =>
+            Effect.as(
+              Effect.logWarning("last fire times unavailable; planning from now", cause),
+              list.map(({ state }) => self.firstFromLast(state, Option.none(), now, true))
+            )
+          )
+        )
+        : yield* Effect.forEach(list, ({ from, state }) => self.firstFire(state, now, from === "now"), {
+          concurrency: 64
+        })
+      list.forEach(({ state }, i) => {
+        // Replanned meanwhile (leadership changed, the job was replaced or retired): that plan stands.
+        if (state.generation !== generations[i] || self.states.get(state.job.name) !== state || !self.flags.leading) {
+          return
+        }
+        self.plan(state, firsts[i])
+      })
+    })
+  }
+
+  /** A job no longer registered (removed, or replaced by a new state): its planned fire is dropped. */
+  retire(state: JobState): void {
+    state.generation++
+    state.nextFire = undefined
   }
 
   /** Forget every planned fire (leadership lost, shutdown). */
@@ -83,6 +142,8 @@ export class Planner {
       const planned = state.nextFire
       if (planned === undefined || planned >= instant) continue
       const trigger = state.job.trigger
+      // An `At` fire keeps its one time: once past, the timer runs it late, under the misfire rules.
+      if (trigger._tag === "At") continue
       if (trigger._tag === "Schedule") {
         // Schedules written for triggers step synchronously (they are made of pure steps).
         const [next, , decision] = Effect.runSync(trigger.schedule.step(instant, undefined, state.scheduleState))
@@ -96,9 +157,13 @@ export class Planner {
 
   /** A fixed-delay job plans its next fire `every` after its run ended (or after a fire that did not run). */
   afterRun(state: JobState, now: number): void {
-    const trigger = state.job.trigger
-    if (trigger._tag === "FixedDelay" && this.flags.leading && state.running.size === 0 && !this.flags.shuttingDown) {
-      this.plan(state, now + Duration.toMillis(trigger.every))
+    // The job may have been replaced while this run lasted: the registered state is the one to plan, unless it was
+    // planned already (or runs) by itself.
+    const current = this.states.get(state.job.name)
+    if (current === undefined || (current !== state && current.nextFire !== undefined)) return
+    const trigger = current.job.trigger
+    if (trigger._tag === "FixedDelay" && this.flags.leading && current.running.size === 0 && !this.flags.shuttingDown) {
+      this.plan(current, now + Duration.toMillis(trigger.every))
     }
   }
 
@@ -119,14 +184,20 @@ export class Planner {
       const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
       const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency: 64 })
-      enabled.forEach((state, i) => self.plan(state, firsts[i]))
+      // A job replaced or removed while its first fire was looked up is not planned.
+      enabled.forEach((state, i) => {
+        if (self.states.get(state.job.name) === state) self.plan(state, firsts[i])
+      })
       onPlanned()
       return yield* loop
     })
   }
 
-  /** The first planned fire of a job when this node starts leading: from the last fire recorded by any node. */
-  private firstFire(state: JobState, now: number): Effect.Effect<number | undefined> {
+  /**
+   * The first planned fire of a job when this node starts leading: from the last fire recorded by any node (with
+   * `fromNow`, from now; an `At` job still asks whether its fire was claimed).
+   */
+  private firstFire(state: JobState, now: number, fromNow = false): Effect.Effect<number | undefined> {
     const trigger = state.job.trigger
     if (trigger._tag === "Schedule") {
       return Effect.map(trigger.schedule.step(now, undefined, trigger.schedule.initial), ([next, , decision]) => {
@@ -144,8 +215,22 @@ export class Planner {
           Option.none<number>()
         )
       ),
-      Effect.map((last) => Fire.firstFire(trigger, Option.getOrUndefined(last), now))
+      Effect.map((last) => this.firstFromLast(state, last, now, fromNow))
     )
+  }
+
+  /** The first fire of a cron, interval or `At` job from the last fire time recorded (see `firstFire`). */
+  private firstFromLast(
+    state: JobState,
+    last: Option.Option<number>,
+    now: number,
+    fromNow: boolean
+  ): number | undefined {
+    const trigger = state.job.trigger
+    if (trigger._tag === "Schedule") return undefined
+    return trigger._tag === "At"
+      ? Fire.atFire(trigger.at, Option.getOrUndefined(last))
+      : Fire.firstFire(trigger, fromNow ? undefined : Option.getOrUndefined(last), now)
   }
 
   /** Every fire due at one wake-up of the fire timer, begun in one store call. */

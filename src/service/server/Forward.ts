@@ -14,8 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { StoreError, UnknownJob } from "../../Errors.js"
-import { NoLeader, type Unauthorized } from "../Errors.js"
+import { NoLeader } from "../Errors.js"
 import type { LeaderRecord } from "./Directory.js"
 import { LeaderDirectory } from "./Directory.js"
 import { JobRpcs, RPC_PATH } from "./Rpcs.js"
@@ -51,13 +50,19 @@ const describe = (error: unknown): string =>
 export const triggerOn = (
   record: LeaderRecord,
   job: string,
-  options: { readonly authorization: string | undefined; readonly forwardedBy: string }
+  options: {
+    readonly authorization: string | undefined
+    readonly forwardedBy: string
+    readonly payload?: unknown
+  }
 ) =>
   Effect.gen(function*() {
     const client = yield* RpcClient.make(JobRpcs)
     const headers: Record<string, string> = { [FORWARDED_HEADER]: options.forwardedBy }
     if (options.authorization !== undefined) headers.authorization = options.authorization
-    return yield* client.TriggerJob({ job }, { headers })
+    return yield* client.TriggerJob(options.payload === undefined ? { job } : { job, payload: options.payload }, {
+      headers
+    })
   }).pipe(
     Effect.scoped,
     Effect.provide(
@@ -93,10 +98,11 @@ export const triggerOn = (
 export const trigger = (
   job: string,
   headers: Headers.Headers,
-  self: string
+  self: string,
+  payload?: unknown
 ): Effect.Effect<
   Effect.Effect.Success<ReturnType<typeof triggerOn>>,
-  NoLeader | Unauthorized | UnknownJob | StoreError,
+  Effect.Effect.Error<ReturnType<typeof triggerOn>>,
   LeaderDirectory
 > =>
   Effect.gen(function*() {
@@ -120,5 +126,9 @@ export const trigger = (
         reason: `the store names ${self} as leader, but it no longer leads (leadership moving); try again`
       })
     }
-    return yield* triggerOn(record.value, job, { authorization: headers["authorization"], forwardedBy: self })
+    return yield* triggerOn(record.value, job, {
+      authorization: headers["authorization"],
+      forwardedBy: self,
+      payload
+    })
   })

@@ -9,13 +9,15 @@
 import type * as Headers from "@effect/platform/Headers"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { UnknownJob } from "../../Errors.js"
 import type { JobStatus } from "../../Scheduler.js"
+import { Schedules } from "../../Schedules.js"
 import * as Auth from "./Auth.js"
 import { NodeInfo } from "./ClusterInfo.js"
 import { LeaderDirectory } from "./Directory.js"
 import * as Forward from "./Forward.js"
 import { JobControl } from "./JobControl.js"
-import { JobRpcs, JobView, LeaderView } from "./Rpcs.js"
+import { JobRpcs, JobView, LeaderView, ScheduleView } from "./Rpcs.js"
 
 /**
  * A job status as the RPC shows it.
@@ -44,6 +46,7 @@ export const toView = (status: JobStatus): JobView =>
 export const layer = (tokens: Auth.Tokens) =>
   JobRpcs.toLayer(Effect.gen(function*() {
     const control = yield* JobControl
+    const schedules = yield* Schedules
     const directory = yield* LeaderDirectory
     const info = yield* NodeInfo
     const read = <A, E>(headers: Headers.Headers, rpc: string, effect: Effect.Effect<A, E>) =>
@@ -60,19 +63,88 @@ export const layer = (tokens: Auth.Tokens) =>
         Auth.authorize(tokens, "write", headers, rpc),
         (caller) => Auth.audit(action, job, caller, effect, details)
       )
-    const trigger = (job: string, headers: Headers.Headers) =>
-      control.jobs.includes(job)
-        ? Effect.flatMap(control.leading, (leading) =>
-          leading
-            ? control.trigger(job)
-            : Forward.trigger(job, headers, info.nodeId).pipe(Effect.provideService(LeaderDirectory, directory)))
-        : control.trigger(job)
+    const forward = (job: string, headers: Headers.Headers, payload?: unknown) =>
+      Forward.trigger(job, headers, info.nodeId, payload).pipe(Effect.provideService(LeaderDirectory, directory))
+    // A job defined in code runs through the scheduler (forwarded to the leader from a node that does not lead); a
+    // stored schedule through `Schedules` (with a payload, if given), forwarded the same way.
+    const trigger = (job: string, payload: unknown, headers: Headers.Headers) =>
+      Effect.flatMap(control.leading, (leading) => {
+        if (control.jobs.includes(job)) {
+          if (payload !== undefined) {
+            return Effect.fail(new UnknownJob({ job: `${job} (a job defined in code takes no payload)` }))
+          }
+          return leading ? control.trigger(job) : forward(job, headers)
+        }
+        // Not leading: forwarded only if the schedule exists (an unknown name is answered here).
+        if (!leading) {
+          return schedules.get(job).pipe(
+            Effect.catchTag("UnknownSchedule", () => Effect.fail(new UnknownJob({ job }))),
+            Effect.zipRight(forward(job, headers, payload))
+          )
+        }
+        return schedules.trigger(job, payload).pipe(
+          Effect.catchTags({
+            UnknownSchedule: () => Effect.fail(new UnknownJob({ job })),
+            NotLeader: () => forward(job, headers, payload)
+          })
+        )
+      })
+    const views = {
+      nextOrNull: (date: Option.Option<Date>) =>
+        Option.match(date, { onNone: () => null, onSome: (d) => d.toISOString() })
+    }
     return JobRpcs.of({
       ListJobs: (_, { headers }) => read(headers, "ListJobs", Effect.map(control.status, (all) => all.map(toView))),
       JobRuns: ({ job, limit }, { headers }) => read(headers, "JobRuns", control.runs(job, limit)),
-      TriggerJob: ({ job }, { headers }) =>
-        write(headers, "TriggerJob", "trigger", job, trigger(job, headers), (result) =>
+      TriggerJob: ({ job, payload }, { headers }) =>
+        write(headers, "TriggerJob", "trigger", job, trigger(job, payload, headers), (result) =>
           result._tag === "Started" ? { run_id: result.runId } : { skipped: result.reason }),
+      UpsertSchedule: (spec, { headers }) =>
+        write(headers, "UpsertSchedule", "upsert_schedule", spec.id, schedules.upsert(spec), (result) => ({
+          result: result.result,
+          revision: result.revision
+        })),
+      RemoveSchedule: ({ id }, { headers }) =>
+        write(
+          headers,
+          "RemoveSchedule",
+          "remove_schedule",
+          id,
+          Effect.map(schedules.remove(id), (removed) => ({ removed }))
+        ),
+      GetSchedule: ({ id }, { headers }) =>
+        read(
+          headers,
+          "GetSchedule",
+          Effect.map(schedules.get(id), (info) =>
+            new ScheduleView({
+              spec: info.spec,
+              revision: info.revision,
+              state: info.state,
+              nextFire: views.nextOrNull(info.nextFire),
+              lastFire: views.nextOrNull(info.lastFire),
+              runs: info.runs,
+              lastRun: Option.getOrNull(info.lastRun)
+            }))
+        ),
+      ListSchedules: ({ cursor, handler, limit }, { headers }) =>
+        read(
+          headers,
+          "ListSchedules",
+          Effect.map(schedules.list({ cursor, handler, limit }), (page) => ({
+            schedules: page.schedules,
+            next: Option.getOrNull(page.next)
+          }))
+        ),
+      BackfillSchedule: ({ concurrency, from, id, to }, { headers }) =>
+        write(
+          headers,
+          "BackfillSchedule",
+          "backfill_schedule",
+          id,
+          schedules.backfill(id, { from, to, concurrency }),
+          (result) => ({ fires: result.fires.length })
+        ),
       PauseJob: ({ job }, { headers }) =>
         write(headers, "PauseJob", "pause", job, control.pause(job)),
       ResumeJob: ({ job }, { headers }) =>

@@ -62,6 +62,7 @@ export const intervalSeconds = (trigger: Job.Trigger, now: number): Option.Optio
       return Number.isFinite(second) ? Option.some((second - first) / 1000) : Option.none()
     }
     case "Schedule":
+    case "At":
       return Option.none()
   }
 }

@@ -7,8 +7,18 @@
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
-import { StoreError, UnknownJob } from "../../Errors.js"
+import {
+  InvalidPayload,
+  InvalidSchedule,
+  NeverFires,
+  NotLeader,
+  StoreError,
+  UnknownHandler,
+  UnknownJob,
+  UnknownSchedule
+} from "../../Errors.js"
 import { RunRecord, SkipReason } from "../../Run.js"
+import { ScheduleSpec } from "../../Schedules.js"
 import { NoLeader, RepositoryError, Unauthorized, UserNotFound } from "../Errors.js"
 import { User } from "../repository/UserModel.js"
 import { LeaderRecord } from "./Directory.js"
@@ -127,6 +137,56 @@ export class LeaderView extends Schema.Class<LeaderView>("LeaderView")({
 }) {}
 
 /**
+ * A stored schedule as `GetSchedule` shows it (times as ISO strings, null when none).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class ScheduleView extends Schema.Class<ScheduleView>("ScheduleView")({
+  spec: ScheduleSpec,
+  revision: Schema.Number,
+  state: Schema.Literal("active", "disabled", "finished", "broken"),
+  /** The next fire the answering node plans (the leader's plan; null on a follower). */
+  nextFire: Schema.NullOr(Schema.String),
+  lastFire: Schema.NullOr(Schema.String),
+  runs: Schema.Number,
+  lastRun: Schema.NullOr(RunRecord)
+}) {}
+
+/**
+ * What `BackfillSchedule` did per fire time, oldest first.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const BackfillFire = Schema.Union(
+  Schema.TaggedStruct("Ran", { fireTime: Schema.Date, record: RunRecord }),
+  Schema.TaggedStruct("Skipped", {
+    fireTime: Schema.Date,
+    reason: Schema.Union(SkipReason, Schema.Literal("already_ran"))
+  })
+)
+
+/**
+ * The largest page `ListSchedules` serves.
+ *
+ * @since 0.2.0
+ * @category limits
+ */
+export const MAX_SCHEDULE_PAGE = 1000
+
+const ScheduleId = { id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_JOB_NAME)) }
+
+const ScheduleErrors = Schema.Union(
+  Unauthorized,
+  UnknownHandler,
+  InvalidPayload,
+  NeverFires,
+  InvalidSchedule,
+  StoreError
+)
+
+/**
  * @since 0.1.0
  * @category groups
  */
@@ -141,9 +201,47 @@ export class JobRpcs extends RpcGroup.make(
     error: Schema.Union(UnknownJob, StoreError, Unauthorized)
   }),
   Rpc.make("TriggerJob", {
-    payload: JobName,
+    /** `payload`: for a schedule, run with it instead of its stored payload (decoded with its handler's schema). */
+    payload: { ...JobName, payload: Schema.optional(Schema.Unknown) },
     success: TriggerOutcome,
-    error: Schema.Union(Unauthorized, UnknownJob, StoreError, NoLeader)
+    error: Schema.Union(Unauthorized, UnknownJob, StoreError, NoLeader, UnknownHandler, InvalidPayload, InvalidSchedule)
+  }),
+  Rpc.make("UpsertSchedule", {
+    payload: ScheduleSpec,
+    success: Schema.Struct({ result: Schema.Literal("created", "updated", "unchanged"), revision: Schema.Number }),
+    error: ScheduleErrors
+  }),
+  Rpc.make("RemoveSchedule", {
+    payload: ScheduleId,
+    success: Schema.Struct({ removed: Schema.Boolean }),
+    error: Schema.Union(Unauthorized, StoreError)
+  }),
+  Rpc.make("GetSchedule", {
+    payload: ScheduleId,
+    success: ScheduleView,
+    error: Schema.Union(Unauthorized, UnknownSchedule, StoreError)
+  }),
+  Rpc.make("ListSchedules", {
+    payload: Schema.Struct({
+      handler: Schema.optional(Schema.String),
+      cursor: Schema.optional(Schema.String),
+      limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_SCHEDULE_PAGE)), { default: () => 100 })
+    }),
+    success: Schema.Struct({
+      schedules: Schema.Array(Schema.Struct({ spec: ScheduleSpec, revision: Schema.Number })),
+      next: Schema.NullOr(Schema.String)
+    }),
+    error: Schema.Union(Unauthorized, StoreError)
+  }),
+  Rpc.make("BackfillSchedule", {
+    payload: Schema.Struct({
+      ...ScheduleId,
+      from: Schema.Date,
+      to: Schema.Date,
+      concurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 64)))
+    }),
+    success: Schema.Struct({ fires: Schema.Array(BackfillFire) }),
+    error: Schema.Union(ScheduleErrors, UnknownSchedule, NotLeader)
   }),
   Rpc.make("PauseJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),
   Rpc.make("ResumeJob", { payload: JobName, error: Schema.Union(Unauthorized, UnknownJob, StoreError) }),

@@ -17,6 +17,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
+import type { Schedules } from "../../Schedules.js"
 import { DEFAULT_MAX_BODY_SIZE } from "../config/Config.js"
 import type { UserModel } from "../repository/UserModel.js"
 import * as Admin from "./Admin.js"
@@ -84,7 +85,7 @@ const edge = <E, R>(group: Edge.RpcCatalog, app: HttpApp.Default<E, R>, options:
  */
 export const serveJobs = (
   options: RpcOptions
-): Layer.Layer<never, never, HttpServer.HttpServer | JobControl | LeaderDirectory | NodeInfo> =>
+): Layer.Layer<never, never, HttpServer.HttpServer | JobControl | Schedules | LeaderDirectory | NodeInfo> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(JobRpcs)
     return HttpServer.serve(
@@ -100,7 +101,11 @@ export const serveJobs = (
  */
 export const serveAll = (
   options: RpcOptions
-): Layer.Layer<never, never, HttpServer.HttpServer | UserModel | JobControl | LeaderDirectory | NodeInfo> =>
+): Layer.Layer<
+  never,
+  never,
+  HttpServer.HttpServer | UserModel | JobControl | Schedules | LeaderDirectory | NodeInfo
+> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const rpc = yield* RpcServer.toHttpApp(ServiceRpcs)
     return HttpServer.serve(
