@@ -21,13 +21,26 @@ let tokenCounter = 0
 export const newToken = (): string =>
   `${process.pid.toString(36)}.${Date.now().toString(36)}.${(++tokenCounter).toString(36)}`
 
+/** Run records the memory store keeps over all jobs together (see `JobStore.defaultMemoryMaxRecordsTotal`). */
+export const DEFAULT_MAX_RECORDS_TOTAL = 10_000
+
 export class MemoryState {
   readonly locks = new Map<string, Expiring<string>>()
   readonly statuses = new Map<string, Expiring<string>>()
   readonly slots = new Map<string, number>()
   readonly fences = new Map<string, number>()
   readonly lastFires = new Map<string, number>()
-  readonly records = new Map<string, Array<RunRecord>>()
+  /** Per job, oldest first (`recentRuns` reads them from the end), at most the per-job cap each. */
+  private readonly records = new Map<string, Array<RunRecord>>()
+  /**
+   * Every kept record in the order written, oldest at `recordHead`, to drop the oldest of all jobs when the total is
+   * over `maxRecordsTotal`: without a bound across jobs, 100,000 jobs x 100 records each is over a gigabyte.
+   * Records already dropped by their job's own cap are skipped when they reach the front.
+   */
+  private recordQueue: Array<RunRecord | undefined> = []
+  private recordHead = 0
+  private recordCount = 0
+  readonly maxRecordsTotal: number
   readonly paused = new Set<string>()
   /**
    * Slot claims in the order they were written, to drop expired ones from the front on every claim: constant work
@@ -37,6 +50,10 @@ export class MemoryState {
    */
   private slotQueue: Array<{ readonly slot: string; readonly expiresAt: number }> = []
   private slotHead = 0
+
+  constructor(options: { readonly maxRecordsTotal?: number | undefined } = {}) {
+    this.maxRecordsTotal = Math.max(1, Math.floor(options.maxRecordsTotal ?? DEFAULT_MAX_RECORDS_TOTAL))
+  }
 
   private live<A>(map: Map<string, Expiring<A>>, key: string, now: number): Expiring<A> | undefined {
     const entry = map.get(key)
@@ -127,14 +144,57 @@ export class MemoryState {
     if (last === undefined || fireTime > last) this.lastFires.set(job, fireTime)
   }
 
-  /** Newest first, at most `cap` kept. */
+  /** Keep `record` as its job's newest; at most `cap` per job and `maxRecordsTotal` over all jobs (oldest go). */
   addRecord(record: RunRecord, cap: number): void {
     let list = this.records.get(record.job)
     if (list === undefined) {
       list = []
       this.records.set(record.job, list)
     }
-    list.unshift(record)
-    if (list.length > cap) list.length = cap
+    list.push(record)
+    this.recordQueue.push(record)
+    this.recordCount++
+    if (list.length > cap) {
+      const dropped = list.length - Math.max(0, cap)
+      list.splice(0, dropped)
+      this.recordCount -= dropped
+      if (list.length === 0) this.records.delete(record.job)
+    }
+    while (this.recordCount > this.maxRecordsTotal) this.dropOldestRecord()
+    if (this.recordHead > 1024 && this.recordHead * 2 > this.recordQueue.length) {
+      this.recordQueue = this.recordQueue.slice(this.recordHead)
+      this.recordHead = 0
+    }
+  }
+
+  /** The newest `limit` records of `job`, newest first. */
+  recentRecords(job: string, limit: number): Array<RunRecord> {
+    const list = this.records.get(job)
+    if (list === undefined || limit <= 0) return []
+    const out: Array<RunRecord> = []
+    for (let i = list.length - 1; i >= 0 && out.length < limit; i--) out.push(list[i]!)
+    return out
+  }
+
+  /** How many records are kept over all jobs. */
+  get recordsKept(): number {
+    return this.recordCount
+  }
+
+  private dropOldestRecord(): void {
+    const queue = this.recordQueue
+    while (this.recordHead < queue.length) {
+      const oldest = queue[this.recordHead]!
+      queue[this.recordHead++] = undefined // let it be collected: the slot is never read again
+      const list = this.records.get(oldest.job)
+      // A job's records are in the order written, so the oldest of all jobs is the first of its job's list, unless
+      // its job's own cap dropped it already.
+      if (list !== undefined && list[0] === oldest) {
+        list.shift()
+        if (list.length === 0) this.records.delete(oldest.job)
+        this.recordCount--
+        return
+      }
+    }
   }
 }

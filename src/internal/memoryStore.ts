@@ -58,7 +58,7 @@ export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
         return Either.void
       })),
   lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
-  recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
+  recentRuns: (job, limit) => Effect.sync(() => state.recentRecords(job, limit)),
   setPaused: (job, paused) =>
     Effect.sync(() => {
       if (paused) state.paused.add(job)
