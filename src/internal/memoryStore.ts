@@ -17,8 +17,7 @@ import type { MemoryState } from "./memoryState.js"
 const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
   if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
   if (Option.isSome(request.slot)) {
-    const slotKey = `${request.job}:${request.fireTime}`
-    if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
+    if (!state.claimSlot(request.job, request.fireTime, Duration.toMillis(request.slot.value.ttl), now)) {
       return { _tag: "Skipped", reason: "slot_taken" }
     }
     state.noteFire(request.job, request.fireTime)

@@ -23,6 +23,13 @@ import type { JobState } from "./jobState.js"
 import type { Flags, Launcher } from "./launcher.js"
 import { Run } from "./run.js"
 
+/**
+ * The most fires begun in one batch. More due at once (overload: more fires per second than this node starts) are
+ * begun in batches of this size, oldest fire first, with the bookkeeping of each batch's runs done before the next
+ * batch begins: no job starves, and the runs waiting for their bookkeeping stay bounded.
+ */
+export const MAX_FIRE_BATCH = 16_384
+
 /** What the fire timer holds per planned fire; stale once the job's generation moved on. */
 interface Entry {
   readonly state: JobState
@@ -50,7 +57,11 @@ export class Planner {
     /** Where replacing runs wait for the runs they replace. */
     private readonly helpers: FiberSet.FiberSet<void, never>
   ) {
-    this.timer = new Timer<Entry>(maxWaitMs, (entry) => entry.generation !== entry.state.generation)
+    this.timer = new Timer<Entry>(
+      maxWaitMs,
+      (entry) => entry.generation !== entry.state.generation,
+      MAX_FIRE_BATCH
+    )
   }
 
   /** Plan `planned` as the job's next fire (none: a finished Schedule, a cron fire beyond Date's range). */
