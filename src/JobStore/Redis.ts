@@ -35,6 +35,7 @@ import {
 } from "../internal/jobStoreScripts.js"
 import { newToken, renewWith } from "../internal/lockScripts.js"
 import { isUsableTerm, tokenWithTerm } from "../internal/lockTerm.js"
+import { encodeRecordJson } from "../internal/recordJson.js"
 import * as RedisScript from "../internal/redisScript.js"
 import * as JobLockModel from "../JobLockModel.js"
 import * as JobLockModelRedis from "../JobLockModel/Redis.js"
@@ -60,7 +61,6 @@ const newEpoch = (): string => `${new Date().toISOString()} ${newToken().slice(0
 
 const RecordJson = Schema.parseJson(RunRecord)
 const encodeRecord = Schema.encode(RecordJson)
-const encodeRecordEither = Schema.encodeEither(RecordJson)
 const decodeRecord = Schema.decodeUnknownEither(RecordJson)
 
 const unexpectedReply = (operation: string, reply: unknown) =>
@@ -316,7 +316,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       ),
     finishMany: (requests) =>
       Effect.suspend(() => {
-        const encoded = requests.map((request) => Either.mapLeft(encodeRecordEither(request.record), encodeError))
+        const encoded = requests.map((request) => Either.mapLeft(encodeRecordJson(request.record), encodeError))
         const sendable = requests.flatMap((request, i) => {
           const json = encoded[i]!
           return Either.isRight(json) ? [{ index: i, call: finishCall(request, json.right) }] : []
