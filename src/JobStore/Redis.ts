@@ -86,8 +86,9 @@ interface BeginReply {
 
 /** `beginScript`'s reply: `Skipped` with the script's reason, `Started` with the fence, else an error. */
 const parseBegin = (request: BeginRequest, token: string, reply: unknown): BeginReply => {
-  const bad = { result: Either.left(unexpectedReply("begin", reply)), epoch: undefined, previous: undefined }
-  if (!Array.isArray(reply)) return bad
+  // Made only for a reply that is bad: an error captures a stack trace, more than the rest of a begin costs.
+  const bad = () => ({ result: Either.left(unexpectedReply("begin", reply)), epoch: undefined, previous: undefined })
+  if (!Array.isArray(reply)) return bad()
   switch (reply[0]) {
     case "paused":
     case "slot_taken":
@@ -110,7 +111,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
         previous: undefined
       }
     case "started":
-      if (typeof reply[1] !== "number" || typeof reply[3] !== "number") return bad
+      if (typeof reply[1] !== "number" || typeof reply[3] !== "number") return bad()
       return {
         result: Either.right({
           _tag: "Started",
@@ -121,7 +122,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
         previous: reply[3] < 0 ? undefined : reply[3]
       }
     default:
-      return bad
+      return bad()
   }
 }
 
