@@ -84,10 +84,24 @@ const quiet = Logger.replace(Logger.defaultLogger, Logger.none)
  * Log lines built at info into a JSON sink that discards them: every line of a run is made and serialised (what a
  * service logging JSON pays), but nothing is written, so that the pipe to the parent is not what is measured.
  */
-const jsonDiscarded = Layer.merge(
-  Logger.replace(Logger.defaultLogger, Logging.makeJsonLogger(() => {})),
-  Logger.minimumLogLevel(LogLevel.Info)
-)
+const jsonDiscarded = (write: (line: string) => void = () => {}) =>
+  Layer.merge(
+    Logger.replace(Logger.defaultLogger, Logging.makeJsonLogger(write)),
+    Logger.minimumLogLevel(LogLevel.Info)
+  )
+
+/** The Redis contender's sink: discards lines too, but counts the fires skipped (a store error shows there). */
+const skipCounts = { skipped: 0, storeErrors: 0 }
+let firstSkip: string | undefined
+const countSkips = (line: string) => {
+  if (!line.includes("\"job skipped\"")) return
+  skipCounts.skipped++
+  if (line.includes("\"store_error\"")) skipCounts.storeErrors++
+  if (firstSkip === undefined) {
+    firstSkip = line
+    process.stderr.write(`  first skip: ${line.slice(0, 600)}\n`)
+  }
+}
 
 interface OursOptions {
   readonly id: string
@@ -148,14 +162,14 @@ const ours = (options: OursOptions): Contender => ({
           Effect.provide(Layer.mergeAll(
             store === undefined ? JobStore.layerMemory : Layer.succeedContext(store.context),
             LeaderElection.layerSingleNode("bench"),
-            options.logs === "json" ? jsonDiscarded : quiet
+            options.logs === "json" ? jsonDiscarded(store === undefined ? undefined : countSkips) : quiet
           ))
         )
         // Planning is done in one pass over all jobs once leading starts: the last job planned means all are.
         const last = `job-${n - 1}`
         while (Option.isNone((yield* scheduler.jobStatus(last)).nextFire)) yield* Effect.sleep(2)
         const counts = store?.counts
-        resolve(counts === undefined ? undefined : { read: () => ({ ...counts }) })
+        resolve(counts === undefined ? undefined : { read: () => ({ ...counts, ...skipCounts }) })
         return yield* Effect.never
       })
       Effect.runFork(Effect.scoped(program)).addObserver((exit) => reject(new Error(String(exit))))
