@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { StoreError } from "./Errors.js"
-import { MemoryState } from "./internal/memoryState.js"
+import { DEFAULT_MAX_RECORDS_TOTAL, MemoryState } from "./internal/memoryState.js"
 import { memoryLockModel, memoryStore } from "./internal/memoryStore.js"
 import * as JobLockModel from "./JobLockModel.js"
 import type { RunRecord, SkipReason } from "./Run.js"
@@ -243,17 +243,48 @@ export const finishMany = (
 export const makeMemory: Effect.Effect<JobStore["Type"]> = Effect.sync(() => memoryStore(new MemoryState()))
 
 /**
- * The embedded default: one in-memory state behind both the `JobStore` and the `JobLockModel`, so that a lock taken
- * through either excludes the other.
+ * Run records the memory store keeps over all jobs together (besides `maxRecords` per job): the newest 10,000. Past
+ * it the oldest record of any job goes first, so that memory stays bounded with many jobs (100,000 jobs keeping 100
+ * records each would be over a gigabyte).
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultMemoryMaxRecordsTotal: number = DEFAULT_MAX_RECORDS_TOTAL
+
+/**
+ * Options of the in-memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /** Run records kept over all jobs together, newest kept. Default `defaultMemoryMaxRecordsTotal` (10,000). */
+  readonly maxRecordsTotal?: number | undefined
+}
+
+/**
+ * `layerMemory` with options: one in-memory state behind both the `JobStore` and the `JobLockModel`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<JobStore | JobLockModel.JobLockModel> = Layer.effectContext(
-  Effect.sync(() => {
-    const state = new MemoryState()
-    return Context.make(JobStore, memoryStore(state)).pipe(
-      Context.add(JobLockModel.JobLockModel, memoryLockModel(state))
-    )
-  })
-)
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<JobStore | JobLockModel.JobLockModel> =>
+  Layer.effectContext(
+    Effect.sync(() => {
+      const state = new MemoryState(options)
+      return Context.make(JobStore, memoryStore(state)).pipe(
+        Context.add(JobLockModel.JobLockModel, memoryLockModel(state))
+      )
+    })
+  )
+
+/**
+ * The embedded default: one in-memory state behind both the `JobStore` and the `JobLockModel`, so that a lock taken
+ * through either excludes the other. It keeps at most `defaultMemoryMaxRecordsTotal` run records over all jobs
+ * (`layerMemoryWith` sets another bound).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<JobStore | JobLockModel.JobLockModel> = layerMemoryWith({})

@@ -46,23 +46,33 @@ const messageText = (message: unknown): string => {
 }
 
 /**
- * One JSON object per line: `timestamp`, `level`, `message`, every annotation as a field, `cause` when there is one.
+ * A JSON logger that hands each line (one JSON object, no newline) to `write`: a file, a socket, a buffer in a
+ * test, or nothing at all (a benchmark that builds every line and discards it). `jsonLogger` is this over stdout.
  *
  * @since 0.1.0
  * @category loggers
  */
-export const jsonLogger: Logger.Logger<unknown, void> = Logger.make(
-  ({ annotations, cause, date, logLevel, message }) => {
+export const makeJsonLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
+  Logger.make(({ annotations, cause, date, logLevel, message }) => {
     const line: Record<string, unknown> = {
       timestamp: date.toISOString(),
       level: logLevel.label,
       message: messageText(message)
     }
-    for (const [key, value] of HashMap.toEntries(annotations)) line[key] = value
+    for (const [key, value] of annotations) line[key] = value
     if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause, { renderErrorCause: true })
-    process.stdout.write(JSON.stringify(line) + "\n")
-  }
-)
+    write(JSON.stringify(line))
+  })
+
+/**
+ * One JSON object per line: `timestamp`, `level`, `message`, every annotation as a field, `cause` when there is one.
+ *
+ * @since 0.1.0
+ * @category loggers
+ */
+export const jsonLogger: Logger.Logger<unknown, void> = makeJsonLogger((line) => {
+  process.stdout.write(line + "\n")
+})
 
 /** A value as `key=value` text: strings bare unless they hold spaces, quotes or `=`, everything else as JSON. */
 const prettyValue = (value: unknown): string => {

@@ -37,6 +37,35 @@ describe("Timer", () => {
       yield* Fiber.interrupt(fiber)
     }))
 
+  it.scoped("hands over at most maxBatch entries at a time, oldest first, with queued work run between batches", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_000)
+      const events: Array<string> = []
+      const timer = new Timer<number>(60_000, () => false, 3)
+      for (const time of [500, 200, 800, 100, 700, 300, 600, 400]) timer.schedule(time, time)
+      const fiber = yield* Effect.forkScoped(
+        timer.run((batch) =>
+          Effect.gen(function*() {
+            const times = batch.map(({ time }) => time)
+            events.push(`batch ${times.join(",")}`)
+            // Work a batch queues for another fiber (as the bookkeeping of the runs it started): done before the next.
+            yield* Effect.forkDaemon(Effect.sync(() => events.push(`after ${times.join(",")}`)))
+          })
+        )
+      )
+      // The loop yields to the event loop between full batches: wait for real time, not the TestClock.
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      expect(events).toEqual([
+        "batch 100,200,300",
+        "after 100,200,300",
+        "batch 400,500,600",
+        "after 400,500,600",
+        "batch 700,800",
+        "after 700,800"
+      ])
+      yield* Fiber.interrupt(fiber)
+    }))
+
   it.scoped("sweeps stale entries once the heap doubles, keeping every live one", () =>
     Effect.gen(function*() {
       const stale = new Set<number>()

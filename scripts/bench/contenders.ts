@@ -13,18 +13,24 @@
  * @since 0.1.0
  */
 import { Cron as Croner } from "croner"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as nodeCron from "node-cron"
 import { CronJob, SimpleIntervalJob, Task, ToadScheduler } from "toad-scheduler"
 import * as Job from "../../src/Job.js"
 import * as JobStore from "../../src/JobStore.js"
+import * as JobStoreRedis from "../../src/JobStore/Redis.js"
 import * as LeaderElection from "../../src/LeaderElection.js"
+import * as Logging from "../../src/Logging.js"
+import * as Redis from "../../src/Redis.js"
 import { RunContext } from "../../src/Run.js"
 import * as Scheduler from "../../src/Scheduler.js"
+import { startRedis } from "../../test/harness/redis.js"
 import { sleep } from "./common.js"
 
 /**
@@ -52,7 +58,17 @@ export interface Contender {
   readonly name: string
   /** Ours or a peer: ratios are against the best peer. */
   readonly peer: boolean
-  readonly start: (options: StartOptions) => Promise<void>
+  /** Resolves once every job is planned; with `stats`, figures the contender counts itself (Redis round trips). */
+  readonly start: (options: StartOptions) => Promise<void | ContenderStats>
+}
+
+/**
+ * Figures a contender counts about itself while it runs, read after the window (cumulative since setup).
+ *
+ * @since 0.1.0
+ */
+export interface ContenderStats {
+  readonly read: () => Record<string, number>
 }
 
 /** The whole second at or before now: the fire time of a cron that fires once `now >= target`. */
@@ -64,33 +80,100 @@ const silent = { info() {}, warn() {}, error() {}, debug() {} }
 /** Logs are dropped (not formatted, not written) so that stdout is not what is measured. */
 const quiet = Logger.replace(Logger.defaultLogger, Logger.none)
 
-const ours = (lock: boolean): Contender => ({
-  id: lock ? "ours-lock" : "ours",
-  name: lock ? "ours (memory lock)" : "ours (no lock)",
-  peer: false,
-  start: async ({ expr, fired, n, timezone }) => {
-    const jobs = Array.from({ length: n }, (_, i) =>
-      Job.unsafeMake({
-        name: `job-${i}`,
-        cron: expr,
-        timezone,
-        lock: { enabled: lock },
-        handler: Effect.flatMap(RunContext, (ctx) => Effect.sync(() => fired(i, ctx.fireTime.getTime())))
-      }))
-    const scheduler = await new Promise<Scheduler.Scheduler["Type"]>((resolve) => {
-      Effect.runFork(
-        Effect.scoped(
-          Effect.flatMap(Scheduler.make(jobs), (s) => Effect.zipRight(Effect.sync(() => resolve(s)), Effect.never))
-        )
-          .pipe(
-            Effect.provide(Layer.mergeAll(JobStore.layerMemory, LeaderElection.layerSingleNode("bench"), quiet))
-          )
-      )
-    })
-    // Planning is done in one pass over all jobs once leading starts: the last job planned means all are.
-    const last = `job-${n - 1}`
-    while (Option.isNone((await Effect.runPromise(scheduler.jobStatus(last))).nextFire)) await sleep(2)
+/**
+ * Log lines built at info into a JSON sink that discards them: every line of a run is made and serialised (what a
+ * service logging JSON pays), but nothing is written, so that the pipe to the parent is not what is measured.
+ */
+const jsonDiscarded = (write: (line: string) => void = () => {}) =>
+  Layer.merge(
+    Logger.replace(Logger.defaultLogger, Logging.makeJsonLogger(write)),
+    Logger.minimumLogLevel(LogLevel.Info)
+  )
+
+/** The Redis contender's sink: discards lines too, but counts the fires skipped (a store error shows there). */
+const skipCounts = { skipped: 0, storeErrors: 0 }
+let firstSkip: string | undefined
+const countSkips = (line: string) => {
+  if (!line.includes("\"job skipped\"")) return
+  skipCounts.skipped++
+  if (line.includes("\"store_error\"")) skipCounts.storeErrors++
+  if (firstSkip === undefined) {
+    firstSkip = line
+    process.stderr.write(`  first skip: ${line.slice(0, 600)}\n`)
   }
+}
+
+interface OursOptions {
+  readonly id: string
+  readonly name: string
+  readonly lock: boolean
+  readonly logs: "none" | "json"
+  readonly store: "memory" | "redis"
+}
+
+/**
+ * The Redis store on a `redis-server` of its own (started for the child, stopped with it), with the commands the
+ * client sends counted: a pipeline is one round trip, a command sent alone is another.
+ */
+const redisStore = Effect.gen(function*() {
+  const server = yield* startRedis()
+  const context = yield* Layer.build(
+    JobStoreRedis.layer.pipe(Layer.provideMerge(Redis.layer({ url: server.url, keyPrefix: "bench" })))
+  )
+  const { client } = Context.get(context, Redis.RedisClient)
+  const counts = { pipelines: 0, pipelinedCommands: 0, singleCommands: 0 }
+  const sendCommand = client.sendCommand.bind(client)
+  // A command queued in a pipeline is sent with the pipeline as its stream; one sent alone has none.
+  client.sendCommand = (command, stream) => {
+    if (stream === undefined) counts.singleCommands++
+    else counts.pipelinedCommands++
+    return sendCommand(command, stream)
+  }
+  const pipeline = client.pipeline.bind(client)
+  client.pipeline = (...args: Parameters<typeof client.pipeline>) => {
+    const made = pipeline(...args)
+    const exec = made.exec.bind(made)
+    made.exec = (...execArgs: Parameters<typeof made.exec>) => {
+      counts.pipelines++
+      return exec(...execArgs)
+    }
+    return made
+  }
+  return { context: Context.pick(JobStore.JobStore)(context), counts }
+})
+
+const ours = (options: OursOptions): Contender => ({
+  id: options.id,
+  name: options.name,
+  peer: false,
+  start: ({ expr, fired, n, timezone }) =>
+    new Promise((resolve, reject) => {
+      const jobs = Array.from({ length: n }, (_, i) =>
+        Job.unsafeMake({
+          name: `job-${i}`,
+          cron: expr,
+          timezone,
+          lock: { enabled: options.lock },
+          handler: Effect.flatMap(RunContext, (ctx) => Effect.sync(() => fired(i, ctx.fireTime.getTime())))
+        }))
+      const program = Effect.gen(function*() {
+        const store = options.store === "redis" ? yield* redisStore : undefined
+        const scheduler = yield* Scheduler.make(jobs).pipe(
+          Effect.provide(Layer.mergeAll(
+            store === undefined ? JobStore.layerMemory : Layer.succeedContext(store.context),
+            LeaderElection.layerSingleNode("bench"),
+            options.logs === "json" ? jsonDiscarded(store === undefined ? undefined : countSkips) : quiet
+          ))
+        )
+        // Planning is done in one pass over all jobs once leading starts: the last job planned means all are.
+        const last = `job-${n - 1}`
+        while (Option.isNone((yield* scheduler.jobStatus(last)).nextFire)) yield* Effect.sleep(2)
+        const counts = store?.counts
+        resolve(counts === undefined ? undefined : { read: () => ({ ...counts, ...skipCounts }) })
+        return yield* Effect.never
+      })
+      Effect.runFork(Effect.scoped(program)).addObserver((exit) => reject(new Error(String(exit))))
+    })
 })
 
 const croner: Contender = {
@@ -179,8 +262,10 @@ const effectFiber: Contender = {
  * @since 0.1.0
  */
 export const contenders: ReadonlyArray<Contender> = [
-  ours(false),
-  ours(true),
+  ours({ id: "ours", name: "ours (no lock)", lock: false, logs: "none", store: "memory" }),
+  ours({ id: "ours-lock", name: "ours (memory lock)", lock: true, logs: "none", store: "memory" }),
+  ours({ id: "ours-json", name: "ours (memory lock, JSON logs at info)", lock: true, logs: "json", store: "memory" }),
+  ours({ id: "ours-redis", name: "ours (Redis store, JSON logs at info)", lock: true, logs: "json", store: "redis" }),
   croner,
   nodeCronContender,
   toadCron,

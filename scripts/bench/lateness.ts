@@ -15,6 +15,9 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
+import { performance } from "node:perf_hooks"
 import {
   calibrateClock,
   envFilter,
@@ -59,6 +62,24 @@ export interface LatenessResult {
   readonly heapBeforeMB: number
   readonly heapAfterMB: number
   readonly rssAfterMB: number
+  /** The longest time a job went without a run start in the window (window edges included), ms. */
+  readonly maxGapMs: number
+  /** Runs whose fire time is older than one started before them (oldest fire first is broken), in the window. */
+  readonly outOfOrder: number
+  /** Fire batches (distinct fire seconds) seen after setup. */
+  readonly batches: number
+  /** What the contender counted itself (Redis: pipelines, commands), over the fires after setup. */
+  readonly stats: Record<string, number> | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface FloorResult {
+  readonly n: number
+  /** Median over 10 rounds of the time from the loop's start until the last of N bare fibers ran, ms. */
+  readonly lastStartMs: number
+  readonly maxMs: number
 }
 
 const MB = 2 ** 20
@@ -73,11 +94,26 @@ const child = async (id: string, n: number, seconds: number) => {
   let fires = 0
   let windowStart = Infinity
   let windowEnd = Infinity
+  // Per job: the wall time of its last run start in the window (window start before its first), and the longest
+  // gap between two; and the newest fire time started so far, to count runs started out of fire-time order.
+  const lastStart = new Float64Array(n)
+  let maxGap = 0
+  let newestStarted = -Infinity
+  let outOfOrder = 0
+  const seconds0 = new Set<number>()
   const fired = (job: number, fireTime: number) => {
     const at = now()
     fires++
+    seconds0.add(fireTime)
     if (fireTime < windowStart || fireTime >= windowEnd) return
     if (Date.now() < fireTime) early++
+    if (fireTime < newestStarted - 1000) outOfOrder++
+    if (fireTime > newestStarted) newestStarted = fireTime
+    if (at <= windowEnd) {
+      const gap = at - lastStart[job]!
+      if (gap > maxGap) maxGap = gap
+      lastStart[job] = at
+    }
     const slot = job * seconds + Math.floor((fireTime - windowStart) / 1000)
     if (counts[slot]! < 255) counts[slot]!++
     if (kept < lateness.length) lateness[kept++] = at - fireTime
@@ -90,7 +126,7 @@ const child = async (id: string, n: number, seconds: number) => {
   fullGc()
   const heapBefore = process.memoryUsage().heapUsed
   const setupStart = now()
-  await contender(id).start({ n, expr: "* * * * * *", timezone: undefined, intervalMs: 1000, fired })
+  const stats = await contender(id).start({ n, expr: "* * * * * *", timezone: undefined, intervalMs: 1000, fired })
   const setupMs = now() - setupStart
   progress("set up")
 
@@ -101,8 +137,11 @@ const child = async (id: string, n: number, seconds: number) => {
   const fires0 = fires
   const wall0 = now()
   await sleep(WARMUP_MS)
+  seconds0.clear()
   windowStart = Math.ceil(Date.now() / 1000) * 1000
   windowEnd = windowStart + seconds * 1000
+  lastStart.fill(windowStart)
+  const stats0 = stats?.read()
   progress("window placed")
   await sleep(windowEnd - Date.now())
   progress("window ends")
@@ -111,6 +150,9 @@ const child = async (id: string, n: number, seconds: number) => {
   const cpu = process.cpuUsage(cpu0)
   const windowFires = fires - fires0
   const wallMs = now() - wall0
+  const stats1 = stats?.read()
+  const batches = seconds0.size
+  for (let job = 0; job < n; job++) maxGap = Math.max(maxGap, windowEnd - lastStart[job]!)
 
   fullGc()
   const memory = process.memoryUsage()
@@ -147,14 +189,162 @@ const child = async (id: string, n: number, seconds: number) => {
       firesPerSecond: (windowFires * 1000) / wallMs,
       heapBeforeMB: heapBefore / MB,
       heapAfterMB: memory.heapUsed / MB,
-      rssAfterMB: memory.rss / MB
+      rssAfterMB: memory.rss / MB,
+      maxGapMs: maxGap,
+      outOfOrder,
+      batches,
+      stats: stats0 === undefined || stats1 === undefined
+        ? undefined
+        : Object.fromEntries(Object.keys(stats1).map((key) => [key, stats1[key]! - (stats0[key] ?? 0)]))
     } satisfies LatenessResult
   )
   process.exit(0)
 }
 
-/** The goal per size; sizes without a goal print none. */
-const goals: Record<number, number> = { 1000: 5, 10000: 10 }
+/**
+ * The floor of a fiber per run, in its own process like the schedulers: N bare fibers forked in one synchronous loop
+ * (`Runtime.runFork` of a one-line `Effect.sync`), time from the loop's start until the last one ran; median of 10
+ * rounds after 2 of warm-up.
+ */
+const floorChild = async (n: number) => {
+  const lastStarts: Array<number> = []
+  for (let round = 0; round < 12; round++) {
+    let done = 0
+    let last = 0
+    await new Promise<void>((resolve) => {
+      const t0 = performance.now()
+      for (let i = 0; i < n; i++) {
+        Runtime.runFork(Runtime.defaultRuntime)(Effect.sync(() => {
+          if (++done === n) {
+            last = performance.now() - t0
+            resolve()
+          }
+        }))
+      }
+    })
+    if (round >= 2) lastStarts.push(last)
+    await sleep(50)
+  }
+  lastStarts.sort((a, b) => a - b)
+  report(
+    {
+      n,
+      lastStartMs: lastStarts[Math.floor(lastStarts.length / 2)]!,
+      maxMs: lastStarts[lastStarts.length - 1]!
+    } satisfies FloorResult
+  )
+  process.exit(0)
+}
+
+/** One goal of issue 16, as the bench judges it: what, the figure, and the verdict. */
+interface Goal {
+  readonly goal: string
+  readonly figure: string
+  readonly met: boolean | undefined
+}
+
+const verdict = (met: boolean | undefined) => (met === undefined ? "not measured" : met ? "met" : "NOT met")
+
+/** Round trips per fire batch of the Redis store: pipelines plus commands sent alone, per distinct fire second. */
+const redisFigures = (r: LatenessResult) => {
+  const stats = r.stats
+  if (stats === undefined || r.batches === 0) return undefined
+  const pipelines = (stats.pipelines ?? 0) / r.batches
+  const single = (stats.singleCommands ?? 0) / r.batches
+  return {
+    pipelines,
+    roundTrips: pipelines + single,
+    commandsPerFire: ((stats.pipelinedCommands ?? 0) + (stats.singleCommands ?? 0)) / Math.max(1, r.ran)
+  }
+}
+
+/** The goals of issue 16 that the lateness runs measure. */
+const goalsOf = (
+  results: ReadonlyMap<number, ReadonlyArray<LatenessResult>>,
+  floors: ReadonlyMap<number, FloorResult>
+): Array<Goal> => {
+  const find = (n: number, id: string) => results.get(n)?.find((r) => r.id === id)
+  const clean = (r: LatenessResult) => r.missed === 0 && r.double === 0 && r.early === 0
+  const goals: Array<Goal> = []
+  const json = find(10000, "ours-json")
+  goals.push({
+    goal: "CPU per fire at 10,000 jobs/s, memory lock, JSON logs at info discarded: <= 25 us",
+    figure: json === undefined ? "-" : `${fmt(json.cpuUsPerFire, 1)} us`,
+    met: json === undefined ? undefined : json.cpuUsPerFire <= 25 && clean(json)
+  })
+  const redis = find(10000, "ours-redis")
+  goals.push({
+    goal: "CPU per fire at 10,000 jobs/s, Redis store: <= 40 us",
+    figure: redis === undefined ? "-" : `${fmt(redis.cpuUsPerFire, 1)} us`,
+    met: redis === undefined ? undefined : redis.cpuUsPerFire <= 40 && clean(redis)
+  })
+  const oursAt1k = find(1000, "ours-lock")
+  const peers1k = (results.get(1000) ?? []).filter((r) => contender(r.id).peer && r.missed === 0 && r.double === 0)
+  const best1k = peers1k.length === 0 ? undefined : peers1k.reduce((a, b) => (b.p99 < a.p99 ? b : a))
+  goals.push({
+    goal: "p99 lateness at 1,000 jobs/s (memory lock) <= the best peer's p99 in the same run",
+    figure: oursAt1k === undefined || best1k === undefined
+      ? "-"
+      : `${fmt(oursAt1k.p99, 2)} ms vs ${contender(best1k.id).name} ${fmt(best1k.p99, 2)} ms`,
+    met: oursAt1k === undefined || best1k === undefined ? undefined : oursAt1k.p99 <= best1k.p99 && clean(oursAt1k)
+  })
+  const oursAt10k = find(10000, "ours-lock")
+  const floor10k = floors.get(10000)
+  goals.push({
+    goal: "p99 lateness at 10,000 jobs/s (memory lock) <= 2x the bare-fiber floor in the same run",
+    figure: oursAt10k === undefined || floor10k === undefined
+      ? "-"
+      : `${fmt(oursAt10k.p99, 2)} ms vs floor ${fmt(floor10k.lastStartMs, 2)} ms (${
+        ratio(oursAt10k.p99, floor10k.lastStartMs)
+      })`,
+    met: oursAt10k === undefined || floor10k === undefined
+      ? undefined
+      : oursAt10k.p99 <= 2 * floor10k.lastStartMs && clean(oursAt10k)
+  })
+  const ours = [...results.values()].flat().filter((r) => !contender(r.id).peer)
+  goals.push({
+    goal: "never an early or double fire (every run of ours)",
+    figure: `${ours.reduce((a, r) => a + r.early, 0)} early, ${ours.reduce((a, r) => a + r.double, 0)} double`,
+    met: ours.length === 0 ? undefined : ours.every((r) => r.early === 0 && r.double === 0)
+  })
+  const overload = find(100000, "ours-lock") ?? find(100000, "ours")
+  goals.push({
+    goal: "overload, 100,000 jobs/s, memory store: >= 40,000 runs start per second",
+    figure: overload === undefined ? "-" : `${fmt(overload.firesPerSecond, 0)} runs/s (${overload.id})`,
+    met: overload === undefined ? undefined : overload.firesPerSecond >= 40000
+  })
+  goals.push({
+    goal: "overload: every job runs at least once every 5 s (longest gap of any job in the window)",
+    figure: overload === undefined
+      ? "-"
+      : `${fmt(overload.maxGapMs / 1000, 2)} s, ${overload.outOfOrder} runs out of fire-time order`,
+    met: overload === undefined ? undefined : overload.maxGapMs <= 5000
+  })
+  goals.push({
+    goal: "overload: heap growth <= 300 MB over the window",
+    figure: overload === undefined ? "-" : `${fmt(overload.heapAfterMB - overload.heapBeforeMB, 1)} MB`,
+    met: overload === undefined ? undefined : overload.heapAfterMB - overload.heapBeforeMB <= 300
+  })
+  const figures = redis === undefined ? undefined : redisFigures(redis)
+  goals.push({
+    goal: "Redis at 10,000 jobs/s: 0 missed, p99 next to the memory store's, pipelines and round trips per batch",
+    figure: redis === undefined
+      ? "-"
+      : `${redis.missed} missed, p99 ${fmt(redis.p99, 2)} ms (memory ${fmt(json?.p99, 2)} ms); ` +
+        (figures === undefined
+          ? "no counts"
+          : `${fmt(figures.pipelines, 1)} pipelines, ${fmt(figures.roundTrips, 1)} round trips per batch, ${
+            fmt(figures.commandsPerFire, 2)
+          } commands per fire`),
+    met: redis === undefined ? undefined : redis.missed === 0 && redis.double === 0 && redis.early === 0
+  })
+  return goals
+}
+
+/** Prints the goals table. */
+const printGoals = (goals: ReadonlyArray<Goal>): void => {
+  console.log(table(["goal (issue 16)", "figure", "verdict"], goals.map((g) => [g.goal, g.figure, verdict(g.met)])))
+}
 
 const parent = async () => {
   const seconds = envNumber("BENCH_SECONDS", 20)
@@ -164,6 +354,8 @@ const parent = async () => {
   const keepLarge = envFilter("BENCH_N_OURS_IDS")
   console.log(`## 1. Fire lateness: N jobs every second (\`* * * * * *\`), ${seconds} s window per run`)
   console.log(`${await machine()}; one fresh process per (scheduler, N); times in ms`)
+  const all = new Map<number, Array<LatenessResult>>()
+  const floors = new Map<number, FloorResult>()
   const plan: Array<{ n: number; ids: ReadonlyArray<string> }> = [
     ...sizes.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => keep(c.id)).map((c) => c.id) })),
     ...oursOnly.filter((n) => n > 0).map((n) => ({
@@ -173,6 +365,19 @@ const parent = async () => {
   ]
   for (const { ids, n } of plan) {
     if (ids.length === 0) continue
+    let floor: FloorResult | undefined
+    if (n <= 10000) {
+      process.stderr.write(`lateness: bare-fiber floor N=${n} ...\n`)
+      const outcome = await runChild<FloorResult>(
+        [...selfCommand(import.meta.url, []), "floor", String(n)],
+        {},
+        120_000
+      )
+      if (outcome._tag === "Ok") {
+        floor = outcome.value
+        floors.set(n, floor)
+      }
+    }
     const results: Array<{ id: string; outcome: Awaited<ReturnType<typeof runChild<LatenessResult>>> }> = []
     for (const id of ids) {
       process.stderr.write(`lateness: ${id} N=${n} ...\n`)
@@ -186,18 +391,14 @@ const parent = async () => {
       results.push({ id, outcome })
     }
     const ok = results.flatMap((r) => (r.outcome._tag === "Ok" ? [r.outcome.value] : []))
+    all.set(n, [...(all.get(n) ?? []), ...ok])
     const peers = ok.filter((r) => contender(r.id).peer && r.missed === 0 && r.double === 0)
     const bestP99 = peers.length === 0 ? undefined : Math.min(...peers.map((r) => r.p99))
-    const goal = goals[n]
     const rows = results.map(({ id, outcome }) => {
       const name = contender(id).name
       if (outcome._tag === "Failed") return [name, `failed: ${outcome.reason}`, "", "", "", "", "", "", "", "", "", ""]
       const r = outcome.value
-      const meets = goal === undefined
-        ? "-"
-        : r.p99 <= goal && r.missed === 0 && r.double === 0 && r.early === 0
-        ? "yes"
-        : "no"
+      const redis = redisFigures(r)
       return [
         name,
         fmt(r.p50, 2),
@@ -210,13 +411,18 @@ const parent = async () => {
         fmt(r.firesPerSecond, 0),
         `${fmt(r.heapAfterMB - r.heapBeforeMB, 1)}`,
         ratio(r.p99, bestP99),
-        contender(id).peer ? "" : meets
+        fmt(r.maxGapMs / 1000, 2),
+        redis === undefined ? "" : `${fmt(redis.pipelines, 1)} / ${fmt(redis.roundTrips, 1)}`
       ]
     })
     console.log("")
     console.log(
       `### N = ${n.toLocaleString("en-US")} jobs/s` +
-        (goal === undefined ? "" : ` (goal for ours: p99 <= ${goal} ms, 0 missed, 0 double, 0 early)`)
+        (floor === undefined
+          ? ""
+          : `; bare-fiber floor: ${n.toLocaleString("en-US")} fibers forked at once have all run after ${
+            fmt(floor.lastStartMs, 2)
+          } ms (median of 10, max ${fmt(floor.maxMs, 2)})`)
     )
     console.log(table(
       [
@@ -231,7 +437,8 @@ const parent = async () => {
         "runs/s",
         "heap growth MB",
         "p99 vs best peer",
-        "goal met"
+        "longest gap s",
+        "pipelines / round trips per batch"
       ],
       rows
     ))
@@ -240,11 +447,17 @@ const parent = async () => {
   console.log(
     "best peer = lowest p99 among peers with 0 missed and 0 double. heap growth = heap used after a full GC at the end" +
       " minus before registering. runs/s = handlers started per second of wall time after setup (N when keeping up)." +
-      " toad SimpleIntervalJob: lateness against its grid (added + k s)."
+      " toad SimpleIntervalJob: lateness against its grid (added + k s). longest gap = the longest time any job went" +
+      " without a run start in the window. pipelines / round trips per batch (Redis): per distinct fire second."
   )
+  console.log("")
+  console.log(`### Goals (issue 16), ${await machine()}`)
+  printGoals(goalsOf(all, floors))
 }
 
-if (process.argv[2] === "child") {
+if (process.argv[2] === "floor") {
+  await floorChild(Number(process.argv[3]))
+} else if (process.argv[2] === "child") {
   await child(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]))
 } else {
   await parent()

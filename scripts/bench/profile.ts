@@ -1,7 +1,7 @@
 /**
  * Where our scheduler's time and memory go, for the performance notes (not part of `bench`: it explains figures).
  *
- *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts run [N=1000] [seconds=5] [lock=no]
+ *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts run [N=1000] [seconds=5] [no|lock|ours-json|ours-redis]
  *     N jobs every second in this process; after a 2 s warm-up, a CPU profile and an allocation sample (objects
  *     collected since included) over the window. Prints self time and allocated bytes by function (mapped to the
  *     TypeScript sources through the bundle's source map) and by file, and writes the .cpuprofile to .tmp/bench/.
@@ -126,11 +126,11 @@ interface SamplingNode {
   readonly children: ReadonlyArray<SamplingNode>
 }
 
-const run = async (n: number, seconds: number, lock: boolean) => {
+const run = async (n: number, seconds: number, id: string) => {
   calibrateClock()
   let fires = 0
   const lateness: Array<number> = []
-  await contender(lock ? "ours-lock" : "ours").start({
+  await contender(id).start({
     n,
     expr: "* * * * * *",
     timezone: undefined,
@@ -159,7 +159,7 @@ const run = async (n: number, seconds: number, lock: boolean) => {
   const { profile: heap } = await post<{ profile: { head: SamplingNode } }>("HeapProfiler.stopSampling")
   const outDir = path.join(root, ".tmp", "bench")
   fs.mkdirSync(outDir, { recursive: true })
-  const out = path.join(outDir, `ours-${n}-${lock ? "lock" : "nolock"}-${process.pid}.cpuprofile`)
+  const out = path.join(outDir, `${id}-${n}-${process.pid}.cpuprofile`)
   fs.writeFileSync(out, JSON.stringify(profile))
 
   // CPU: self time by function and by file.
@@ -195,7 +195,7 @@ const run = async (n: number, seconds: number, lock: boolean) => {
 
   const sorted = [...lateness].sort((a, b) => a - b)
   const idle = selfByFn.get("(idle)") ?? 0
-  console.log(`ours ${lock ? "(memory lock)" : "(no lock)"}, ${n} jobs every second, ${seconds} s profiled`)
+  console.log(`${contender(id).name}, ${n} jobs every second, ${seconds} s profiled`)
   console.log(
     `fires ${windowFires}, CPU ${fmt((cpu.user + cpu.system) / windowFires, 1)} us/fire (process), busy ` +
       `${fmt((totalUs - idle) / windowFires, 1)} us/fire (profile), allocated ~${
@@ -626,8 +626,11 @@ const floor = async (sizes: ReadonlyArray<number>) => {
   console.log(table(["fibers forked at once", "last start ms (median of 10)", "max ms", "us per fiber"], rows))
 }
 
-if (mode === "run") await run(Number(args[0] ?? 1000), Number(args[1] ?? 5), args[2] === "lock")
-else if (mode === "breakdown") await breakdown(Number(args[0] ?? 20000))
+if (mode === "run") {
+  // The third argument: a contender id of ours (ours, ours-lock, ours-json, ours-redis); `lock` = ours-lock.
+  const id = args[2] === undefined || args[2] === "no" ? "ours" : args[2] === "lock" ? "ours-lock" : args[2]
+  await run(Number(args[0] ?? 1000), Number(args[1] ?? 5), id)
+} else if (mode === "breakdown") await breakdown(Number(args[0] ?? 20000))
 else if (mode === "heap") await heap(Number(args[0] ?? 100000))
 else if (mode === "growth") await growth(Number(args[0] ?? 1000), Number(args[1] ?? 20))
 else if (mode === "floor") await floor((args[0] ?? "1000,10000").split(",").map(Number))

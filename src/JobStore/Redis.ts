@@ -38,6 +38,7 @@ import {
 } from "../internal/jobStoreScripts.js"
 import { newToken, renewWith } from "../internal/lockScripts.js"
 import { isUsableTerm, tokenWithTerm } from "../internal/lockTerm.js"
+import { encodeRecordJson } from "../internal/recordJson.js"
 import * as RedisScript from "../internal/redisScript.js"
 import * as JobLockModel from "../JobLockModel.js"
 import * as JobLockModelRedis from "../JobLockModel/Redis.js"
@@ -70,7 +71,6 @@ const newEpoch = (): string => `${new Date().toISOString()} ${newToken().slice(0
 
 const RecordJson = Schema.parseJson(RunRecord)
 const encodeRecord = Schema.encode(RecordJson)
-const encodeRecordEither = Schema.encodeEither(RecordJson)
 const decodeRecord = Schema.decodeUnknownEither(RecordJson)
 
 const unexpectedReply = (operation: string, reply: unknown) =>
@@ -96,8 +96,9 @@ interface BeginReply {
 
 /** `beginScript`'s reply: `Skipped` with the script's reason, `Started` with the fence, else an error. */
 const parseBegin = (request: BeginRequest, token: string, reply: unknown): BeginReply => {
-  const bad = { result: Either.left(unexpectedReply("begin", reply)), epoch: undefined, previous: undefined }
-  if (!Array.isArray(reply)) return bad
+  // Made only for a reply that is bad: an error captures a stack trace, more than the rest of a begin costs.
+  const bad = () => ({ result: Either.left(unexpectedReply("begin", reply)), epoch: undefined, previous: undefined })
+  if (!Array.isArray(reply)) return bad()
   switch (reply[0]) {
     case "paused":
     case "slot_taken":
@@ -120,7 +121,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
         previous: undefined
       }
     case "started":
-      if (typeof reply[1] !== "number" || typeof reply[3] !== "number") return bad
+      if (typeof reply[1] !== "number" || typeof reply[3] !== "number") return bad()
       return {
         result: Either.right({
           _tag: "Started",
@@ -131,7 +132,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
         previous: reply[3] < 0 ? undefined : reply[3]
       }
     default:
-      return bad
+      return bad()
   }
 }
 
@@ -434,7 +435,7 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       ),
     finishMany: (requests) =>
       Effect.suspend(() => {
-        const encoded = requests.map((request) => Either.mapLeft(encodeRecordEither(request.record), encodeError))
+        const encoded = requests.map((request) => Either.mapLeft(encodeRecordJson(request.record), encodeError))
         const sendable = requests.flatMap((request, i) => {
           const json = encoded[i]!
           return Either.isRight(json) ? [{ index: i, call: finishCall(request, json.right) }] : []

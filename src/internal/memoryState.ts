@@ -10,6 +10,13 @@ import type { LockHandle } from "../JobLockModel.js"
 import type { RunRecord } from "../Run.js"
 import { isUsableTerm, termOfToken, tokenWithTerm } from "./lockTerm.js"
 
+interface SlotClaims {
+  readonly times: Array<number>
+  readonly expires: Array<number>
+  head: number
+  newest: number
+}
+
 interface Expiring<A> {
   readonly value: A
   expiresAt: number
@@ -21,13 +28,25 @@ let tokenCounter = 0
 export const newToken = (): string =>
   `${process.pid.toString(36)}.${Date.now().toString(36)}.${(++tokenCounter).toString(36)}`
 
+/** Run records the memory store keeps over all jobs together (see `JobStore.defaultMemoryMaxRecordsTotal`). */
+export const DEFAULT_MAX_RECORDS_TOTAL = 10_000
+
 export class MemoryState {
   readonly locks = new Map<string, Expiring<string>>()
   readonly statuses = new Map<string, Expiring<string>>()
-  readonly slots = new Map<string, number>()
   readonly fences = new Map<string, number>()
   readonly lastFires = new Map<string, number>()
-  readonly records = new Map<string, Array<RunRecord>>()
+  /** Per job, oldest first (`recentRuns` reads them from the end), at most the per-job cap each. */
+  private readonly records = new Map<string, Array<RunRecord>>()
+  /**
+   * Every kept record in the order written, oldest at `recordHead`, to drop the oldest of all jobs when the total is
+   * over `maxRecordsTotal`: without a bound across jobs, 100,000 jobs x 100 records each is over a gigabyte.
+   * Records already dropped by their job's own cap are skipped when they reach the front.
+   */
+  private recordQueue: Array<RunRecord | undefined> = []
+  private recordHead = 0
+  private recordCount = 0
+  readonly maxRecordsTotal: number
   readonly paused = new Set<string>()
   /** Stored schedules by id, their version counter, run counts and change listeners (`JobStore.schedules`). */
   readonly schedules = new Map<string, { readonly spec: string; readonly revision: number }>()
@@ -35,13 +54,17 @@ export class MemoryState {
   readonly scheduleRuns = new Map<string, number>()
   readonly scheduleListeners = new Set<(id: string, version: number) => void>()
   /**
-   * Slot claims in the order they were written, to drop expired ones from the front on every claim: constant work
-   * per claim, where a periodic sweep of the whole map (millions of claims at 10,000 fires/s and an 11-minute TTL)
-   * stalled every fire for tens of milliseconds. Claims with a longer TTL can hold shorter ones behind them for a
-   * while; those are still judged by their own expiry on read.
+   * Slot claims per job, in the order written: two arrays of numbers (fire time, expiry) instead of a string key and
+   * an entry per claim, which at 10,000 fires/s and an 11-minute TTL held millions of strings alive. Expired claims
+   * are dropped from the front on the job's next claim (constant work per claim); claims with a longer TTL can hold
+   * shorter ones behind them for a while, and those are still judged by their own expiry on read. A job's fire times
+   * only grow in the usual case, so a claim newer than the job's newest is free without a search.
    */
-  private slotQueue: Array<{ readonly slot: string; readonly expiresAt: number }> = []
-  private slotHead = 0
+  private readonly slotClaims = new Map<string, SlotClaims>()
+
+  constructor(options: { readonly maxRecordsTotal?: number | undefined } = {}) {
+    this.maxRecordsTotal = Math.max(1, Math.floor(options.maxRecordsTotal ?? DEFAULT_MAX_RECORDS_TOTAL))
+  }
 
   private live<A>(map: Map<string, Expiring<A>>, key: string, now: number): Expiring<A> | undefined {
     const entry = map.get(key)
@@ -95,30 +118,37 @@ export class MemoryState {
     return this.live(this.statuses, job, now)?.value
   }
 
-  /** Claim `slot` until `now + ttlMs`; false when someone holds it. */
-  claimSlot(slot: string, ttlMs: number, now: number): boolean {
-    const expiresAt = this.slots.get(slot)
-    if (expiresAt !== undefined && expiresAt > now) return false
-    this.dropExpiredSlots(now)
-    this.slots.set(slot, now + ttlMs)
-    this.slotQueue.push({ slot, expiresAt: now + ttlMs })
+  /** Claim the slot (`job`, `fireTime`) until `now + ttlMs`; false when someone holds it. */
+  claimSlot(job: string, fireTime: number, ttlMs: number, now: number): boolean {
+    let claims = this.slotClaims.get(job)
+    if (claims === undefined) {
+      claims = { times: [], expires: [], head: 0, newest: Number.NEGATIVE_INFINITY }
+      this.slotClaims.set(job, claims)
+    }
+    const { expires, times } = claims
+    let head = claims.head
+    while (head < times.length && expires[head]! <= now) head++
+    if (head > 64 && head * 2 > times.length) {
+      times.splice(0, head)
+      expires.splice(0, head)
+      head = 0
+    }
+    claims.head = head
+    if (fireTime <= claims.newest) {
+      for (let i = head; i < times.length; i++) if (times[i] === fireTime && expires[i]! > now) return false
+    } else {
+      claims.newest = fireTime
+    }
+    times.push(fireTime)
+    expires.push(now + ttlMs)
     return true
   }
 
-  private dropExpiredSlots(now: number): void {
-    const queue = this.slotQueue
-    let head = this.slotHead
-    while (head < queue.length && queue[head]!.expiresAt <= now) {
-      const { expiresAt, slot } = queue[head]!
-      // Only if not claimed again since (a later claim of the same slot has its own entry further back).
-      if (this.slots.get(slot) === expiresAt) this.slots.delete(slot)
-      head++
-    }
-    if (head > 1024 && head * 2 > queue.length) {
-      this.slotQueue = queue.slice(head)
-      head = 0
-    }
-    this.slotHead = head
+  /** Slot claims kept (live or not yet dropped), over all jobs. */
+  get slotsKept(): number {
+    let count = 0
+    for (const claims of this.slotClaims.values()) count += claims.times.length - claims.head
+    return count
   }
 
   nextFence(job: string): number {
@@ -132,14 +162,57 @@ export class MemoryState {
     if (last === undefined || fireTime > last) this.lastFires.set(job, fireTime)
   }
 
-  /** Newest first, at most `cap` kept. */
+  /** Keep `record` as its job's newest; at most `cap` per job and `maxRecordsTotal` over all jobs (oldest go). */
   addRecord(record: RunRecord, cap: number): void {
     let list = this.records.get(record.job)
     if (list === undefined) {
       list = []
       this.records.set(record.job, list)
     }
-    list.unshift(record)
-    if (list.length > cap) list.length = cap
+    list.push(record)
+    this.recordQueue.push(record)
+    this.recordCount++
+    if (list.length > cap) {
+      const dropped = list.length - Math.max(0, cap)
+      list.splice(0, dropped)
+      this.recordCount -= dropped
+      if (list.length === 0) this.records.delete(record.job)
+    }
+    while (this.recordCount > this.maxRecordsTotal) this.dropOldestRecord()
+    if (this.recordHead > 1024 && this.recordHead * 2 > this.recordQueue.length) {
+      this.recordQueue = this.recordQueue.slice(this.recordHead)
+      this.recordHead = 0
+    }
+  }
+
+  /** The newest `limit` records of `job`, newest first. */
+  recentRecords(job: string, limit: number): Array<RunRecord> {
+    const list = this.records.get(job)
+    if (list === undefined || limit <= 0) return []
+    const out: Array<RunRecord> = []
+    for (let i = list.length - 1; i >= 0 && out.length < limit; i--) out.push(list[i]!)
+    return out
+  }
+
+  /** How many records are kept over all jobs. */
+  get recordsKept(): number {
+    return this.recordCount
+  }
+
+  private dropOldestRecord(): void {
+    const queue = this.recordQueue
+    while (this.recordHead < queue.length) {
+      const oldest = queue[this.recordHead]!
+      queue[this.recordHead++] = undefined // let it be collected: the slot is never read again
+      const list = this.records.get(oldest.job)
+      // A job's records are in the order written, so the oldest of all jobs is the first of its job's list, unless
+      // its job's own cap dropped it already.
+      if (list !== undefined && list[0] === oldest) {
+        list.shift()
+        if (list.length === 0) this.records.delete(oldest.job)
+        this.recordCount--
+        return
+      }
+    }
   }
 }

@@ -18,8 +18,7 @@ import type { MemoryState } from "./memoryState.js"
 const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
   if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
   if (Option.isSome(request.slot)) {
-    const slotKey = `${request.job}:${request.fireTime}`
-    if (!state.claimSlot(slotKey, Duration.toMillis(request.slot.value.ttl), now)) {
+    if (!state.claimSlot(request.job, request.fireTime, Duration.toMillis(request.slot.value.ttl), now)) {
       return { _tag: "Skipped", reason: "slot_taken" }
     }
     state.noteFire(request.job, request.fireTime)
@@ -112,7 +111,7 @@ export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
       })),
   lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
   lastFireTimes: (jobs) => Effect.sync(() => jobs.map((job) => Option.fromNullable(state.lastFires.get(job)))),
-  recentRuns: (job, limit) => Effect.sync(() => (state.records.get(job) ?? []).slice(0, limit)),
+  recentRuns: (job, limit) => Effect.sync(() => state.recentRecords(job, limit)),
   setPaused: (job, paused) =>
     Effect.sync(() => {
       if (paused) state.paused.add(job)

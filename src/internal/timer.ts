@@ -17,6 +17,12 @@ import { type HeapEntry, MinHeap } from "./heap.js"
 /** One due entry: its value and the time it was due at (epoch ms). */
 export type TimerEntry<A> = HeapEntry<A>
 
+/** Resumes from the event loop's check phase: after its timers and I/O, and after the fibers queued now. */
+const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** Below this many entries the heap is never swept: sweeping small heaps would cost more than it frees. */
 const MIN_SWEEP_SIZE = 1024
 
@@ -32,7 +38,17 @@ export class Timer<A> {
    * longer matters; stale entries are swept when the heap has doubled, so that entries of finished runs (a
    * 5-minute deadline for a 1 ms run) do not pile up between their scheduling and their due time.
    */
-  constructor(private readonly maxWaitMs: number, private readonly isStale: (value: A) => boolean) {}
+  constructor(
+    private readonly maxWaitMs: number,
+    private readonly isStale: (value: A) => boolean,
+    /**
+     * The most entries handed over in one call. When more are due, the oldest go first (the heap's order) and the
+     * loop yields to the other fibers before the next call, so that work queued behind a batch (the bookkeeping of
+     * the runs just started) is done in between: under overload every due entry is reached in turn, oldest first,
+     * and what waits between two calls stays bounded.
+     */
+    private readonly maxBatch: number = Number.POSITIVE_INFINITY
+  ) {}
 
   get size(): number {
     return this.heap.size
@@ -69,11 +85,15 @@ export class Timer<A> {
         let top = self.heap.peek()
         if (top !== undefined && top.time <= now) {
           const batch: Array<TimerEntry<A>> = []
-          for (; top !== undefined && top.time <= now; top = self.heap.peek()) {
+          const max = self.maxBatch
+          for (; top !== undefined && top.time <= now && batch.length < max; top = self.heap.peek()) {
             self.heap.pop()
             batch.push(top)
           }
           yield* onDue(batch, now)
+          // A full batch may have left due entries behind: let the work it queued run first, and the event loop's
+          // timers and I/O (a yield to effect's scheduler alone would run only other fibers, for many batches).
+          if (batch.length >= max) yield* yieldToEventLoop
           // Entries that came due during the dispatch are handed over at once, from a fresh clock reading.
           continue
         }

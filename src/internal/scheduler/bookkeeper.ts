@@ -13,9 +13,16 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import type * as FiberRefs from "effect/FiberRefs"
 import * as HashMap from "effect/HashMap"
+import * as HashSet from "effect/HashSet"
+import * as Inspectable from "effect/Inspectable"
+import type * as List from "effect/List"
+import type * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import type * as LogSpan from "effect/LogSpan"
 import * as Option from "effect/Option"
 import { defaultIsExpected } from "../../Job.js"
 import { type JobStore } from "../../JobStore.js"
@@ -137,24 +144,6 @@ export class Bookkeeper {
     const self = this
     const { maxRecords, nodeId, statusTtl } = this.options
     return Effect.gen(function*() {
-      // Log lines carry their fields as annotations. Built in one mutable pass over this fiber's annotations: the
-      // usual `annotateLogs` makes a new persistent map per field, most of the allocation of a short run.
-      const baseAnnotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
-      const minimumLevel = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
-      const logWith = (
-        level: LogLevel.LogLevel,
-        message: string,
-        fields: Record<string, unknown>,
-        cause: Cause.Cause<unknown> = Cause.empty
-      ) =>
-        // Below the minimum level the line would be dropped anyway: do not build its annotations.
-        LogLevel.lessThan(level, minimumLevel) ? Effect.void : Effect.locally(
-          Effect.logWithLevel(level, message, cause),
-          FiberRef.currentLogAnnotations,
-          HashMap.mutate(baseAnnotations, (annotations) => {
-            for (const key in fields) HashMap.set(annotations, key, fields[key])
-          })
-        )
       const runs: Array<Run> = []
       const records: Array<RunRecord> = []
       for (const item of batch) {
@@ -167,88 +156,184 @@ export class Bookkeeper {
         self.store,
         records.map((record, i) => ({ record, lock: runs[i]!.lock, statusTtl, maxRecords }))
       )
-      let k = 0
-      for (const item of batch) {
-        switch (item._tag) {
-          case "Skipped": {
-            // What an operator must act on: a store error is a WARN; a paused job's skips are INFO once per pause.
-            const state = item.state
-            const level = item.reason === "store_error"
-              ? LogLevel.Warning
-              : item.reason === "paused" && state.pausedSkipLogged
-              ? LogLevel.Debug
-              : LogLevel.Info
-            state.pausedSkipLogged = item.reason === "paused"
-            yield* logWith(level, "job skipped", {
-              job: item.state.job.name,
-              fire_time: new Date(item.fireTime).toISOString(),
-              node: nodeId,
-              reason: item.reason,
-              ...item.extra
-            })
-            break
-          }
-          case "Missed": {
-            yield* logWith(LogLevel.Info, "missed fires", {
-              job: item.state.job.name,
-              node: nodeId,
-              missed: item.missed,
-              newest_fire: new Date(item.newest).toISOString()
-            })
-            break
-          }
-          case "Dropped": {
-            yield* Effect.logDebug(`fire dropped: ${item.why}`).pipe(Effect.annotateLogs({ job: item.state.job.name }))
-            break
-          }
-          case "Run": {
-            const record = records[k]!
-            const result = saved[k]
-            k++
-            const run = item
-            const state = run.state
-            state.pausedSkipLogged = false
-            if (result !== undefined && Either.isLeft(result)) {
-              yield* Effect.logError("run record not saved", Cause.fail(result.left)).pipe(
-                Effect.annotateLogs({ job: state.job.name })
-              )
+      const lines = yield* LineWriter.current(self.clock)
+      // The rest is synchronous: one pass over the batch, each log line handed to the loggers directly.
+      lines.batch(() => {
+        let k = 0
+        for (const item of batch) {
+          switch (item._tag) {
+            case "Skipped": {
+              // What an operator must act on: a store error is a WARN; a paused job's skips are INFO once per pause.
+              const state = item.state
+              const level = item.reason === "store_error"
+                ? LogLevel.Warning
+                : item.reason === "paused" && state.pausedSkipLogged
+                ? LogLevel.Debug
+                : LogLevel.Info
+              state.pausedSkipLogged = item.reason === "paused"
+              if (lines.enabled(level)) {
+                lines.write(level, JOB_SKIPPED, {
+                  job: item.state.job.name,
+                  fire_time: new Date(item.fireTime).toISOString(),
+                  node: nodeId,
+                  reason: item.reason,
+                  ...item.extra
+                })
+              }
+              break
             }
-            const outcome = record.outcome
-            state.lastRun = Option.some(record)
-            state.runs++
-            if (outcome === "success") state.success++
-            else if (outcome !== "business_error") state.failures++
-            const lateness = run.startedAt - run.fireTime
-            state.metrics.lateness(lateness)
-            state.metrics.run(outcome, record.durationMs)
-            const exit = run.exit
-            const logCause = outcome === "defect" && exit !== undefined && Exit.isFailure(exit)
-              ? exit.cause
-              : Cause.empty
-            yield* logWith(levelOf(outcome), "job finished", {
-              job: state.job.name,
-              fire_time: new Date(run.fireTime).toISOString(),
-              run_id: run.runId,
-              node: nodeId,
-              fence: run.fence,
-              outcome,
-              duration_ms: record.durationMs,
-              lateness_ms: lateness,
-              attempt: record.attempt,
-              kind: run.kind,
-              begin_sent_at: new Date(run.beginSentAt).toISOString(),
-              ...(record.error === undefined ? {} : {
-                error: record.error.message,
-                error_tag: record.error.tag,
-                ...(record.error.code === undefined ? {} : { error_code: record.error.code })
-              })
-            }, logCause)
-            self.complete(run, run.finishedAt, record)
-            break
+            case "Missed": {
+              if (lines.enabled(LogLevel.Info)) {
+                lines.write(LogLevel.Info, MISSED_FIRES, {
+                  job: item.state.job.name,
+                  node: nodeId,
+                  missed: item.missed,
+                  newest_fire: new Date(item.newest).toISOString()
+                })
+              }
+              break
+            }
+            case "Dropped": {
+              if (lines.enabled(LogLevel.Debug)) {
+                lines.write(LogLevel.Debug, [`fire dropped: ${item.why}`], { job: item.state.job.name })
+              }
+              break
+            }
+            case "Run": {
+              const record = records[k]!
+              const result = saved[k]
+              k++
+              const run = item
+              const state = run.state
+              state.pausedSkipLogged = false
+              if (result !== undefined && Either.isLeft(result) && lines.enabled(LogLevel.Error)) {
+                lines.write(LogLevel.Error, RECORD_NOT_SAVED, { job: state.job.name }, Cause.fail(result.left))
+              }
+              const outcome = record.outcome
+              state.lastRun = Option.some(record)
+              state.runs++
+              if (outcome === "success") state.success++
+              else if (outcome !== "business_error") state.failures++
+              const lateness = run.startedAt - run.fireTime
+              state.metrics.lateness(lateness)
+              state.metrics.run(outcome, record.durationMs)
+              const level = levelOf(outcome)
+              if (lines.enabled(level)) {
+                const exit = run.exit
+                const logCause = outcome === "defect" && exit !== undefined && Exit.isFailure(exit)
+                  ? exit.cause
+                  : Cause.empty
+                const error = record.error
+                lines.write(
+                  level,
+                  JOB_FINISHED,
+                  error === undefined
+                    ? finishedFields(run, nodeId, record, lateness)
+                    : {
+                      ...finishedFields(run, nodeId, record, lateness),
+                      error: error.message,
+                      error_tag: error.tag,
+                      ...(error.code === undefined ? {} : { error_code: error.code })
+                    },
+                  logCause
+                )
+              }
+              self.complete(run, run.finishedAt, record)
+              break
+            }
           }
         }
-      }
+      })
     })
+  }
+}
+
+/** The fields of a `job finished` line, in the order the pretty format prints them. */
+const finishedFields = (run: Run, nodeId: string, record: RunRecord, lateness: number): Record<string, unknown> => ({
+  job: run.state.job.name,
+  fire_time: new Date(run.fireTime).toISOString(),
+  run_id: run.runId,
+  node: nodeId,
+  fence: run.fence,
+  outcome: record.outcome,
+  duration_ms: record.durationMs,
+  lateness_ms: lateness,
+  attempt: record.attempt,
+  kind: run.kind,
+  begin_sent_at: new Date(run.beginSentAt).toISOString()
+})
+
+// Messages as `Effect.log` hands them to loggers (the list of its arguments), made once.
+const JOB_FINISHED: ReadonlyArray<string> = ["job finished"]
+const JOB_SKIPPED: ReadonlyArray<string> = ["job skipped"]
+const MISSED_FIRES: ReadonlyArray<string> = ["missed fires"]
+const RECORD_NOT_SAVED: ReadonlyArray<string> = ["run record not saved"]
+
+/**
+ * The bookkeeper's log lines, handed to the fiber's loggers directly, as `Effect.logWithLevel` under
+ * `Effect.annotateLogs` would hand them (same message, level, cause, spans, fiber refs, annotations = the fiber's
+ * plus the line's fields), without an effect, a fiber-ref update or a persistent map per field for each line: a run's
+ * `job finished` line was most of what its bookkeeping cost.
+ */
+class LineWriter {
+  static current(clock: Clock.Clock): Effect.Effect<LineWriter> {
+    return Effect.withFiberRuntime((fiber) =>
+      Effect.succeed(
+        new LineWriter(
+          fiber.id(),
+          fiber.getFiberRefs(),
+          fiber.getFiberRef(FiberRef.currentLoggers),
+          fiber.getFiberRef(FiberRef.currentMinimumLogLevel),
+          fiber.getFiberRef(FiberRef.currentLogAnnotations),
+          fiber.getFiberRef(FiberRef.currentLogSpan),
+          clock
+        )
+      )
+    )
+  }
+
+  private constructor(
+    private readonly fiberId: FiberId.FiberId,
+    private readonly fiberRefs: FiberRefs.FiberRefs,
+    private readonly loggers: HashSet.HashSet<Logger.Logger<unknown, unknown>>,
+    private readonly minimumLevel: LogLevel.LogLevel,
+    private readonly baseAnnotations: HashMap.HashMap<string, unknown>,
+    private readonly spans: List.List<LogSpan.LogSpan>,
+    private readonly clock: Clock.Clock
+  ) {}
+
+  /** Whether a line at `level` is written at all (below the minimum level, or with no logger, it is not built). */
+  enabled(level: LogLevel.LogLevel): boolean {
+    return !LogLevel.lessThan(level, this.minimumLevel) && HashSet.size(this.loggers) > 0
+  }
+
+  /** Run `f`, whose lines may contain redactable values, in this fiber's redaction context (as `Effect.log`). */
+  batch(f: () => void): void {
+    Inspectable.withRedactableContext(this.fiberRefs, f)
+  }
+
+  write(
+    logLevel: LogLevel.LogLevel,
+    message: ReadonlyArray<string>,
+    fields: Record<string, unknown>,
+    cause: Cause.Cause<unknown> = Cause.empty
+  ): void {
+    const annotations = HashMap.mutate(this.baseAnnotations, (map) => {
+      for (const key in fields) HashMap.set(map, key, fields[key])
+    })
+    const date = new Date(this.clock.unsafeCurrentTimeMillis())
+    for (const logger of this.loggers) {
+      logger.log({
+        fiberId: this.fiberId,
+        logLevel,
+        message,
+        cause,
+        context: this.fiberRefs,
+        spans: this.spans,
+        annotations,
+        date
+      })
+    }
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * Where a run's fiber comes from: the one place that touches effect's runtime directly. Runs are root fibers forked
  * from one runtime template taken from the scheduler's scope: its context (the handlers' layer) plus each run's
- * `RunContext` and span, and the scope's fiber refs (logger, log level, clock, tracer). They start uninterruptible
- * and only the handler is made interruptible, so an interruption that arrives before the handler's first step
- * still lets the run end (record its outcome, release its lock) through `onEnd`.
+ * `RunContext` and span, and the scope's fiber refs (logger, log level, clock, tracer) with the run's log
+ * annotations. A run's fiber runs the handler itself, with nothing around it: its end is observed on the fiber
+ * (`addObserver`), so an interruption that arrives before the handler's first step still lets the run end (record
+ * its outcome, release its lock) through `onEnd`.
  *
  * Unsafe on purpose, to keep a run's start cheap: the context is copied as a plain map (`Context.unsafeMap`), the
  * runtime is made by hand, a fiber known only after it was forked is interrupted with `unsafeInterruptAsFork`, and
@@ -56,14 +57,17 @@ export class RunForker {
     private readonly tracing: boolean,
     private readonly nativeTracer: boolean
   ) {
-    this.runFlags = RuntimeFlags.disable(baseRuntime.runtimeFlags, RuntimeFlags.Interruption)
+    // Interruptible from its first step: the run's end is observed on the fiber (`addObserver`), so an interruption
+    // that arrives before the handler's first step still ends the run through `onEnd`.
+    this.runFlags = RuntimeFlags.enable(baseRuntime.runtimeFlags, RuntimeFlags.Interruption)
     this.baseAnnotations = FiberRefs.getOrDefault(baseRuntime.fiberRefs, FiberRef.currentLogAnnotations)
   }
 
   /**
    * Fork `handler` as a root fiber with `runContext` and a `job.run` span (when tracing) in its context. `onEnd` is
-   * called once, in that fiber, with the handler's exit and its end time (the span already ended). The fiber may
-   * have ended by the time this returns (a handler that never yields ends inside the fork).
+   * called once, when that fiber is done, with the handler's exit and its end time (the span already ended). The
+   * fiber may have ended by the time this returns (a handler that never yields ends inside the fork); `onEnd` has
+   * then been called already.
    */
   fork<A>(
     runContext: RunContext["Type"],
@@ -102,20 +106,23 @@ export class RunForker {
       runtimeFlags: this.runFlags,
       fiberRefs: this.baseRuntime.fiberRefs
     })
-    // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set once on the run's root fiber
-    // (a mutable pass over a copy of the scope's annotations), not per line and with no extra fiber.
+    // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set in the run's root fiber refs
+    // as the fiber is made (a mutable pass over a copy of the scope's annotations): not per line, no extra step.
     const annotations = HashMap.mutate(this.baseAnnotations, (map) => {
       HashMap.set(map, "job", runContext.job)
       HashMap.set(map, "run_id", runContext.runId)
       HashMap.set(map, "fire_time", runContext.fireTime.toISOString())
     })
-    const annotated = Effect.locally(Effect.interruptible(handler), FiberRef.currentLogAnnotations, annotations)
-    const body = Effect.flatMap(Effect.exit(annotated), (exit) =>
-      Effect.sync(() => {
-        span?.end(clock.unsafeCurrentTimeNanos(), exit)
-        onEnd(exit, clock.unsafeCurrentTimeMillis(), target)
-      }))
-    return Runtime.runFork(runtime)(body)
+    const fiber = Runtime.runFork(runtime)(handler as Effect.Effect<void, unknown>, {
+      updateRefs: (refs, fiberId) =>
+        FiberRefs.updateAs(refs, { fiberId, fiberRef: FiberRef.currentLogAnnotations, value: annotations })
+    })
+    // The handler's failure is the run's outcome, never the fiber's concern: the exit is handed on, not reported.
+    fiber.addObserver((exit) => {
+      span?.end(clock.unsafeCurrentTimeNanos(), exit)
+      onEnd(exit, clock.unsafeCurrentTimeMillis(), target)
+    })
+    return fiber as unknown as Fiber.RuntimeFiber<void, never>
   }
 
   /** Interrupt a forked run's fiber from synchronous code, without waiting (its `onEnd` still runs). */
