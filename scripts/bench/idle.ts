@@ -152,7 +152,7 @@ const parent = async () => {
     }
     console.log("")
     console.log(
-      `### N = ${n.toLocaleString("en-US")} idle jobs (goals for ours, issue 16: 100,000 jobs planned in <= 1 s; ` +
+      `### N = ${n.toLocaleString("en-US")} idle jobs (goals for ours: 100,000 jobs planned in <= 1 s; ` +
         `heap per job <= the best peer's in this run)`
     )
     console.log(table(

@@ -236,7 +236,7 @@ const floorChild = async (n: number) => {
   process.exit(0)
 }
 
-/** One goal of issue 16, as the bench judges it: what, the figure, and the verdict. */
+/** One throughput goal, as the bench judges it: what, the figure, and the verdict. */
 interface Goal {
   readonly goal: string
   readonly figure: string
@@ -258,7 +258,7 @@ const redisFigures = (r: LatenessResult) => {
   }
 }
 
-/** The goals of issue 16 that the lateness runs measure. */
+/** The throughput goals that the lateness runs measure. */
 const goalsOf = (
   results: ReadonlyMap<number, ReadonlyArray<LatenessResult>>,
   floors: ReadonlyMap<number, FloorResult>
@@ -343,7 +343,7 @@ const goalsOf = (
 
 /** Prints the goals table. */
 const printGoals = (goals: ReadonlyArray<Goal>): void => {
-  console.log(table(["goal (issue 16)", "figure", "verdict"], goals.map((g) => [g.goal, g.figure, verdict(g.met)])))
+  console.log(table(["throughput goal", "figure", "verdict"], goals.map((g) => [g.goal, g.figure, verdict(g.met)])))
 }
 
 const parent = async () => {
@@ -451,7 +451,7 @@ const parent = async () => {
       " without a run start in the window. pipelines / round trips per batch (Redis): per distinct fire second."
   )
   console.log("")
-  console.log(`### Goals (issue 16), ${await machine()}`)
+  console.log(`### Throughput goals, ${await machine()}`)
   printGoals(goalsOf(all, floors))
 }
 

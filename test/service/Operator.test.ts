@@ -23,7 +23,8 @@ etcd: { endpoints: ["${etcd.endpoint}"], leaseTtl: 2 seconds, electionKey: ${pre
 shutdownGrace: 5 seconds
 `
         const config = path.join(dir, "cluster.yaml")
-        // An interval long enough that every run in the test but the first is a manual one.
+        // An interval long enough that every run in the test is a manual one (a fixed-delay job first fires `every`
+        // after start).
         fs.writeFileSync(config, base + "jobs:\n  sync_user: { every: 1 hour, timeout: 30 seconds }\n")
         const drifted = path.join(dir, "drifted.yaml")
         fs.writeFileSync(drifted, base + "jobs:\n  sync_user: { every: 2 hours, timeout: 30 seconds }\n")
@@ -62,12 +63,24 @@ shutdownGrace: 5 seconds
           ["node-r", "rpc", false]
         ])
 
-        // A trigger on the rpc node and one on the follower: both answer a run id, and both runs ran on node-a.
+        // A trigger on the rpc node and one on the follower: both answer a run id, and both runs ran on node-a. Each
+        // waits for the run before it to finish: the job's overlap rule is `skip`, and a run still going (the first
+        // trigger's, on a loaded machine) would make the next trigger `Skipped` with `overlap`.
+        const finished = (runId: string) =>
+          poll(`run ${runId} finished`, "30 seconds", async () => {
+            const exit = await rpc(r.port, "JobRuns", { job: "sync_user", limit: 20 })
+            const runs: ReadonlyArray<{ readonly runId: string; readonly finishedAt?: unknown }> = exit.value
+            return runs.some((run) => run.runId === runId && run.finishedAt !== undefined) || undefined
+          })
         const runIds: Array<string> = []
         for (const node of [r, b]) {
           const exit = yield* Effect.promise(() => rpc(node.port, "TriggerJob", { job: "sync_user" }))
-          expect(exit).toMatchObject({ _tag: "Success", value: { _tag: "Started" } })
+          expect(exit, `TriggerJob on ${node.id}: ${JSON.stringify(exit)}`).toMatchObject({
+            _tag: "Success",
+            value: { _tag: "Started" }
+          })
           runIds.push(exit.value.runId)
+          yield* finished(exit.value.runId)
         }
         const records = yield* poll("both manual runs recorded", "30 seconds", async () => {
           const exit = await rpc(r.port, "JobRuns", { job: "sync_user", limit: 20 })
