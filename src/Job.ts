@@ -232,26 +232,9 @@ const instant = (job: string, path: string, input: Date | number | undefined) =>
  * @since 0.1.0
  * @category triggers
  */
-export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> => {
-  const key = `${timezone}\u0000${expression}`
-  const cached = parsedCrons.get(key)
-  if (cached !== undefined) return cached
-  const trigger = Either.map(
-    Cron.parse(expression, { timezone }),
-    (parsed): Trigger => ({ _tag: "Cron", cron: parsed })
-  )
-  if (parsedCrons.size >= PARSED_CRONS_MAX) parsedCrons.clear()
-  parsedCrons.set(key, trigger)
-  return trigger
-}
-
-/**
- * Parsed cron triggers by zone and expression: thousands of schedules loaded together share a few expressions, and a
- * parse (and the compiled form kept per parsed value) is then done once. The values are immutable. Cleared when
- * full, which bounds it for processes that see ever new expressions.
- */
-const parsedCrons = new Map<string, Either.Either<Trigger, InvalidCron>>()
-const PARSED_CRONS_MAX = 4096
+export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> =>
+  // `Cron.parse` shares one parsed value per expression and zone, so schedules loaded together parse each once.
+  Either.map(Cron.parse(expression, { timezone }), (parsed): Trigger => ({ _tag: "Cron", cron: parsed }))
 
 /**
  * Validate options into a job. Every invalid option is an `InvalidJob` naming its path; a bad cron is `InvalidCron`.
