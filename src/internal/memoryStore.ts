@@ -5,7 +5,6 @@
  *
  * @internal
  */
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -14,6 +13,7 @@ import * as Stream from "effect/Stream"
 import type { JobLockModel, LockHandle } from "../JobLockModel.js"
 import type { BeginRequest, BeginResult, FinishRequest, JobStore, ScheduleChange, ScheduleStore } from "../JobStore.js"
 import type { MemoryState } from "./memoryState.js"
+import { withNow } from "./now.js"
 
 const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
   if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
@@ -94,21 +94,17 @@ const memorySchedules = (state: MemoryState): ScheduleStore => {
 /** An in-memory store over a given state. Expiry follows the effect `Clock`. */
 export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
   backend: "memory",
-  begin: (request) => Effect.map(Clock.currentTimeMillis, (now) => beginMemory(state, request, now)),
-  beginMany: (requests) =>
-    Effect.map(
-      Clock.currentTimeMillis,
-      (now) => requests.map((request) => Either.right(beginMemory(state, request, now)))
-    ),
-  renewLock: (lock, ttl) =>
-    Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
-  finish: (request) => Effect.map(Clock.currentTimeMillis, (now) => finishMemory(state, request, now)),
+  begin: (request) => withNow((now) => beginMemory(state, request, now)),
+  beginMany: (requests) => withNow((now) => requests.map((request) => Either.right(beginMemory(state, request, now)))),
+  renewLock: (lock, ttl) => withNow((now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  finish: (request) => withNow((now) => finishMemory(state, request, now)),
   finishMany: (requests) =>
-    Effect.map(Clock.currentTimeMillis, (now) =>
+    withNow((now) =>
       requests.map((request) => {
         finishMemory(state, request, now)
         return Either.void
-      })),
+      })
+    ),
   lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
   lastFireTimes: (jobs) => Effect.sync(() => jobs.map((job) => Option.fromNullable(state.lastFires.get(job)))),
   recentRuns: (job, limit) => Effect.sync(() => state.recentRecords(job, limit)),
@@ -126,13 +122,10 @@ export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
  * `JobStore.layerMemory`). Expiry follows the effect `Clock`, so `TestClock` drives it.
  */
 export const memoryLockModel = (state: MemoryState): JobLockModel["Type"] => ({
-  acquireLock: (key, ttl) =>
-    Effect.map(Clock.currentTimeMillis, (now) => state.acquire(key, Duration.toMillis(ttl), now)),
-  releaseLock: (lock) => Effect.map(Clock.currentTimeMillis, (now) => state.release(lock, now)),
-  renewLock: (lock, ttl) =>
-    Effect.map(Clock.currentTimeMillis, (now) => state.renew(lock, Duration.toMillis(ttl), now)),
+  acquireLock: (key, ttl) => withNow((now) => state.acquire(key, Duration.toMillis(ttl), now)),
+  releaseLock: (lock) => withNow((now) => state.release(lock, now)),
+  renewLock: (lock, ttl) => withNow((now) => state.renew(lock, Duration.toMillis(ttl), now)),
   setJobStatus: (jobName, status, ttl) =>
-    Effect.map(Clock.currentTimeMillis, (now) => state.setStatus(jobName, status, Duration.toMillis(ttl), now)),
-  getJobStatus: (jobName) =>
-    Effect.map(Clock.currentTimeMillis, (now) => Option.fromNullable(state.getStatus(jobName, now)))
+    withNow((now) => state.setStatus(jobName, status, Duration.toMillis(ttl), now)),
+  getJobStatus: (jobName) => withNow((now) => Option.fromNullable(state.getStatus(jobName, now)))
 })

@@ -8,11 +8,12 @@
  *
  * @internal
  */
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import { type HeapEntry, MinHeap } from "./heap.js"
+import { currentMillis } from "./now.js"
 
 /** One due entry: its value and the time it was due at (epoch ms). */
 export type TimerEntry<A> = HeapEntry<A>
@@ -81,7 +82,7 @@ export class Timer<A> {
     const self = this
     return Effect.gen(function*() {
       for (;;) {
-        const now = yield* Clock.currentTimeMillis
+        const now = yield* currentMillis
         let top = self.heap.peek()
         if (top !== undefined && top.time <= now) {
           const batch: Array<TimerEntry<A>> = []
@@ -111,12 +112,20 @@ export class Timer<A> {
           // The wait is measured when the sleeping fiber arms its timer, not here: `raceFirst` starts its fibers on the
           // scheduler, behind whatever other fibers are queued (a batch of bookkeeping), and a wait computed before
           // that would make the wake-up late by as long as they ran.
+          // One sleeping fiber opens the gate when its sleep ends; an earlier entry opens it first and the sleeper is
+          // interrupted without waiting for it (a race would cost two fibers and a wait for the loser).
           const target = top.time
-          const sleep = Effect.flatMap(
-            Clock.currentTimeMillis,
-            (armedAt) => Effect.sleep(Math.min(Math.max(1, target - armedAt), self.maxWaitMs))
-          )
-          yield* Effect.raceFirst(sleep, Deferred.await(gate))
+          const sleeper = yield* Effect.fork(Effect.flatMap(
+            currentMillis,
+            (armedAt) =>
+              Effect.zipRight(
+                Effect.sleep(Math.min(Math.max(1, target - armedAt), self.maxWaitMs)),
+                Effect.sync(() => Deferred.unsafeDone(gate, Exit.void))
+              )
+          ))
+          // Interrupted while waiting (leadership lost), this fiber's end interrupts its child, the sleeper.
+          yield* Deferred.await(gate)
+          if (sleeper.unsafePoll() === null) sleeper.unsafeInterruptAsFork(FiberId.none)
         }
         self.wake = undefined
       }

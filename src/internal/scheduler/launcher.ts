@@ -9,7 +9,6 @@
  *
  * @internal
  */
-import * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -22,6 +21,7 @@ import { type BeginRequest, type BeginResult, type JobStore } from "../../JobSto
 import * as JobStoreM from "../../JobStore.js"
 import type { LeaderElection } from "../../LeaderElection.js"
 import { RunContext } from "../../Run.js"
+import { currentMillis } from "../now.js"
 import { Bookkeeper } from "./bookkeeper.js"
 import type { JobState } from "./jobState.js"
 import { Run } from "./run.js"
@@ -95,7 +95,7 @@ export class Launcher {
    * handler as `RunContext.input`.
    */
   manual(state: JobState, input?: unknown): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome }> {
-    return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    return Effect.uninterruptible(Effect.flatMap(currentMillis, (now) => {
       const run = new Run(state, now, "manual")
       if (input !== undefined) this.inputs.set(run, input)
       if (this.flags.shuttingDown) {

@@ -9,13 +9,13 @@
  *
  * @internal
  */
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type { JobStore } from "../../JobStore.js"
+import { currentMillis } from "../now.js"
 import { Timer, type TimerEntry } from "../timer.js"
 import type { Bookkeeper } from "./bookkeeper.js"
 import * as Fire from "./fire.js"
@@ -95,7 +95,7 @@ export class Planner {
       if (!self.flags.leading) return
       const list = items.filter(({ state }) => state.job.enabled)
       if (list.length === 0) return
-      const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
+      const now = Math.max(yield* currentMillis, self.floor)
       const generations = list.map(({ state }) => state.generation)
       const bulk = self.store.lastFireTimes
       const simple = bulk !== undefined && list.every(({ state }) => state.job.trigger._tag !== "Schedule")
@@ -192,7 +192,7 @@ export class Planner {
       // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
       // planning, so that a slow store does not delay the first fires.
       if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
-      const now = Math.max(yield* Clock.currentTimeMillis, self.floor)
+      const now = Math.max(yield* currentMillis, self.floor)
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
       // The memory store answers at once: 64 fibers there only cost time (100,000 jobs: seconds of setup).
       const concurrency = self.store.backend === "memory" ? 1 : 64

@@ -7,7 +7,6 @@
  *
  * @internal
  */
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -15,6 +14,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type { LockHandle } from "../../JobLockModel.js"
 import type { JobStore } from "../../JobStore.js"
+import { currentMillis } from "../now.js"
 import { Timer, type TimerEntry } from "../timer.js"
 import type { InterruptReason, Run } from "./run.js"
 
@@ -70,7 +70,7 @@ export class Watchdog {
     return Effect.gen(function*() {
       const state = run.state
       const ttl = state.job.lock.ttl
-      const sentAt = yield* Clock.currentTimeMillis
+      const sentAt = yield* currentMillis
       const renewed = yield* self.store.renewLock(lock, ttl).pipe(
         Effect.catchAllCause((cause) =>
           Effect.as(
@@ -80,7 +80,7 @@ export class Watchdog {
         )
       )
       if (run.phase !== "running") return
-      const now = yield* Clock.currentTimeMillis
+      const now = yield* currentMillis
       if (renewed === true) {
         run.renewed(sentAt)
         state.metrics.lockRenewed()
