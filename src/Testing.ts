@@ -72,16 +72,11 @@ type Replaced = keyof TestClockInternals | Exclude<keyof TestClockSteps, "clockS
 
 /**
  * Three turns of the event loop: each callback runs after every pending microtask (where effect's scheduler runs
- * fibers) and after the I/O callbacks of that turn, without the 1 ms floor of a timer. One effect operation for the
- * three.
+ * fibers) and after the I/O callbacks of that turn, without the 1 ms floor of a timer. One wait for the three, and
+ * no canceller (one would cost an `onExit` per wait): a wait interrupted meanwhile lets its last turn resume nothing.
  */
 const threeTurns: Effect.Effect<void> = Effect.async<void>((resume) => {
-  let handle = setImmediate(() => {
-    handle = setImmediate(() => {
-      handle = setImmediate(() => resume(Effect.void))
-    })
-  })
-  return Effect.sync(() => clearImmediate(handle))
+  setImmediate(() => setImmediate(() => setImmediate(() => resume(Effect.void))))
 })
 
 /** One turn of the event loop (the TestClock's `yieldTimer` under the layer). */
