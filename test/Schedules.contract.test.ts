@@ -201,6 +201,42 @@ const contract = ({ test }: Backend) => {
       assert.strictEqual(new Set(fires).size, fires.length, `a fire time ran twice: ${fires.join(", ")}`)
     }))
 
+  test("concurrent upserts of one id through two nodes: one whole spec wins, the newest revision, and both schedulers plan it", (ctx) =>
+    Effect.gen(function*() {
+      const a = yield* node(ctx)
+      const b = yield* node(ctx)
+      // Hourly at minute `m`: every round writes two different specs of one id at once, one through each node.
+      const specAt = (m: number) => ({ id: "race", handler: "tick", trigger: { cron: `0 ${m} * * * *` } }) as const
+      let winner = 0
+      for (let round = 0; round < 20; round++) {
+        const [ra, rb] = yield* Effect.all(
+          [a.schedules.upsert(specAt(2 * round)), b.schedules.upsert(specAt(2 * round + 1))],
+          { concurrency: 2 }
+        )
+        assert.notStrictEqual(ra.revision, rb.revision, `round ${round}: two writes, one revision`)
+        winner = ra.revision > rb.revision ? 2 * round : 2 * round + 1
+        const stored = yield* a.schedules.get("race")
+        expect(stored.spec).toEqual(specAt(winner))
+        assert.strictEqual(stored.revision, Math.max(ra.revision, rb.revision))
+      }
+      // Each node applies the changes in its own order (its own writes at once, the other's when announced): both
+      // end with the last winner planned, never with the write that lost.
+      const cron = Either.getOrThrow(Cron.parse(specAt(winner).trigger.cron))
+      const plannedOf = (n: typeof a) =>
+        Effect.map(n.scheduler.jobStatus("race"), (status) => Option.map(status.nextFire, (d) => d.getTime()))
+      const deadline = Date.now() + 5000
+      for (;;) {
+        const expected = Cron.next(cron, Date.now())
+        const planned = [yield* plannedOf(a), yield* plannedOf(b)]
+        if (planned.every((p) => Option.isSome(p) && p.value === expected)) break
+        if (Date.now() > deadline) {
+          assert.fail(`planned ${planned.map(String).join(", ")}, expected ${new Date(expected).toISOString()}`)
+        }
+        yield* Effect.sleep("20 millis")
+      }
+      expect((yield* b.schedules.get("race")).spec).toEqual(specAt(winner))
+    }))
+
   test("a change made through another node's service reaches this node's scheduler", (ctx) =>
     Effect.gen(function*() {
       const a = yield* node(ctx)
