@@ -329,54 +329,86 @@ const makeWith = <R>(
     const gone = new Map<string, number>()
     const applyLock = yield* Effect.makeSemaphore(1)
 
-    /** The job of one stored schedule, or why this node cannot run it (logged once per spec). */
-    const prepare = (entry: StoredSchedule) =>
-      Effect.gen(function*() {
-        const decoded = decodeSpecJson(entry.spec)
-        const failure = (reason: string) =>
-          Effect.as(
-            Effect.logError("stored schedule cannot run on this node").pipe(
-              Effect.annotateLogs({ job: entry.id, reason })
-            ),
-            undefined
-          )
-        if (Either.isLeft(decoded)) return yield* failure(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
-        const spec = decoded.right
-        const target = registry.get(spec.handler)
-        if (target === undefined) return yield* failure(`unknown handler "${spec.handler}"`)
-        const limited = spec.limit !== undefined && (yield* store.runCount(spec.id)) >= spec.limit
-        const job = jobOf(spec, target, !limited)
-        if (Either.isLeft(job)) return yield* failure(job.left.message)
-        return { job: job.right, planKey: planKey(spec) }
-      })
+    /** A stored schedule decoded, or why this node cannot run it. */
+    type Decoded = { readonly spec: ScheduleSpec; readonly target: AnyHandler } | { readonly reason: string }
+
+    /** Decode a stored spec and find its handler: synchronous, no effect per schedule (a load decodes thousands). */
+    const decodeStored = (entry: StoredSchedule): Decoded => {
+      const decoded = decodeSpecJson(entry.spec)
+      if (Either.isLeft(decoded)) return { reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left) }
+      const spec = decoded.right
+      const target = registry.get(spec.handler)
+      return target === undefined ? { reason: `unknown handler "${spec.handler}"` } : { spec, target }
+    }
+
+    /** Whether a stored entry is new or changed for this node (an equal or older one is left as applied). */
+    const isFresh = (entry: StoredSchedule) => {
+      const before = known.get(entry.id)
+      if (before !== undefined && (before.spec === entry.spec || before.revision > entry.revision)) return false
+      return entry.revision > (gone.get(entry.id) ?? -1)
+    }
+
+    const cannotRun = (id: string, reason: string) =>
+      Effect.logError("stored schedule cannot run on this node").pipe(Effect.annotateLogs({ job: id, reason }))
 
     /**
      * Apply stored entries (new or changed ones register, equal or older ones are left) and removals, in one step. A
      * removal is `asOf` a store version read before the read that found the schedule gone: a schedule applied with a
      * newer revision was written after that read, and stays.
+     *
+     * Every entry is decoded, validated and made a job in one synchronous pass; the only store reads are the run
+     * counts of schedules with a `limit`, made before that pass, together.
      */
     const applyEntries = (
       entries: ReadonlyArray<StoredSchedule>,
       removed: ReadonlyArray<{ readonly id: string; readonly asOf: number }>
     ) =>
       applyLock.withPermits(1)(Effect.gen(function*() {
-        const register: Array<{ readonly job: Job.Job<never>; readonly replan: boolean }> = []
+        const decoded = new Map<StoredSchedule, Decoded>()
+        const limited: Array<string> = []
         for (const entry of entries) {
+          if (!isFresh(entry)) continue
+          const one = decodeStored(entry)
+          decoded.set(entry, one)
+          if ("spec" in one && one.spec.limit !== undefined) limited.push(one.spec.id)
+        }
+        const runCounts = new Map<string, number>()
+        if (limited.length > 0) {
+          const counts = yield* Effect.forEach(limited, (id) => store.runCount(id), { concurrency: 16 })
+          limited.forEach((id, i) => runCounts.set(id, counts[i]!))
+        }
+        const register: Array<{ readonly job: Job.Job<never>; readonly replan: boolean }> = []
+        const failed: Array<{ readonly id: string; readonly reason: string }> = []
+        for (const entry of entries) {
+          // Checked again: an id twice in `entries` is judged against what its first occurrence applied.
+          if (!isFresh(entry)) continue
           const before = known.get(entry.id)
-          if (before !== undefined && (before.spec === entry.spec || before.revision > entry.revision)) continue
-          if (entry.revision <= (gone.get(entry.id) ?? -1)) continue
           gone.delete(entry.id)
-          const prepared = yield* prepare(entry)
+          let one = decoded.get(entry)
+          if (one === undefined) {
+            one = decodeStored(entry)
+            if ("spec" in one && one.spec.limit !== undefined && !runCounts.has(one.spec.id)) {
+              runCounts.set(one.spec.id, yield* store.runCount(one.spec.id))
+            }
+          }
           known.set(entry.id, { spec: entry.spec, revision: entry.revision })
-          if (prepared === undefined) {
-            yield* scheduler.unregister(entry.id)
+          // A schedule whose run limit is reached stays registered, disabled (no fire planned).
+          const limitReached = "spec" in one && one.spec.limit !== undefined &&
+            (runCounts.get(one.spec.id) ?? 0) >= one.spec.limit
+          const job = "spec" in one ? jobOf(one.spec, one.target, !limitReached) : Either.left({ message: one.reason })
+          if (Either.isLeft(job)) {
+            failed.push({ id: entry.id, reason: job.left.message })
             continue
           }
-          // What it replans from is compared with the spec applied before (read again: not kept per schedule).
-          const beforeKey = before === undefined
-            ? undefined
-            : Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey))
-          register.push({ job: prepared.job, replan: before !== undefined && beforeKey !== prepared.planKey })
+          // What it replans from is compared with the spec applied before (read again: not kept per schedule); a
+          // schedule new here has nothing to compare.
+          const replan = before !== undefined && "spec" in one &&
+            Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey)) !== planKey(one.spec)
+          register.push({ job: job.right, replan })
+        }
+        for (const { id, reason } of failed) {
+          yield* cannotRun(id, reason)
+          yield* scheduler.unregister(id)
         }
         for (const { asOf, id } of removed) {
           const before = known.get(id)
