@@ -32,6 +32,7 @@ import {
   epochKey,
   epochScript,
   finishScript,
+  listSchedulesScript,
   maxFence as scriptsMaxFence,
   putScheduleScript,
   removeScheduleScript
@@ -161,6 +162,9 @@ const reportLosses = (losses: ReadonlyArray<DataLoss>): Effect.Effect<void> =>
 /** How many keys one `MGET` of `lastFireTimes` reads: large enough for few round trips, small enough not to stall. */
 const MGET_CHUNK = 1000
 
+/** The largest page `list` reads in one script call (the script passes the ids to `HMGET` as arguments). */
+const MAX_LIST_PAGE = 4000
+
 const revisionOf = (reply: unknown): number => {
   const value = Number(reply)
   return Number.isFinite(value) ? value : 0
@@ -215,29 +219,33 @@ const redisSchedules = (redis: Redis.RedisClientService): ScheduleStore => {
       ),
     list: ({ cursor, limit }) =>
       Effect.gen(function*() {
-        const count = Math.max(0, Math.floor(limit))
+        const count = Math.max(0, Math.min(MAX_LIST_PAGE, Math.floor(limit)))
         if (count === 0) return { entries: [], next: Option.none() }
-        const ids = yield* redis.run("listSchedules", (client) =>
-          client.zrangebylex(keys.scheduleIds, cursor === undefined ? "-" : `(${cursor}`, "+", "LIMIT", 0, count + 1))
-        const page = ids.slice(0, count)
-        if (page.length === 0) {
-          return { entries: [], next: Option.none() }
+        const reply = yield* redis.run("listSchedules", (client) =>
+          RedisScript.evalScript(
+            client,
+            listSchedulesScript,
+            [keys.schedules, keys.scheduleRevisions, keys.scheduleIds],
+            [cursor === undefined ? "-" : `(${cursor}`, count]
+          ))
+        if (!Array.isArray(reply) || reply.length !== 3 || !reply.every(Array.isArray)) {
+          return yield* Effect.fail(unexpectedReply("listSchedules", "not three arrays"))
         }
-        const [specs, revisions] = yield* Effect.all([
-          redis.run("listSchedules", (client) =>
-            client.hmget(keys.schedules, ...page)),
-          redis.run("listSchedules", (client) =>
-            client.hmget(keys.scheduleRevisions, ...page))
-        ], { concurrency: 2 })
+        const [ids, specs, revisions] = reply as [Array<unknown>, Array<unknown>, Array<unknown>]
+        const size = Math.min(ids.length, count)
         const entries: Array<StoredSchedule> = []
-        page.forEach((id, i) => {
+        for (let i = 0; i < size; i++) {
+          const id = ids[i]
           const spec = specs[i]
-          // Removed between the two reads: not listed.
-          if (typeof spec === "string") entries.push({ id, spec, revision: revisionOf(revisions[i]) })
-        })
+          // An id without a spec (the sorted set and the hash disagree, written by hand): not listed.
+          if (typeof id === "string" && typeof spec === "string") {
+            entries.push({ id, spec, revision: revisionOf(revisions[i]) })
+          }
+        }
+        const last = ids[size - 1]
         return {
           entries,
-          next: ids.length > count ? Option.some(page[page.length - 1]!) : Option.none()
+          next: ids.length > count && typeof last === "string" ? Option.some(last) : Option.none()
         }
       }),
     version: redis.run("scheduleVersion", (client) => client.get(keys.scheduleVersion)).pipe(
@@ -514,7 +522,9 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
                 return Number.isFinite(value) ? Option.some(value) : Option.none<number>()
               })
             )
-          )
+          ),
+        // Sent together (one connection pipelines them): one round trip for a few chunks, not one each.
+        { concurrency: 4 }
       ).pipe(Effect.map((chunks) => chunks.flat())),
     schedules: redisSchedules(redis)
   }

@@ -45,7 +45,7 @@ import type {
   SchedulesOptions,
   ScheduleState
 } from "../Schedules.js"
-import { ScheduleSpec } from "./scheduleSpec.js"
+import { decodeFast, ScheduleSpec } from "./scheduleSpec.js"
 
 /** Schedule ids are job names (they key the same store entries): see `Job.ts`. */
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/
@@ -54,6 +54,9 @@ export const maxBackfillFires = 10_000
 
 /** Stored schedules read per page when all are loaded. */
 const LOAD_PAGE = 2000
+
+/** Pages read ahead of the one applied when all are loaded. */
+const PAGES_AHEAD = 3
 
 // The handlers' payload types differ: the registry holds them erased (each was typed when made).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -103,9 +106,9 @@ const encodeSpec = Schema.encodeSync(ScheduleSpec)
 const decodeSpec = Schema.decodeUnknownEither(ScheduleSpec)
 
 /**
- * A stored spec's JSON decoded with `ScheduleSpec`, or why it cannot be (the schema's message). `JSON.parse` then the
- * struct's decoder: the same checks as `Schema.parseJson(ScheduleSpec)`, at less than half its cost per spec (a load
- * decodes every stored schedule).
+ * A stored spec's JSON decoded with `ScheduleSpec`, or why it cannot be (the schema's message). `JSON.parse` then
+ * `decodeFast` (the schema's checks written out), else the schema itself: the same result as
+ * `Schema.parseJson(ScheduleSpec)` at a fraction of its cost per spec (a load decodes every stored schedule).
  */
 const decodeSpecJson = (json: string): Either.Either<ScheduleSpec, string> => {
   let value: unknown
@@ -114,6 +117,8 @@ const decodeSpecJson = (json: string): Either.Either<ScheduleSpec, string> => {
   } catch (error) {
     return Either.left(`not JSON: ${error instanceof Error ? error.message : String(error)}`)
   }
+  const fast = decodeFast(value)
+  if (fast !== undefined) return Either.right(fast)
   return Either.mapLeft(decodeSpec(value), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
 }
 
@@ -263,17 +268,21 @@ const makeWith = <R>(
         error instanceof UnknownHandler || target.isExpected(error))
     }
 
-    const jobOf = (spec: ScheduleSpec, target: AnyHandler, enabled: boolean) =>
-      Either.mapLeft(
+    const jobOf = (spec: ScheduleSpec, target: AnyHandler, enabled: boolean) => {
+      const trigger = spec.trigger
+      const cron = "cron" in trigger ? trigger : undefined
+      const every = "every" in trigger ? trigger : undefined
+      // One options object with every field (unset ones undefined), no spread: a load makes 100,000 jobs.
+      return Either.mapLeft(
         Job.make({
           name: spec.id,
           handler: runSchedule,
           isExpected: expected.get(target.name) ?? target.isExpected,
-          ...("cron" in spec.trigger
-            ? { cron: spec.trigger.cron, timezone: spec.trigger.timezone }
-            : "every" in spec.trigger
-            ? { every: spec.trigger.every as Duration.DurationInput, fixedRate: spec.trigger.fixedRate }
-            : { at: spec.trigger.at }),
+          cron: cron?.cron,
+          timezone: cron?.timezone,
+          every: every?.every as Duration.DurationInput | undefined,
+          fixedRate: every?.fixedRate,
+          at: "at" in trigger ? trigger.at : undefined,
           enabled: enabled && spec.enabled !== false,
           // Durations are strings in a spec; `Job.make` decodes each and names the field of a bad one.
           timeout: spec.timeout as Duration.DurationInput | undefined,
@@ -288,6 +297,7 @@ const makeWith = <R>(
         (error) =>
           fromJobError(spec.id, error)
       )
+    }
 
     /** Checks that depend on the time of the upsert: a trigger with no fire left. */
     const neverFires = (spec: ScheduleSpec, job: Job.Job<never>, now: number): NeverFires | undefined => {
@@ -380,12 +390,19 @@ const makeWith = <R>(
     const applyEntries = (
       entries: ReadonlyArray<StoredSchedule>,
       removed: ReadonlyArray<{ readonly id: string; readonly asOf: number }>,
-      options?: { readonly round?: number | undefined; readonly reread?: boolean | undefined }
+      options?: {
+        readonly round?: number | undefined
+        readonly reread?: boolean | undefined
+        readonly lastFires?: ReadonlyMap<string, Option.Option<number>> | undefined
+      }
     ) =>
       applyLock.withPermits(1)(Effect.gen(function*() {
         const round = options?.round
         const reread = options?.reread === true
-        const register: Array<{ readonly job: Job.Job<never>; readonly replan: boolean }> = []
+        const lastFires = options?.lastFires
+        const register: Array<
+          { readonly job: Job.Job<never>; readonly replan: boolean; readonly lastFire?: Option.Option<number> }
+        > = []
         const failed: Array<{ readonly id: string; readonly reason: string }> = []
         const limited: Array<{ readonly entry: StoredSchedule } & Runnable> = []
         const runCounts = new Map<string, number>()
@@ -430,7 +447,8 @@ const makeWith = <R>(
           // schedule new here has nothing to compare.
           const replan = before !== undefined &&
             Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey)) !== planKey(one.spec)
-          register.push({ job: job.right, replan })
+          const lastFire = lastFires?.get(entry.id)
+          register.push(lastFire === undefined ? { job: job.right, replan } : { job: job.right, replan, lastFire })
         }
 
         for (const entry of entries) {
@@ -484,24 +502,74 @@ const makeWith = <R>(
     let reconciledVersion = -1
     const announced = new Set<number>()
 
+    interface Page {
+      readonly entries: ReadonlyArray<StoredSchedule>
+      readonly next: Option.Option<string>
+      /** The last fire times read with the page, by id (schedules not applied here yet, on a leader). */
+      readonly lastFires: ReadonlyMap<string, Option.Option<number>> | undefined
+    }
+
+    /** The last fire times of a page's schedules not applied here yet, when this node leads (else none). */
+    const withLastFires = (
+      page: { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> }
+    ): Effect.Effect<Page> =>
+      Effect.gen(function*() {
+        const bulk = jobStore.lastFireTimes
+        if (bulk === undefined || node === undefined || !(yield* node.election.isLeader)) {
+          return { ...page, lastFires: undefined }
+        }
+        // The schedules new here are the ones planned from their last fire. A hint only: without it (not read, or
+        // the read failed) the scheduler reads them itself.
+        const ids = page.entries.filter((entry) => !known.has(entry.id)).map((entry) => entry.id)
+        if (ids.length === 0) return { ...page, lastFires: undefined }
+        const lasts = yield* Effect.option(bulk(ids))
+        if (Option.isNone(lasts)) return { ...page, lastFires: undefined }
+        const lastFires = new Map<string, Option.Option<number>>()
+        ids.forEach((id, i) => lastFires.set(id, lasts.value[i] ?? Option.none()))
+        return { ...page, lastFires }
+      })
+
+    /**
+     * Every stored schedule, page after page, read ahead of the caller: a fiber (in `scope`) lists the pages one
+     * after the other (each needs the previous one's last id) and reads each page's last fire times beside the next
+     * listing, up to `PAGES_AHEAD` pages before the one the caller applies. The caller takes the pages in order; a
+     * failed read is the failure of its page.
+     */
+    const readAhead = (scope: Scope) =>
+      Effect.gen(function*() {
+        const pages = yield* Queue.bounded<Fiber.Fiber<Page, StoreError>>(PAGES_AHEAD)
+        const producer = Effect.gen(function*() {
+          let cursor: string | undefined = undefined
+          while (true) {
+            const listed: Either.Either<
+              { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> },
+              StoreError
+            > = yield* Effect.either(store.list({ cursor, limit: LOAD_PAGE }))
+            if (Either.isLeft(listed)) return yield* pages.offer(Fiber.fail<StoreError>(listed.left))
+            yield* pages.offer(yield* Effect.forkIn(withLastFires(listed.right), scope))
+            if (Option.isNone(listed.right.next)) return
+            cursor = listed.right.next.value
+          }
+        })
+        yield* Effect.forkIn(producer, scope)
+        return Effect.flatMap(Queue.take(pages), Fiber.join)
+      })
+
     /** The round of the latest full reconcile begun (see `Known.listed`). */
     let rounds = 0
 
-    const reconcile: Effect.Effect<void, StoreError> = Effect.gen(function*() {
+    const reconcile: Effect.Effect<void, StoreError> = Effect.scoped(Effect.gen(function*() {
       const version = yield* store.version
       // What this reconcile lists is marked with its round; one begun after it (reconciles may overlap: the apply
       // loop's and `Schedules.reconcile`) marks with a later one, which counts as listed here too: it listed the
       // schedule later still.
       const round = ++rounds
-      // The next page is read while this one is applied.
-      let next = yield* Effect.fork(store.list({ limit: LOAD_PAGE }))
+      // The pages (and the last fire times the scheduler plans new schedules from) are read while earlier pages are
+      // applied: a load waits for neither, unless the store is slower than the applying.
+      const nextPage = yield* readAhead(yield* Effect.scope)
       while (true) {
-        const page: { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> } =
-          yield* Fiber.join(next)
-        if (Option.isSome(page.next)) {
-          next = yield* Effect.fork(store.list({ cursor: page.next.value, limit: LOAD_PAGE }))
-        }
-        yield* applyEntries(page.entries, [], { round })
+        const page = yield* nextPage
+        yield* applyEntries(page.entries, [], { round, lastFires: page.lastFires })
         if (Option.isNone(page.next)) break
       }
       const unlisted: Array<{ readonly id: string; readonly asOf: number }> = []
@@ -510,7 +578,7 @@ const makeWith = <R>(
       reconciledVersion = Math.max(reconciledVersion, version)
       for (const [id, asOf] of gone) if (asOf < version) gone.delete(id)
       for (const v of announced) if (v <= version) announced.delete(v)
-    })
+    }))
 
     /** Whether every change up to `version` was announced (and so applied) since the last reconcile. */
     const allAnnounced = (version: number) => {

@@ -87,9 +87,14 @@ export class Planner {
 
   /**
    * `add` for many jobs: their last fire times in one store call when the store reads many at once
-   * (`JobStore.lastFireTimes`), so that thousands of schedules loaded together are planned in a few round trips.
+   * (`JobStore.lastFireTimes`), so that thousands of schedules loaded together are planned in a few round trips. An
+   * item's `last` is its last fire time read already by the caller: not read again.
    */
-  addMany(items: ReadonlyArray<{ readonly state: JobState; readonly from: "lastFire" | "now" }>): Effect.Effect<void> {
+  addMany(
+    items: ReadonlyArray<
+      { readonly state: JobState; readonly from: "lastFire" | "now"; readonly last?: Option.Option<number> }
+    >
+  ): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
       if (!self.flags.leading) return
@@ -99,12 +104,17 @@ export class Planner {
       const generations = list.map(({ state }) => state.generation)
       const bulk = self.store.lastFireTimes
       const simple = bulk !== undefined && list.every(({ state }) => state.job.trigger._tag !== "Schedule")
+      // The items whose last fire time the caller did not give: read in one call.
+      const unread = list.filter(({ last }) => last === undefined)
       const firsts = simple
-        ? yield* bulk(list.map(({ state }) => state.job.name)).pipe(
+        ? yield* (unread.length === 0 ? Effect.succeed([]) : bulk(unread.map(({ state }) => state.job.name))).pipe(
           Effect.timeout("10 seconds"),
-          Effect.map((lasts) =>
-            list.map(({ from, state }, i) => self.firstFromLast(state, lasts[i] ?? Option.none(), now, from === "now"))
-          ),
+          Effect.map((lasts) => {
+            let k = 0
+            return list.map(({ from, last, state }) =>
+              self.firstFromLast(state, last ?? lasts[k++] ?? Option.none(), now, from === "now")
+            )
+          }),
           Effect.catchAllCause((cause) =>
             Effect.as(
               Effect.logWarning("last fire times unavailable; planning from now", cause),
