@@ -23,8 +23,10 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { StoreError } from "../Errors.js"
 import {
@@ -185,6 +187,28 @@ const redisSchedules = (redis: Redis.RedisClientService): ScheduleStore => {
     }
     return Effect.fail(unexpectedReply("putSchedule", reply))
   }
+  // A connection of its own (a subscribed connection can run no other command), opened by `subscribe` and closed
+  // with its scope. Announcements received from the server's confirmation on wait in a queue for the stream. ioredis
+  // subscribes again by itself after a reconnect; what was published meanwhile is lost (the version counter tells).
+  const subscribe: Effect.Effect<Stream.Stream<ScheduleChange, StoreError>, StoreError, Scope.Scope> = Effect.gen(
+    function*() {
+      const received = yield* Effect.acquireRelease(Queue.unbounded<ScheduleChange>(), Queue.shutdown)
+      const subscriber = yield* Effect.acquireRelease(
+        Effect.sync(() => redis.client.duplicate({ enableOfflineQueue: true, lazyConnect: false })),
+        (subscriber) => Effect.sync(() => subscriber.disconnect())
+      )
+      subscriber.on("error", () => undefined)
+      subscriber.on("message", (_channel: string, message: string) => {
+        const space = message.indexOf(" ")
+        const version = Number(message.slice(0, space))
+        if (space > 0 && Number.isFinite(version)) {
+          Queue.unsafeOffer(received, { id: message.slice(space + 1), version })
+        }
+      })
+      yield* redis.run("subscribe", () => subscriber.subscribe(keys.scheduleChannel))
+      return Stream.fromQueue(received)
+    }
+  )
   return {
     put: (id, spec) =>
       redis.run("putSchedule", (client) =>
@@ -251,24 +275,8 @@ const redisSchedules = (redis: Redis.RedisClientService): ScheduleStore => {
     version: redis.run("scheduleVersion", (client) => client.get(keys.scheduleVersion)).pipe(
       Effect.map(revisionOf)
     ),
-    // A connection of its own (a subscribed connection can run no other command), opened when the stream is run and
-    // closed when it ends. ioredis subscribes again by itself after a reconnect; what was published meanwhile is lost
-    // (the version counter tells).
-    changes: Stream.asyncScoped<ScheduleChange, StoreError>((emit) =>
-      Effect.gen(function*() {
-        const subscriber = yield* Effect.acquireRelease(
-          Effect.sync(() => redis.client.duplicate({ enableOfflineQueue: true, lazyConnect: false })),
-          (subscriber) => Effect.sync(() => subscriber.disconnect())
-        )
-        subscriber.on("error", () => undefined)
-        subscriber.on("message", (_channel: string, message: string) => {
-          const space = message.indexOf(" ")
-          const version = Number(message.slice(0, space))
-          if (space > 0 && Number.isFinite(version)) void emit.single({ id: message.slice(space + 1), version })
-        })
-        yield* redis.run("subscribe", () => subscriber.subscribe(keys.scheduleChannel))
-      })
-    ),
+    changes: Stream.unwrapScoped(subscribe),
+    subscribe,
     countRun: (id) => redis.run("countRun", (client) => client.hincrby(keys.scheduleRuns, id, 1)),
     runCount: (id) => redis.run("runCount", (client) => client.hget(keys.scheduleRuns, id)).pipe(Effect.map(revisionOf))
   }

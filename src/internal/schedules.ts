@@ -9,6 +9,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -598,6 +599,37 @@ const makeWith = <R>(
     /** Load every stored schedule, then follow the store's changes until the scope closes. */
     const follow = (election: LeaderElection["Type"]) =>
       Effect.gen(function*() {
+        // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
+        // Subscribed before the load: a change made while it runs, or right after it, is announced, and applied from
+        // the queue once the load is over (not found later by the version check, which would reload everything).
+        const subscribed = yield* Deferred.make<void>()
+        const subscribeChanges = store.subscribe ?? Effect.succeed(store.changes)
+        yield* Effect.scoped(
+          Effect.flatMap(subscribeChanges, (changes) =>
+            Effect.zipRight(
+              Deferred.succeed(subscribed, undefined),
+              Stream.runForEach(changes, (change) => {
+                // Received = will be applied (the queue is applied in order): the version check counts it now.
+                announced.add(change.version)
+                return work.offer({ _tag: "Id", id: change.id, version: change.version })
+              })
+            ))
+        ).pipe(
+          // A subscription that failed does not hold up the load either.
+          Effect.onExit(() => Deferred.succeed(subscribed, undefined)),
+          Effect.zipRight(Effect.fail("changes ended" as const)),
+          Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
+          Effect.zipRight(work.offer({ _tag: "All" })),
+          Effect.retry(Schedule.spaced("1 second")),
+          Effect.forkScoped
+        )
+        // Bounded on a live clock (a TestClock does not move by itself): a store slow to subscribe holds nothing up.
+        yield* Deferred.await(subscribed).pipe(
+          Effect.timeout("2 seconds"),
+          Effect.ignore,
+          Effect.withClock(Clock.make())
+        )
+
         yield* reconcile.pipe(
           Effect.catchAll((error) => Effect.logError("stored schedules not loaded at start; retrying", error.message))
         )
@@ -620,20 +652,6 @@ const makeWith = <R>(
           Effect.forever
         )
         yield* Effect.forkScoped(applyLoop)
-
-        // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
-        yield* store.changes.pipe(
-          Stream.runForEach((change) => {
-            // Received = will be applied (the queue is applied in order): the version check counts it now.
-            announced.add(change.version)
-            return work.offer({ _tag: "Id", id: change.id, version: change.version })
-          }),
-          Effect.zipRight(Effect.fail("changes ended" as const)),
-          Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
-          Effect.zipRight(work.offer({ _tag: "All" })),
-          Effect.retry(Schedule.spaced("1 second")),
-          Effect.forkScoped
-        )
 
         // The version check: a change nobody announced (or whose announcement was lost) is found within two
         // intervals. A version is judged one interval after it was read: its announcement, published by the same
