@@ -104,15 +104,23 @@ export class Planner {
       const generations = list.map(({ state }) => state.generation)
       const bulk = self.store.lastFireTimes
       const simple = bulk !== undefined && list.every(({ state }) => state.job.trigger._tag !== "Schedule")
-      // The items whose last fire time the caller did not give: read in one call.
-      const unread = list.filter(({ last }) => last === undefined)
+      // The last fire times needed and not given by the caller, read in one call: a job planned from now needs
+      // none (its trigger changed), unless it is an `At` (its one fire may have been claimed already).
+      const needs = ({ from, last, state }: (typeof list)[number]) =>
+        last === undefined && (from === "lastFire" || state.job.trigger._tag === "At")
+      const unread = list.filter(needs)
       const firsts = simple
         ? yield* (unread.length === 0 ? Effect.succeed([]) : bulk(unread.map(({ state }) => state.job.name))).pipe(
           Effect.timeout("10 seconds"),
           Effect.map((lasts) => {
             let k = 0
-            return list.map(({ from, last, state }) =>
-              self.firstFromLast(state, last ?? lasts[k++] ?? Option.none(), now, from === "now")
+            return list.map((item) =>
+              self.firstFromLast(
+                item.state,
+                item.last ?? (needs(item) ? lasts[k++] : undefined) ?? Option.none(),
+                now,
+                item.from === "now"
+              )
             )
           }),
           Effect.catchAllCause((cause) =>
