@@ -394,7 +394,8 @@ const makeWith = <R>(
       options?: {
         readonly round?: number | undefined
         readonly reread?: boolean | undefined
-        readonly lastFires?: ReadonlyMap<string, Option.Option<number>> | undefined
+        /** The entries' last fire times, one per entry (see `Page.lastFires`). */
+        readonly lastFires?: ReadonlyArray<Option.Option<number> | undefined> | undefined
       }
     ) =>
       applyLock.withPermits(1)(Effect.gen(function*() {
@@ -405,7 +406,7 @@ const makeWith = <R>(
           { readonly job: Job.Job<never>; readonly replan: boolean; readonly lastFire?: Option.Option<number> }
         > = []
         const failed: Array<{ readonly id: string; readonly reason: string }> = []
-        const limited: Array<{ readonly entry: StoredSchedule } & Runnable> = []
+        const limited: Array<{ readonly entry: StoredSchedule; readonly index: number } & Runnable> = []
         const runCounts = new Map<string, number>()
 
         /** The entry's known state, unless it is applied already (equal) or older than what was applied. */
@@ -425,6 +426,7 @@ const makeWith = <R>(
         /** Note the entry as applied, and what to register (or why it cannot run here). */
         const apply = (
           entry: StoredSchedule,
+          index: number,
           before: Known | undefined,
           one: Decoded
         ) => {
@@ -448,24 +450,25 @@ const makeWith = <R>(
           // schedule new here has nothing to compare.
           const replan = before !== undefined &&
             Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey)) !== planKey(one.spec)
-          const lastFire = lastFires?.get(entry.id)
+          const lastFire = lastFires?.[index]
           register.push(lastFire === undefined ? { job: job.right, replan } : { job: job.right, replan, lastFire })
         }
 
-        for (const entry of entries) {
+        for (let index = 0; index < entries.length; index++) {
+          const entry = entries[index]!
           const checked = check(entry)
           if (checked === undefined) continue
           const one = decodeStored(entry)
-          if ("spec" in one && one.spec.limit !== undefined) limited.push({ entry, ...one })
-          else apply(entry, checked.before, one)
+          if ("spec" in one && one.spec.limit !== undefined) limited.push({ entry, index, ...one })
+          else apply(entry, index, checked.before, one)
         }
         if (limited.length > 0) {
           const counts = yield* Effect.forEach(limited, ({ spec }) => store.runCount(spec.id), { concurrency: 16 })
           limited.forEach(({ spec }, i) => runCounts.set(spec.id, counts[i]!))
           // Checked again: an entry after it in `entries` (the same id, applied above) may be newer.
-          for (const { entry, spec, target } of limited) {
+          for (const { entry, index, spec, target } of limited) {
             const checked = check(entry)
-            if (checked !== undefined) apply(entry, checked.before, { spec, target })
+            if (checked !== undefined) apply(entry, index, checked.before, { spec, target })
           }
         }
         for (const { id, reason } of failed) {
@@ -506,8 +509,11 @@ const makeWith = <R>(
     interface Page {
       readonly entries: ReadonlyArray<StoredSchedule>
       readonly next: Option.Option<string>
-      /** The last fire times read with the page, by id (schedules not applied here yet, on a leader). */
-      readonly lastFires: ReadonlyMap<string, Option.Option<number>> | undefined
+      /**
+       * The last fire times read with the page, one per entry (none read: undefined), for the schedules not applied
+       * here yet, on a leader.
+       */
+      readonly lastFires: ReadonlyArray<Option.Option<number> | undefined> | undefined
     }
 
     /** The last fire times of a page's schedules not applied here yet, when this node leads (else none). */
@@ -521,13 +527,15 @@ const makeWith = <R>(
         }
         // The schedules new here are the ones planned from their last fire. A hint only: without it (not read, or
         // the read failed) the scheduler reads them itself.
-        const ids = page.entries.filter((entry) => !known.has(entry.id)).map((entry) => entry.id)
-        if (ids.length === 0) return { ...page, lastFires: undefined }
-        const lasts = yield* Effect.option(bulk(ids))
+        // On a node that has applied nothing yet (a leader starting), that is every one of them.
+        const fresh = known.size === 0 ? page.entries : page.entries.filter((entry) => !known.has(entry.id))
+        if (fresh.length === 0) return { ...page, lastFires: undefined }
+        const lasts = yield* Effect.option(bulk(fresh.map((entry) => entry.id)))
         if (Option.isNone(lasts)) return { ...page, lastFires: undefined }
-        const lastFires = new Map<string, Option.Option<number>>()
-        ids.forEach((id, i) => lastFires.set(id, lasts.value[i] ?? Option.none()))
-        return { ...page, lastFires }
+        if (fresh === page.entries) return { ...page, lastFires: lasts.value }
+        const byId = new Map<string, Option.Option<number>>()
+        fresh.forEach((entry, i) => byId.set(entry.id, lasts.value[i] ?? Option.none()))
+        return { ...page, lastFires: page.entries.map((entry) => byId.get(entry.id)) }
       })
 
     /**
