@@ -582,7 +582,10 @@ const makeWith = <R>(
         if (Option.isNone(page.next)) break
       }
       const unlisted: Array<{ readonly id: string; readonly asOf: number }> = []
-      for (const [id, applied] of known) if (applied.listed < round) unlisted.push({ id, asOf: version })
+      // `forEach`, not `for...of`: no entry pair made per schedule.
+      known.forEach((applied, id) => {
+        if (applied.listed < round) unlisted.push({ id, asOf: version })
+      })
       yield* applyEntries([], unlisted)
       reconciledVersion = Math.max(reconciledVersion, version)
       for (const [id, asOf] of gone) if (asOf < version) gone.delete(id)
