@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { StoreError } from "./Errors.js"
 import { DEFAULT_MAX_RECORDS_TOTAL, MemoryState } from "./internal/memoryState.js"
@@ -149,6 +150,13 @@ export interface ScheduleStore {
    * the connection is down: reconcile with `version`).
    */
   readonly changes: Stream.Stream<ScheduleChange, StoreError>
+  /**
+   * Optional: `changes`, subscribed first. The effect succeeds once the subscription is in place (on Redis: once the
+   * server confirmed it), so that every change made after that is on the returned stream, unless an announcement is
+   * lost; the subscription lasts as long as the scope. `Schedules` subscribes before it loads, so that a change made
+   * during or just after the load is announced, not found later by the version check.
+   */
+  readonly subscribe?: Effect.Effect<Stream.Stream<ScheduleChange, StoreError>, StoreError, Scope.Scope>
   /** Count one scheduled run of the schedule (its run limit); the count after it. */
   readonly countRun: (id: string) => Effect.Effect<number, StoreError>
   /** How many scheduled runs of the schedule were counted. */

@@ -151,9 +151,17 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
     job: Job.Job<never>,
     options?: { readonly replan?: boolean | undefined }
   ) => Effect.Effect<void>
-  /** `register` for many jobs at once (their first fires planned with few store calls). */
+  /**
+   * `register` for many jobs at once (their first fires planned with few store calls). `lastFire`: the job's last
+   * fire time as the caller read it from the store (`JobStore.lastFireTime`, none: never fired), so that it is not
+   * read again; absent, the store is asked.
+   */
   readonly registerAll: (
-    entries: ReadonlyArray<{ readonly job: Job.Job<never>; readonly replan?: boolean | undefined }>
+    entries: ReadonlyArray<{
+      readonly job: Job.Job<never>
+      readonly replan?: boolean | undefined
+      readonly lastFire?: Option.Option<number> | undefined
+    }>
   ) => Effect.Effect<void>
   /**
    * Run the job now for the past fire time `fireTime`, as a scheduled run (a backfill): its slot is claimed, so a fire
@@ -422,8 +430,10 @@ export const make = <R>(
     const registerAll: Scheduler["Type"]["registerAll"] = (entries) =>
       Effect.suspend(() => {
         if (flags.shuttingDown) return Effect.void
-        const toAdd: Array<{ readonly state: JobState; readonly from: "lastFire" | "now" }> = []
-        for (const { job, replan } of entries) {
+        const toAdd: Array<
+          { readonly state: JobState; readonly from: "lastFire" | "now"; readonly last?: Option.Option<number> }
+        > = []
+        for (const { job, lastFire, replan } of entries) {
           const old = states.get(job.name)
           const planned = old?.nextFire
           const state = new JobState(job, misfireThresholdMs)
@@ -438,7 +448,9 @@ export const make = <R>(
           }
           states.set(job.name, state)
           if (old === undefined) {
-            toAdd.push({ state, from: "lastFire" })
+            toAdd.push(
+              lastFire === undefined ? { state, from: "lastFire" } : { state, from: "lastFire", last: lastFire }
+            )
           } else if (replan === true) {
             toAdd.push({ state, from: "now" })
           } else if (planned !== undefined && flags.leading && job.enabled) {

@@ -11,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
@@ -235,6 +236,75 @@ const contract = ({ test }: Backend) => {
         yield* Effect.sleep("20 millis")
       }
       expect((yield* b.schedules.get("race")).spec).toEqual(specAt(winner))
+    }))
+
+  test("a load of several pages: a corrupt spec is reported and skipped, changes made during the load are applied at their new version", (ctx) =>
+    Effect.gen(function*() {
+      const store = schedulesOf(ctx)
+      // More than two pages of the load (2,000 a page), in id order: s-0000 .. s-4499.
+      const id = (i: number) => `s-${String(i).padStart(4, "0")}`
+      const cron = (i: number, hour: string) => ({ cron: `0 ${i % 60} ${hour} * * *` })
+      const stored = (i: number, hour = "*") => spec({ handler: "tick", id: id(i), trigger: cron(i, hour) })
+      const count = 4500
+      yield* Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => store.put(id(i), stored(i)), {
+        concurrency: 32,
+        discard: true
+      })
+      // On the second page: a spec that is not JSON, and one whose trigger is not one; they must not stop the load.
+      yield* store.put(id(2100), "{not json")
+      yield* store.put(id(2101), spec({ handler: "tick", id: id(2101), trigger: { cron: 5 } }))
+
+      // Changes written while the load runs, right after its first page was read: one schedule of the first page
+      // (loaded at its old version, then changed), one of the last page changed and one removed (read after).
+      const changed = { early: 10, late: 4400, removed: 4401 }
+      let pagesRead = 0
+      const during = Effect.gen(function*() {
+        yield* store.put(id(changed.early), stored(changed.early, "3"))
+        yield* store.put(id(changed.late), stored(changed.late, "4"))
+        yield* store.remove(id(changed.removed))
+      })
+      const watched = Context.add(ctx, JobStore.JobStore, {
+        ...Context.get(ctx, JobStore.JobStore),
+        schedules: {
+          ...store,
+          list: (options) => Effect.tap(store.list(options), () => (pagesRead++ === 0 ? during : Effect.void))
+        }
+      })
+
+      const errors: Array<{ readonly message: string; readonly job: unknown }> = []
+      const logger = Logger.make(({ annotations, logLevel, message }) => {
+        if (logLevel._tag !== "Error") return
+        errors.push({
+          message: String(Array.isArray(message) ? message[0] : message),
+          job: HashMap.unsafeGet(annotations, "job")
+        })
+      })
+      const { scheduler } = yield* node(watched).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      assert.isAtLeast(pagesRead, 3)
+
+      const describe = (i: number, hour = "*") => `cron "${cron(i, hour).cron}" UTC`
+      const jobs = new Set(scheduler.jobs)
+      // Loaded and planned: every schedule but the corrupt two and the removed one.
+      assert.strictEqual(jobs.size, count - 3)
+      for (const gone of [2100, 2101, changed.removed]) assert.isFalse(jobs.has(id(gone)), id(gone))
+      for (const i of [0, 1999, 2000, 2102, 4000, count - 1]) {
+        const status = yield* scheduler.jobStatus(id(i))
+        assert.isTrue(Option.isSome(status.nextFire), `${id(i)} is not planned`)
+        assert.strictEqual(status.trigger, describe(i))
+      }
+      // Read after its change: never planned at its old version.
+      assert.strictEqual((yield* scheduler.jobStatus(id(changed.late))).trigger, describe(changed.late, "4"))
+      // Read before its change: its new version follows (the load's version check finds the change).
+      const deadline = Date.now() + 10_000
+      while (
+        (yield* scheduler.jobStatus(id(changed.early))).trigger !== describe(changed.early, "3") &&
+        Date.now() < deadline
+      ) yield* Effect.sleep("20 millis")
+      assert.strictEqual((yield* scheduler.jobStatus(id(changed.early))).trigger, describe(changed.early, "3"))
+      assert.isTrue(Option.isSome((yield* scheduler.jobStatus(id(changed.early))).nextFire))
+      // The corrupt specs are reported, each with its id.
+      const reported = errors.filter((e) => e.message === "stored schedule cannot run on this node").map((e) => e.job)
+      expect(new Set(reported)).toEqual(new Set([id(2100), id(2101)]))
     }))
 
   test("a change made through another node's service reaches this node's scheduler", (ctx) =>

@@ -23,8 +23,10 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { StoreError } from "../Errors.js"
 import {
@@ -32,6 +34,7 @@ import {
   epochKey,
   epochScript,
   finishScript,
+  listSchedulesScript,
   maxFence as scriptsMaxFence,
   putScheduleScript,
   removeScheduleScript
@@ -161,6 +164,9 @@ const reportLosses = (losses: ReadonlyArray<DataLoss>): Effect.Effect<void> =>
 /** How many keys one `MGET` of `lastFireTimes` reads: large enough for few round trips, small enough not to stall. */
 const MGET_CHUNK = 1000
 
+/** The largest page `list` reads in one script call (the script passes the ids to `HMGET` as arguments). */
+const MAX_LIST_PAGE = 4000
+
 const revisionOf = (reply: unknown): number => {
   const value = Number(reply)
   return Number.isFinite(value) ? value : 0
@@ -181,6 +187,28 @@ const redisSchedules = (redis: Redis.RedisClientService): ScheduleStore => {
     }
     return Effect.fail(unexpectedReply("putSchedule", reply))
   }
+  // A connection of its own (a subscribed connection can run no other command), opened by `subscribe` and closed
+  // with its scope. Announcements received from the server's confirmation on wait in a queue for the stream. ioredis
+  // subscribes again by itself after a reconnect; what was published meanwhile is lost (the version counter tells).
+  const subscribe: Effect.Effect<Stream.Stream<ScheduleChange, StoreError>, StoreError, Scope.Scope> = Effect.gen(
+    function*() {
+      const received = yield* Effect.acquireRelease(Queue.unbounded<ScheduleChange>(), Queue.shutdown)
+      const subscriber = yield* Effect.acquireRelease(
+        Effect.sync(() => redis.client.duplicate({ enableOfflineQueue: true, lazyConnect: false })),
+        (subscriber) => Effect.sync(() => subscriber.disconnect())
+      )
+      subscriber.on("error", () => undefined)
+      subscriber.on("message", (_channel: string, message: string) => {
+        const space = message.indexOf(" ")
+        const version = Number(message.slice(0, space))
+        if (space > 0 && Number.isFinite(version)) {
+          Queue.unsafeOffer(received, { id: message.slice(space + 1), version })
+        }
+      })
+      yield* redis.run("subscribe", () => subscriber.subscribe(keys.scheduleChannel))
+      return Stream.fromQueue(received)
+    }
+  )
   return {
     put: (id, spec) =>
       redis.run("putSchedule", (client) =>
@@ -215,52 +243,40 @@ const redisSchedules = (redis: Redis.RedisClientService): ScheduleStore => {
       ),
     list: ({ cursor, limit }) =>
       Effect.gen(function*() {
-        const count = Math.max(0, Math.floor(limit))
+        const count = Math.max(0, Math.min(MAX_LIST_PAGE, Math.floor(limit)))
         if (count === 0) return { entries: [], next: Option.none() }
-        const ids = yield* redis.run("listSchedules", (client) =>
-          client.zrangebylex(keys.scheduleIds, cursor === undefined ? "-" : `(${cursor}`, "+", "LIMIT", 0, count + 1))
-        const page = ids.slice(0, count)
-        if (page.length === 0) {
-          return { entries: [], next: Option.none() }
+        const reply = yield* redis.run("listSchedules", (client) =>
+          RedisScript.evalScript(
+            client,
+            listSchedulesScript,
+            [keys.schedules, keys.scheduleRevisions, keys.scheduleIds],
+            [cursor === undefined ? "-" : `(${cursor}`, count]
+          ))
+        if (!Array.isArray(reply) || reply.length !== 3 || !reply.every(Array.isArray)) {
+          return yield* Effect.fail(unexpectedReply("listSchedules", "not three arrays"))
         }
-        const [specs, revisions] = yield* Effect.all([
-          redis.run("listSchedules", (client) =>
-            client.hmget(keys.schedules, ...page)),
-          redis.run("listSchedules", (client) =>
-            client.hmget(keys.scheduleRevisions, ...page))
-        ], { concurrency: 2 })
+        const [ids, specs, revisions] = reply as [Array<unknown>, Array<unknown>, Array<unknown>]
+        const size = Math.min(ids.length, count)
         const entries: Array<StoredSchedule> = []
-        page.forEach((id, i) => {
+        for (let i = 0; i < size; i++) {
+          const id = ids[i]
           const spec = specs[i]
-          // Removed between the two reads: not listed.
-          if (typeof spec === "string") entries.push({ id, spec, revision: revisionOf(revisions[i]) })
-        })
+          // An id without a spec (the sorted set and the hash disagree, written by hand): not listed.
+          if (typeof id === "string" && typeof spec === "string") {
+            entries.push({ id, spec, revision: revisionOf(revisions[i]) })
+          }
+        }
+        const last = ids[size - 1]
         return {
           entries,
-          next: ids.length > count ? Option.some(page[page.length - 1]!) : Option.none()
+          next: ids.length > count && typeof last === "string" ? Option.some(last) : Option.none()
         }
       }),
     version: redis.run("scheduleVersion", (client) => client.get(keys.scheduleVersion)).pipe(
       Effect.map(revisionOf)
     ),
-    // A connection of its own (a subscribed connection can run no other command), opened when the stream is run and
-    // closed when it ends. ioredis subscribes again by itself after a reconnect; what was published meanwhile is lost
-    // (the version counter tells).
-    changes: Stream.asyncScoped<ScheduleChange, StoreError>((emit) =>
-      Effect.gen(function*() {
-        const subscriber = yield* Effect.acquireRelease(
-          Effect.sync(() => redis.client.duplicate({ enableOfflineQueue: true, lazyConnect: false })),
-          (subscriber) => Effect.sync(() => subscriber.disconnect())
-        )
-        subscriber.on("error", () => undefined)
-        subscriber.on("message", (_channel: string, message: string) => {
-          const space = message.indexOf(" ")
-          const version = Number(message.slice(0, space))
-          if (space > 0 && Number.isFinite(version)) void emit.single({ id: message.slice(space + 1), version })
-        })
-        yield* redis.run("subscribe", () => subscriber.subscribe(keys.scheduleChannel))
-      })
-    ),
+    changes: Stream.unwrapScoped(subscribe),
+    subscribe,
     countRun: (id) => redis.run("countRun", (client) => client.hincrby(keys.scheduleRuns, id, 1)),
     runCount: (id) => redis.run("runCount", (client) => client.hget(keys.scheduleRuns, id)).pipe(Effect.map(revisionOf))
   }
@@ -514,7 +530,9 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
                 return Number.isFinite(value) ? Option.some(value) : Option.none<number>()
               })
             )
-          )
+          ),
+        // Sent together (one connection pipelines them): one round trip for a few chunks, not one each.
+        { concurrency: 4 }
       ).pipe(Effect.map((chunks) => chunks.flat())),
     schedules: redisSchedules(redis)
   }

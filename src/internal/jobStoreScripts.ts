@@ -146,6 +146,24 @@ return {"created", revision}`
 )
 
 /**
+ * A page of stored schedules in id order: the ids after the lex bound, then their specs and revisions, read in one
+ * step (one round trip, and the ids are not sent back to the server to read their fields).
+ *
+ * `KEYS`: 1 schedules, 2 revisions, 3 ids. `ARGV`: 1 lex bound (`-` or `(` + the last id of the previous page), 2 the
+ * page size (at most 4000: `unpack` takes the ids as arguments). Returns `{ids, specs, revisions}`: up to size + 1 ids
+ * (one more tells that a next page exists), the specs and revisions of the first `size` (a missing one is nil).
+ */
+export const listSchedulesScript = RedisScript.script(
+  "listSchedules",
+  `local size = tonumber(ARGV[2])
+local ids = redis.call("ZRANGEBYLEX", KEYS[3], ARGV[1], "+", "LIMIT", 0, size + 1)
+local page = {}
+for i = 1, math.min(#ids, size) do page[i] = ids[i] end
+if #page == 0 then return {ids, {}, {}} end
+return {ids, redis.call("HMGET", KEYS[1], unpack(page)), redis.call("HMGET", KEYS[2], unpack(page))}`
+)
+
+/**
  * Delete a stored schedule and its run count; when it was stored, bump the version and publish `"{version} {id}"`.
  *
  * `KEYS`: 1 schedules, 2 revisions, 3 ids, 4 version, 5 run counts. `ARGV`: 1 id, 2 channel. Returns 1 or 0.

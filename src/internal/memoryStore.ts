@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type { JobLockModel, LockHandle } from "../JobLockModel.js"
 import type { BeginRequest, BeginResult, FinishRequest, JobStore, ScheduleChange, ScheduleStore } from "../JobStore.js"
@@ -41,6 +42,16 @@ const finishMemory = (state: MemoryState, request: FinishRequest, now: number): 
 
 /** The stored schedules in memory: one map, announcements to the listeners of this process. */
 const memorySchedules = (state: MemoryState): ScheduleStore => {
+  // Announcements from the subscription on wait in a queue for the stream.
+  const subscribe = Effect.gen(function*() {
+    const received = yield* Effect.acquireRelease(Queue.unbounded<ScheduleChange>(), Queue.shutdown)
+    const listener = (id: string, version: number) => void Queue.unsafeOffer(received, { id, version })
+    yield* Effect.acquireRelease(
+      Effect.sync(() => state.scheduleListeners.add(listener)),
+      () => Effect.sync(() => state.scheduleListeners.delete(listener))
+    )
+    return Stream.fromQueue(received)
+  })
   const announce = (id: string) => {
     for (const listener of state.scheduleListeners) listener(id, state.scheduleVersion)
   }
@@ -76,11 +87,8 @@ const memorySchedules = (state: MemoryState): ScheduleStore => {
         }
       }),
     version: Effect.sync(() => state.scheduleVersion),
-    changes: Stream.async<ScheduleChange>((emit) => {
-      const listener = (id: string, version: number) => void emit.single({ id, version })
-      state.scheduleListeners.add(listener)
-      return Effect.sync(() => state.scheduleListeners.delete(listener))
-    }),
+    changes: Stream.unwrapScoped(subscribe),
+    subscribe,
     countRun: (id) =>
       Effect.sync(() => {
         const count = (state.scheduleRuns.get(id) ?? 0) + 1

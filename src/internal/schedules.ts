@@ -9,6 +9,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -45,7 +46,7 @@ import type {
   SchedulesOptions,
   ScheduleState
 } from "../Schedules.js"
-import { ScheduleSpec } from "./scheduleSpec.js"
+import { decodeFast, ScheduleSpec } from "./scheduleSpec.js"
 
 /** Schedule ids are job names (they key the same store entries): see `Job.ts`. */
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/
@@ -54,6 +55,9 @@ export const maxBackfillFires = 10_000
 
 /** Stored schedules read per page when all are loaded. */
 const LOAD_PAGE = 2000
+
+/** Pages read ahead of the one applied when all are loaded. */
+const PAGES_AHEAD = 3
 
 // The handlers' payload types differ: the registry holds them erased (each was typed when made).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -100,7 +104,24 @@ const canonicalJson = (value: unknown): string =>
       : v)
 
 const encodeSpec = Schema.encodeSync(ScheduleSpec)
-const decodeSpecJson = Schema.decodeUnknownEither(Schema.parseJson(ScheduleSpec))
+const decodeSpec = Schema.decodeUnknownEither(ScheduleSpec)
+
+/**
+ * A stored spec's JSON decoded with `ScheduleSpec`, or why it cannot be (the schema's message). `JSON.parse` then
+ * `decodeFast` (the schema's checks written out), else the schema itself: the same result as
+ * `Schema.parseJson(ScheduleSpec)` at a fraction of its cost per spec (a load decodes every stored schedule).
+ */
+const decodeSpecJson = (json: string): Either.Either<ScheduleSpec, string> => {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch (error) {
+    return Either.left(`not JSON: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  const fast = decodeFast(value)
+  if (fast !== undefined) return Either.right(fast)
+  return Either.mapLeft(decodeSpec(value), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
+}
 
 /** What a change must replan from: the trigger and the window. */
 const planKey = (spec: ScheduleSpec): string =>
@@ -110,6 +131,11 @@ interface Known {
   readonly spec: string
   /** The store's revision of what was applied: a read older than it is stale and never applied over it. */
   readonly revision: number
+  /**
+   * The last full reconcile that listed this schedule (its round; 0: none). Written when a reconcile's page is
+   * applied, kept when the entry is replaced; a reconcile removes what it did not list.
+   */
+  listed: number
 }
 
 /** A job's `InvalidJob` / `InvalidCron` as the schedule's error: a never-matching cron is `NeverFires`. */
@@ -216,7 +242,7 @@ const makeWith = <R>(
         return yield* new InvalidSchedule({
           schedule: run.job,
           path: "",
-          reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+          reason: decoded.left
         })
       }
       const spec = decoded.right
@@ -243,17 +269,21 @@ const makeWith = <R>(
         error instanceof UnknownHandler || target.isExpected(error))
     }
 
-    const jobOf = (spec: ScheduleSpec, target: AnyHandler, enabled: boolean) =>
-      Either.mapLeft(
+    const jobOf = (spec: ScheduleSpec, target: AnyHandler, enabled: boolean) => {
+      const trigger = spec.trigger
+      const cron = "cron" in trigger ? trigger : undefined
+      const every = "every" in trigger ? trigger : undefined
+      // One options object with every field (unset ones undefined), no spread: a load makes 100,000 jobs.
+      return Either.mapLeft(
         Job.make({
           name: spec.id,
           handler: runSchedule,
           isExpected: expected.get(target.name) ?? target.isExpected,
-          ...("cron" in spec.trigger
-            ? { cron: spec.trigger.cron, timezone: spec.trigger.timezone }
-            : "every" in spec.trigger
-            ? { every: spec.trigger.every as Duration.DurationInput, fixedRate: spec.trigger.fixedRate }
-            : { at: spec.trigger.at }),
+          cron: cron?.cron,
+          timezone: cron?.timezone,
+          every: every?.every as Duration.DurationInput | undefined,
+          fixedRate: every?.fixedRate,
+          at: "at" in trigger ? trigger.at : undefined,
           enabled: enabled && spec.enabled !== false,
           // Durations are strings in a spec; `Job.make` decodes each and names the field of a bad one.
           timeout: spec.timeout as Duration.DurationInput | undefined,
@@ -268,6 +298,7 @@ const makeWith = <R>(
         (error) =>
           fromJobError(spec.id, error)
       )
+    }
 
     /** Checks that depend on the time of the upsert: a trigger with no fire left. */
     const neverFires = (spec: ScheduleSpec, job: Job.Job<never>, now: number): NeverFires | undefined => {
@@ -329,54 +360,120 @@ const makeWith = <R>(
     const gone = new Map<string, number>()
     const applyLock = yield* Effect.makeSemaphore(1)
 
-    /** The job of one stored schedule, or why this node cannot run it (logged once per spec). */
-    const prepare = (entry: StoredSchedule) =>
-      Effect.gen(function*() {
-        const decoded = decodeSpecJson(entry.spec)
-        const failure = (reason: string) =>
-          Effect.as(
-            Effect.logError("stored schedule cannot run on this node").pipe(
-              Effect.annotateLogs({ job: entry.id, reason })
-            ),
-            undefined
-          )
-        if (Either.isLeft(decoded)) return yield* failure(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
-        const spec = decoded.right
-        const target = registry.get(spec.handler)
-        if (target === undefined) return yield* failure(`unknown handler "${spec.handler}"`)
-        const limited = spec.limit !== undefined && (yield* store.runCount(spec.id)) >= spec.limit
-        const job = jobOf(spec, target, !limited)
-        if (Either.isLeft(job)) return yield* failure(job.left.message)
-        return { job: job.right, planKey: planKey(spec) }
-      })
+    /** A stored schedule decoded, or why this node cannot run it. */
+    type Runnable = { readonly spec: ScheduleSpec; readonly target: AnyHandler }
+    type Decoded = Runnable | { readonly reason: string }
+
+    /** Decode a stored spec and find its handler: synchronous, no effect per schedule (a load decodes thousands). */
+    const decodeStored = (entry: StoredSchedule): Decoded => {
+      const decoded = decodeSpecJson(entry.spec)
+      if (Either.isLeft(decoded)) return { reason: decoded.left }
+      const spec = decoded.right
+      const target = registry.get(spec.handler)
+      return target === undefined ? { reason: `unknown handler "${spec.handler}"` } : { spec, target }
+    }
+
+    const cannotRun = (id: string, reason: string) =>
+      Effect.logError("stored schedule cannot run on this node").pipe(Effect.annotateLogs({ job: id, reason }))
 
     /**
      * Apply stored entries (new or changed ones register, equal or older ones are left) and removals, in one step. A
      * removal is `asOf` a store version read before the read that found the schedule gone: a schedule applied with a
      * newer revision was written after that read, and stays.
+     *
+     * `round`: the entries are a page of that full reconcile (each is marked listed by it). `reread`: the entries are
+     * applied again even when their spec is the one applied (a run count changed).
+     *
+     * The entries are applied in order, each decoded, validated and made a job synchronously (a load applies
+     * thousands per call: no effect per schedule); the only store reads are the run counts of schedules with a
+     * `limit`, read together after that pass, those schedules applied after them (still in order among themselves).
      */
     const applyEntries = (
       entries: ReadonlyArray<StoredSchedule>,
-      removed: ReadonlyArray<{ readonly id: string; readonly asOf: number }>
+      removed: ReadonlyArray<{ readonly id: string; readonly asOf: number }>,
+      options?: {
+        readonly round?: number | undefined
+        readonly reread?: boolean | undefined
+        /** The entries' last fire times, one per entry (see `Page.lastFires`). */
+        readonly lastFires?: ReadonlyArray<Option.Option<number> | undefined> | undefined
+      }
     ) =>
       applyLock.withPermits(1)(Effect.gen(function*() {
-        const register: Array<{ readonly job: Job.Job<never>; readonly replan: boolean }> = []
-        for (const entry of entries) {
+        const round = options?.round
+        const reread = options?.reread === true
+        const lastFires = options?.lastFires
+        const register: Array<
+          { readonly job: Job.Job<never>; readonly replan: boolean; readonly lastFire?: Option.Option<number> }
+        > = []
+        const failed: Array<{ readonly id: string; readonly reason: string }> = []
+        const limited: Array<{ readonly entry: StoredSchedule; readonly index: number } & Runnable> = []
+        const runCounts = new Map<string, number>()
+
+        /** The entry's known state, unless it is applied already (equal) or older than what was applied. */
+        const check = (entry: StoredSchedule): { readonly before: Known | undefined } | undefined => {
           const before = known.get(entry.id)
-          if (before !== undefined && (before.spec === entry.spec || before.revision > entry.revision)) continue
-          if (entry.revision <= (gone.get(entry.id) ?? -1)) continue
-          gone.delete(entry.id)
-          const prepared = yield* prepare(entry)
-          known.set(entry.id, { spec: entry.spec, revision: entry.revision })
-          if (prepared === undefined) {
-            yield* scheduler.unregister(entry.id)
-            continue
+          if (before !== undefined) {
+            if (round !== undefined) before.listed = round
+            if ((!reread && before.spec === entry.spec) || before.revision > entry.revision) return undefined
           }
-          // What it replans from is compared with the spec applied before (read again: not kept per schedule).
-          const beforeKey = before === undefined
-            ? undefined
-            : Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey))
-          register.push({ job: prepared.job, replan: before !== undefined && beforeKey !== prepared.planKey })
+          if (gone.size > 0) {
+            if (entry.revision <= (gone.get(entry.id) ?? -1)) return undefined
+            gone.delete(entry.id)
+          }
+          return { before }
+        }
+
+        /** Note the entry as applied, and what to register (or why it cannot run here). */
+        const apply = (
+          entry: StoredSchedule,
+          index: number,
+          before: Known | undefined,
+          one: Decoded
+        ) => {
+          known.set(entry.id, {
+            spec: entry.spec,
+            revision: entry.revision,
+            listed: round ?? before?.listed ?? 0
+          })
+          if (!("spec" in one)) {
+            failed.push({ id: entry.id, reason: one.reason })
+            return
+          }
+          // A schedule whose run limit is reached stays registered, disabled (no fire planned).
+          const limitReached = one.spec.limit !== undefined && (runCounts.get(one.spec.id) ?? 0) >= one.spec.limit
+          const job = jobOf(one.spec, one.target, !limitReached)
+          if (Either.isLeft(job)) {
+            failed.push({ id: entry.id, reason: job.left.message })
+            return
+          }
+          // What it replans from is compared with the spec applied before (read again: not kept per schedule); a
+          // schedule new here has nothing to compare.
+          const replan = before !== undefined &&
+            Either.getOrUndefined(Either.map(decodeSpecJson(before.spec), planKey)) !== planKey(one.spec)
+          const lastFire = lastFires?.[index]
+          register.push(lastFire === undefined ? { job: job.right, replan } : { job: job.right, replan, lastFire })
+        }
+
+        for (let index = 0; index < entries.length; index++) {
+          const entry = entries[index]!
+          const checked = check(entry)
+          if (checked === undefined) continue
+          const one = decodeStored(entry)
+          if ("spec" in one && one.spec.limit !== undefined) limited.push({ entry, index, ...one })
+          else apply(entry, index, checked.before, one)
+        }
+        if (limited.length > 0) {
+          const counts = yield* Effect.forEach(limited, ({ spec }) => store.runCount(spec.id), { concurrency: 16 })
+          limited.forEach(({ spec }, i) => runCounts.set(spec.id, counts[i]!))
+          // Checked again: an entry after it in `entries` (the same id, applied above) may be newer.
+          for (const { entry, index, spec, target } of limited) {
+            const checked = check(entry)
+            if (checked !== undefined) apply(entry, index, checked.before, { spec, target })
+          }
+        }
+        for (const { id, reason } of failed) {
+          yield* cannotRun(id, reason)
+          yield* scheduler.unregister(id)
         }
         for (const { asOf, id } of removed) {
           const before = known.get(id)
@@ -389,19 +486,19 @@ const makeWith = <R>(
         if (register.length > 0) yield* scheduler.registerAll(register)
       }))
 
-    /** Read one schedule from the store and apply it (stored: register; gone: unregister). */
-    const refreshIds = (ids: ReadonlyArray<string>) =>
+    /** Read schedules from the store and apply them (stored: register; gone: unregister). */
+    const refreshIds = (ids: ReadonlyArray<string>, options?: { readonly reread?: boolean | undefined }) =>
       Effect.gen(function*() {
         const asOf = yield* store.version
         const stored = yield* Effect.forEach(ids, (id) => store.get(id), { concurrency: 16 })
         const present = stored.flatMap((entry) => Option.toArray(entry))
         const removed = ids.filter((_, i) => Option.isNone(stored[i]!)).map((id) => ({ id, asOf }))
-        yield* applyEntries(present, removed)
+        yield* applyEntries(present, removed, options)
       })
 
-    /** Forget what was applied for `id` and read it again (its run count changed). */
+    /** Read `id` again and apply it even if its spec is unchanged (its run count changed). */
     const refresh = (id: string) =>
-      Effect.zipRight(Effect.sync(() => known.delete(id)), refreshIds([id])).pipe(
+      refreshIds([id], { reread: true }).pipe(
         Effect.catchAllCause((cause) => Effect.logWarning("schedule refresh failed", cause))
       )
 
@@ -409,29 +506,91 @@ const makeWith = <R>(
     let reconciledVersion = -1
     const announced = new Set<number>()
 
-    const reconcile: Effect.Effect<void, StoreError> = Effect.gen(function*() {
-      const version = yield* store.version
-      const seen = new Set<string>()
-      // The next page is read while this one is applied.
-      let next = yield* Effect.fork(store.list({ limit: LOAD_PAGE }))
-      while (true) {
-        const page: { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> } =
-          yield* Fiber.join(next)
-        if (Option.isSome(page.next)) {
-          next = yield* Effect.fork(store.list({ cursor: page.next.value, limit: LOAD_PAGE }))
+    interface Page {
+      readonly entries: ReadonlyArray<StoredSchedule>
+      readonly next: Option.Option<string>
+      /**
+       * The last fire times read with the page, one per entry (none read: undefined), for the schedules not applied
+       * here yet, on a leader.
+       */
+      readonly lastFires: ReadonlyArray<Option.Option<number> | undefined> | undefined
+    }
+
+    /** The last fire times of a page's schedules not applied here yet, when this node leads (else none). */
+    const withLastFires = (
+      page: { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> }
+    ): Effect.Effect<Page> =>
+      Effect.gen(function*() {
+        const bulk = jobStore.lastFireTimes
+        if (bulk === undefined || node === undefined || !(yield* node.election.isLeader)) {
+          return { ...page, lastFires: undefined }
         }
-        for (const entry of page.entries) seen.add(entry.id)
-        yield* applyEntries(page.entries, [])
+        // The schedules new here are the ones planned from their last fire. A hint only: without it (not read, or
+        // the read failed) the scheduler reads them itself.
+        // On a node that has applied nothing yet (a leader starting), that is every one of them.
+        const fresh = known.size === 0 ? page.entries : page.entries.filter((entry) => !known.has(entry.id))
+        if (fresh.length === 0) return { ...page, lastFires: undefined }
+        const lasts = yield* Effect.option(bulk(fresh.map((entry) => entry.id)))
+        if (Option.isNone(lasts)) return { ...page, lastFires: undefined }
+        if (fresh === page.entries) return { ...page, lastFires: lasts.value }
+        const byId = new Map<string, Option.Option<number>>()
+        fresh.forEach((entry, i) => byId.set(entry.id, lasts.value[i] ?? Option.none()))
+        return { ...page, lastFires: page.entries.map((entry) => byId.get(entry.id)) }
+      })
+
+    /**
+     * Every stored schedule, page after page, read ahead of the caller: a fiber (in `scope`) lists the pages one
+     * after the other (each needs the previous one's last id) and reads each page's last fire times beside the next
+     * listing, up to `PAGES_AHEAD` pages before the one the caller applies. The caller takes the pages in order; a
+     * failed read is the failure of its page.
+     */
+    const readAhead = (scope: Scope) =>
+      Effect.gen(function*() {
+        const pages = yield* Queue.bounded<Fiber.Fiber<Page, StoreError>>(PAGES_AHEAD)
+        const producer = Effect.gen(function*() {
+          let cursor: string | undefined = undefined
+          while (true) {
+            const listed: Either.Either<
+              { readonly entries: ReadonlyArray<StoredSchedule>; readonly next: Option.Option<string> },
+              StoreError
+            > = yield* Effect.either(store.list({ cursor, limit: LOAD_PAGE }))
+            if (Either.isLeft(listed)) return yield* pages.offer(Fiber.fail<StoreError>(listed.left))
+            yield* pages.offer(yield* Effect.forkIn(withLastFires(listed.right), scope))
+            if (Option.isNone(listed.right.next)) return
+            cursor = listed.right.next.value
+          }
+        })
+        yield* Effect.forkIn(producer, scope)
+        return Effect.flatMap(Queue.take(pages), Fiber.join)
+      })
+
+    /** The round of the latest full reconcile begun (see `Known.listed`). */
+    let rounds = 0
+
+    const reconcile: Effect.Effect<void, StoreError> = Effect.scoped(Effect.gen(function*() {
+      const version = yield* store.version
+      // What this reconcile lists is marked with its round; one begun after it (reconciles may overlap: the apply
+      // loop's and `Schedules.reconcile`) marks with a later one, which counts as listed here too: it listed the
+      // schedule later still.
+      const round = ++rounds
+      // The pages (and the last fire times the scheduler plans new schedules from) are read while earlier pages are
+      // applied: a load waits for neither, unless the store is slower than the applying.
+      const nextPage = yield* readAhead(yield* Effect.scope)
+      while (true) {
+        const page = yield* nextPage
+        yield* applyEntries(page.entries, [], { round, lastFires: page.lastFires })
         if (Option.isNone(page.next)) break
       }
-      yield* applyEntries(
-        [],
-        Array.from(known.keys()).filter((id) => !seen.has(id)).map((id) => ({ id, asOf: version }))
-      )
+      const unlisted: Array<{ readonly id: string; readonly asOf: number }> = []
+      // `forEach`, not `for...of`: no entry pair made per schedule.
+      known.forEach((applied, id) => {
+        if (applied.listed < round) unlisted.push({ id, asOf: version })
+      })
+      yield* applyEntries([], unlisted)
       reconciledVersion = Math.max(reconciledVersion, version)
       for (const [id, asOf] of gone) if (asOf < version) gone.delete(id)
       for (const v of announced) if (v <= version) announced.delete(v)
-    })
+    }))
 
     /** Whether every change up to `version` was announced (and so applied) since the last reconcile. */
     const allAnnounced = (version: number) => {
@@ -451,6 +610,37 @@ const makeWith = <R>(
     /** Load every stored schedule, then follow the store's changes until the scope closes. */
     const follow = (election: LeaderElection["Type"]) =>
       Effect.gen(function*() {
+        // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
+        // Subscribed before the load: a change made while it runs, or right after it, is announced, and applied from
+        // the queue once the load is over (not found later by the version check, which would reload everything).
+        const subscribed = yield* Deferred.make<void>()
+        const subscribeChanges = store.subscribe ?? Effect.succeed(store.changes)
+        yield* Effect.scoped(
+          Effect.flatMap(subscribeChanges, (changes) =>
+            Effect.zipRight(
+              Deferred.succeed(subscribed, undefined),
+              Stream.runForEach(changes, (change) => {
+                // Received = will be applied (the queue is applied in order): the version check counts it now.
+                announced.add(change.version)
+                return work.offer({ _tag: "Id", id: change.id, version: change.version })
+              })
+            ))
+        ).pipe(
+          // A subscription that failed does not hold up the load either.
+          Effect.onExit(() => Deferred.succeed(subscribed, undefined)),
+          Effect.zipRight(Effect.fail("changes ended" as const)),
+          Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
+          Effect.zipRight(work.offer({ _tag: "All" })),
+          Effect.retry(Schedule.spaced("1 second")),
+          Effect.forkScoped
+        )
+        // Bounded on a live clock (a TestClock does not move by itself): a store slow to subscribe holds nothing up.
+        yield* Deferred.await(subscribed).pipe(
+          Effect.timeout("2 seconds"),
+          Effect.ignore,
+          Effect.withClock(Clock.make())
+        )
+
         yield* reconcile.pipe(
           Effect.catchAll((error) => Effect.logError("stored schedules not loaded at start; retrying", error.message))
         )
@@ -473,20 +663,6 @@ const makeWith = <R>(
           Effect.forever
         )
         yield* Effect.forkScoped(applyLoop)
-
-        // Announcements from the store (retried: a subscription lost is made again, and a reconcile follows it).
-        yield* store.changes.pipe(
-          Stream.runForEach((change) => {
-            // Received = will be applied (the queue is applied in order): the version check counts it now.
-            announced.add(change.version)
-            return work.offer({ _tag: "Id", id: change.id, version: change.version })
-          }),
-          Effect.zipRight(Effect.fail("changes ended" as const)),
-          Effect.tapErrorCause((cause) => Effect.logWarning("schedule changes subscription lost", cause)),
-          Effect.zipRight(work.offer({ _tag: "All" })),
-          Effect.retry(Schedule.spaced("1 second")),
-          Effect.forkScoped
-        )
 
         // The version check: a change nobody announced (or whose announcement was lost) is found within two
         // intervals. A version is judged one interval after it was read: its announcement, published by the same
@@ -536,7 +712,7 @@ const makeWith = <R>(
           return yield* new InvalidSchedule({
             schedule: id,
             path: "",
-            reason: `stored spec unreadable: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+            reason: `stored spec unreadable: ${decoded.left}`
           })
         }
         return { spec: decoded.right, stored: entry.value }

@@ -25,6 +25,9 @@ export type AnyJob = Job.Job<never>
  */
 const SLOT_TTL_MARGIN_MS = 10 * 60_000
 
+/** The runs of a job that has never run. */
+const noRuns: ReadonlySet<Run> = new Set()
+
 export class JobState {
   /** Bumped whenever the planned fire changes; timer entries of older generations are stale. Planner. */
   generation = 0
@@ -32,8 +35,15 @@ export class JobState {
   nextFire: number | undefined = undefined
   /** The state of a `Schedule` trigger between its steps. Planner. */
   scheduleState: unknown = undefined
-  /** Its runs from creation until over (`Run`'s constructor adds, its `over` transition deletes). Run. */
-  readonly running = new Set<Run>()
+  /**
+   * Its runs from creation until over (`Run`'s constructor adds, its `over` transition deletes: `addRun`,
+   * `deleteRun`). Run. The set is made on the first run: an idle job (most stored schedules, most of the time) keeps
+   * none, and a leader loading 100,000 schedules makes none.
+   */
+  get running(): ReadonlySet<Run> {
+    return this.runningSet ?? noRuns
+  }
+  private runningSet: Set<Run> | undefined = undefined
   /** Bookkeeper. */
   lastRun: Option.Option<RunRecord> = Option.none()
   /** Counters since this node started. Bookkeeper. */
@@ -51,6 +61,14 @@ export class JobState {
   private retryCache: Schedule.Schedule<unknown, unknown> | undefined = undefined
 
   constructor(readonly job: AnyJob, private readonly misfireThresholdMs: number) {}
+
+  addRun(run: Run): void {
+    ;(this.runningSet ??= new Set()).add(run)
+  }
+
+  deleteRun(run: Run): void {
+    this.runningSet?.delete(run)
+  }
 
   get metrics(): JobMetrics {
     return this.metricsCache ??= new JobMetrics(this.job.name)

@@ -87,9 +87,14 @@ export class Planner {
 
   /**
    * `add` for many jobs: their last fire times in one store call when the store reads many at once
-   * (`JobStore.lastFireTimes`), so that thousands of schedules loaded together are planned in a few round trips.
+   * (`JobStore.lastFireTimes`), so that thousands of schedules loaded together are planned in a few round trips. An
+   * item's `last` is its last fire time read already by the caller: not read again.
    */
-  addMany(items: ReadonlyArray<{ readonly state: JobState; readonly from: "lastFire" | "now" }>): Effect.Effect<void> {
+  addMany(
+    items: ReadonlyArray<
+      { readonly state: JobState; readonly from: "lastFire" | "now"; readonly last?: Option.Option<number> }
+    >
+  ): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
       if (!self.flags.leading) return
@@ -99,12 +104,25 @@ export class Planner {
       const generations = list.map(({ state }) => state.generation)
       const bulk = self.store.lastFireTimes
       const simple = bulk !== undefined && list.every(({ state }) => state.job.trigger._tag !== "Schedule")
+      // The last fire times needed and not given by the caller, read in one call: a job planned from now needs
+      // none (its trigger changed), unless it is an `At` (its one fire may have been claimed already).
+      const needs = ({ from, last, state }: (typeof list)[number]) =>
+        last === undefined && (from === "lastFire" || state.job.trigger._tag === "At")
+      const unread = list.filter(needs)
       const firsts = simple
-        ? yield* bulk(list.map(({ state }) => state.job.name)).pipe(
+        ? yield* (unread.length === 0 ? Effect.succeed([]) : bulk(unread.map(({ state }) => state.job.name))).pipe(
           Effect.timeout("10 seconds"),
-          Effect.map((lasts) =>
-            list.map(({ from, state }, i) => self.firstFromLast(state, lasts[i] ?? Option.none(), now, from === "now"))
-          ),
+          Effect.map((lasts) => {
+            let k = 0
+            return list.map((item) =>
+              self.firstFromLast(
+                item.state,
+                item.last ?? (needs(item) ? lasts[k++] : undefined) ?? Option.none(),
+                now,
+                item.from === "now"
+              )
+            )
+          }),
           Effect.catchAllCause((cause) =>
             Effect.as(
               Effect.logWarning("last fire times unavailable; planning from now", cause),

@@ -54,7 +54,7 @@ export class Run {
     readonly fireTime: number,
     readonly kind: typeof RunKind.Type
   ) {
-    state.running.add(this)
+    state.addRun(this)
   }
 
   get phase(): Phase {
@@ -172,7 +172,7 @@ export class Run {
     if (phase !== "beginning" && phase !== "ended") return false
     this.phaseValue = "over"
     this.recordValue = record
-    this.state.running.delete(this)
+    this.state.deleteRun(this)
     const waiters = this.waiters
     this.waiters = undefined
     if (waiters !== undefined) { for (const wake of waiters) wake() }
