@@ -103,7 +103,7 @@ const main = async () => {
   const root_ = stats.get("root")!
   const verdict = (value: number) => (value <= 1.2 ? "met" : "NOT met")
   process.stdout.write(
-    `## Import cost (${rounds} fresh processes per row, medians)\n${await machine()}\n\n` +
+    `## 6. Import cost (${rounds} fresh processes per row, medians)\n${await machine()}\n\n` +
       table(["import", "ms", "x effect", "heap MiB", "x effect"], rows) +
       `\n\nGoal: the package root costs at most 1.2x \`import "effect"\` in time (${fmt(root_.ms / base.ms, 2)}x: ${
         verdict(root_.ms / base.ms)

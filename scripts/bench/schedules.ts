@@ -99,7 +99,7 @@ const program = Effect.gen(function*() {
   }
   latencies.sort((a, b) => a - b)
 
-  console.log("## 6. Stored schedules on Redis")
+  console.log("## 7. Stored schedules on Redis")
   console.log(`${yield* Effect.promise(machine)}; ${N} schedules, upsert concurrency ${CONCURRENCY}`)
   console.log(table(["measure", "value", "goal"], [
     ["upserts / s (Schedules.layerStore, new schedules)", fmt(N / upsertSeconds, 0), ">= 5,000"],
