@@ -69,7 +69,10 @@ export type BeginResult =
     readonly fence: number
     readonly lock: Option.Option<JobLockModel.LockHandle>
   }
-  | { readonly _tag: "Skipped"; readonly reason: Exclude<SkipReason, "overlap" | "misfired" | "store_error"> }
+  | {
+    readonly _tag: "Skipped"
+    readonly reason: Exclude<SkipReason, "overlap" | "misfired" | "store_error" | "shutting_down">
+  }
 
 /**
  * What the scheduler asks of the store when a run is over: its record, the lock to release, and how long the status

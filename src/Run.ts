@@ -40,11 +40,20 @@ export type Outcome = typeof Outcome.Type
  * - `slot_taken`: another node already claimed this fire time.
  * - `misfired`: the fire time passed while nobody ran it, and the misfire policy drops it.
  * - `store_error`: the store (Redis) did not answer when the run was to begin.
+ * - `shutting_down`: a manual trigger that arrived while the scheduler shuts down (no run begins then).
  *
  * @since 0.1.0
  * @category models
  */
-export const SkipReason = Schema.Literal("lock_held", "overlap", "paused", "slot_taken", "misfired", "store_error")
+export const SkipReason = Schema.Literal(
+  "lock_held",
+  "overlap",
+  "paused",
+  "slot_taken",
+  "misfired",
+  "store_error",
+  "shutting_down"
+)
 
 /**
  * Why a fire did not run, as a type: one of the `SkipReason` literals.

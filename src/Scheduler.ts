@@ -134,8 +134,8 @@ export class Scheduler extends Context.Tag("effect-job-scheduler/Scheduler")<Sch
   readonly status: Effect.Effect<ReadonlyArray<JobStatus>, StoreError>
   readonly jobStatus: (name: string) => Effect.Effect<JobStatus, UnknownJob | StoreError>
   /**
-   * Run the job now through the same path as a fire (pause check, lock, fence, record); returns once started. Dies
-   * once the scheduler is shutting down (no run begins then).
+   * Run the job now through the same path as a fire (pause check, lock, fence, record); returns once started.
+   * `Skipped` with `shutting_down` once the scheduler is shutting down (no run begins then).
    */
   readonly trigger: (
     name: string,
@@ -484,7 +484,14 @@ export const make = <R>(
       trigger: (name, triggerOptions) =>
         Effect.flatMap(
           lookup(name),
-          (state) => Effect.flatMap(launcher.manual(state, triggerOptions?.input), (begun) => started(name, begun))
+          (state) =>
+            Effect.flatMap(
+              launcher.manual(state, triggerOptions?.input),
+              (begun): Effect.Effect<TriggerResult, StoreError> =>
+                begun === undefined
+                  ? Effect.succeed({ _tag: "Skipped", reason: "shutting_down" })
+                  : started(name, begun)
+            )
         ),
       runFire: (name, fireTime) =>
         Effect.flatMap(lookup(name), (state) =>

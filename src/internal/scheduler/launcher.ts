@@ -92,15 +92,18 @@ export class Launcher {
 
   /**
    * A manual run of `state`, now: created, begun and started in one uninterruptible step. `input` is handed to its
-   * handler as `RunContext.input`.
+   * handler as `RunContext.input`. Undefined once the scheduler is shutting down: no run begins then.
    */
-  manual(state: JobState, input?: unknown): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome }> {
+  manual(
+    state: JobState,
+    input?: unknown
+  ): Effect.Effect<{ readonly run: Run; readonly result: BeginOutcome } | undefined> {
     return Effect.uninterruptible(Effect.flatMap(currentMillis, (now) => {
       const run = new Run(state, now, "manual")
       if (input !== undefined) this.inputs.set(run, input)
       if (this.flags.shuttingDown) {
         this.bookkeeper.drop(run, "shutting down", now)
-        return Effect.die(new Error("the scheduler is shutting down: no run begins"))
+        return Effect.succeed(undefined)
       }
       return Effect.map(this.beginAndStart([run]), ([result]) => ({ run, result }))
     }))
