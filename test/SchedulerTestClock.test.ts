@@ -8,6 +8,7 @@ import * as LeaderElection from "../src/LeaderElection.js"
 import { RunContext } from "../src/Run.js"
 import * as Scheduler from "../src/Scheduler.js"
 import * as Testing from "../src/Testing.js"
+import { nightlyShanghai } from "./fixtures/nightly.js"
 
 // Testing jobs on the TestClock without traps: the clock may be set after the scheduler's layer is built, a test's
 // scope may close while a run waits, and a simulated week costs little real time.
@@ -58,12 +59,7 @@ describe.each(clocks)("Scheduler on $label", ({ provide }) => {
   it.scoped("follows TestClock.setTime made after the layer was provided: fires from the new time, none before", () =>
     Effect.gen(function*() {
       const fires: Array<string> = []
-      const nightly = Job.unsafeMake({
-        name: "nightly",
-        cron: "0 0 2 * * *",
-        timezone: "Asia/Shanghai",
-        handler: Effect.flatMap(RunContext, (run) => Effect.sync(() => fires.push(iso(run.fireTime.getTime()))))
-      })
+      const nightly = nightlyShanghai(fires)
       yield* withinRealTime(
         "5 seconds",
         Effect.gen(function*() {

@@ -13,10 +13,9 @@ import {
   Supervisor,
   TestClock
 } from "effect"
-import * as Job from "../src/Job.js"
-import { RunContext } from "../src/Run.js"
 import * as Scheduler from "../src/Scheduler.js"
 import * as Testing from "../src/Testing.js"
+import { nightlyShanghai } from "./fixtures/nightly.js"
 
 // Testing.layerFastTestClock: the test's own TestClock, with a cheap wait for quiet fibers and the same rule.
 
@@ -172,12 +171,7 @@ describe("Testing.layerFastTestClock", () => {
   it.effect("provided with the scheduler's layer in one mergeAll, TestClock.setTime is followed and rounds are fast", () =>
     Effect.gen(function*() {
       const fires: Array<string> = []
-      const nightly = Job.unsafeMake({
-        name: "nightly",
-        cron: "0 0 2 * * *",
-        timezone: "Asia/Shanghai",
-        handler: Effect.flatMap(RunContext, (run) => Effect.sync(() => fires.push(iso(run.fireTime.getTime()))))
-      })
+      const nightly = nightlyShanghai(fires)
       const zeroTimers = yield* zeroTimersDuring(Effect.gen(function*() {
         yield* TestClock.adjust(0) // the scheduler plans on the clock's start (1970)
         yield* TestClock.setTime(at("2026-01-01T00:00:00Z"))
