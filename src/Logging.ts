@@ -11,6 +11,7 @@ import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import { type FieldLine, withFieldLogger } from "./internal/fieldLines.js"
 
 /**
  * The log format: `json` (one JSON object per line) or `pretty` (one readable line per event).
@@ -39,6 +40,7 @@ const levels: Record<Level, LogLevel.LogLevel> = {
 }
 
 const messageText = (message: unknown): string => {
+  if (Array.isArray(message) && message.length === 1 && typeof message[0] === "string") return message[0]
   const parts = Array.isArray(message) ? message : [message]
   return parts.map((part) =>
     typeof part === "string" ? part : part instanceof Error ? String(part) : Inspectable.format(part)
@@ -53,16 +55,31 @@ const messageText = (message: unknown): string => {
  * @category loggers
  */
 export const makeJsonLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
-  Logger.make(({ annotations, cause, date, logLevel, message }) => {
-    const line: Record<string, unknown> = {
-      timestamp: date.toISOString(),
-      level: logLevel.label,
-      message: messageText(message)
+  withFieldLogger(
+    Logger.make(({ annotations, cause, date, logLevel, message }) => {
+      const line = jsonHead(date, logLevel, message)
+      for (const [key, value] of annotations) line[key] = value
+      write(jsonEnd(line, cause))
+    }),
+    // The scheduler's own lines, with their fields as a record (the same object as above, without a map).
+    ({ base, cause, date, fields, logLevel, message }: FieldLine) => {
+      const line = jsonHead(date, logLevel, message)
+      if (HashMap.size(base) > 0) { for (const [key, value] of base) line[key] = value }
+      for (const key in fields) line[key] = fields[key]
+      write(jsonEnd(line, cause))
     }
-    for (const [key, value] of annotations) line[key] = value
-    if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause, { renderErrorCause: true })
-    write(JSON.stringify(line))
-  })
+  )
+
+const jsonHead = (date: Date, logLevel: LogLevel.LogLevel, message: unknown): Record<string, unknown> => ({
+  timestamp: date.toISOString(),
+  level: logLevel.label,
+  message: messageText(message)
+})
+
+const jsonEnd = (line: Record<string, unknown>, cause: Cause.Cause<unknown>): string => {
+  if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause, { renderErrorCause: true })
+  return JSON.stringify(line)
+}
 
 /**
  * One JSON object per line: `timestamp`, `level`, `message`, every annotation as a field, `cause` when there is one.
@@ -94,18 +111,35 @@ const prettyValue = (value: unknown): string => {
  * @since 0.1.0
  * @category loggers
  */
-export const prettyLogger: Logger.Logger<unknown, void> = Logger.make(
-  ({ annotations, cause, date, logLevel, message }) => {
-    let line = `${date.toISOString()} ${logLevel.label.padEnd(5)} ${messageText(message)}`
+export const prettyLogger: Logger.Logger<unknown, void> = withFieldLogger(
+  Logger.make(({ annotations, cause, date, logLevel, message }) => {
+    let line = prettyHead(date, logLevel, message)
     for (const [key, value] of HashMap.toEntries(annotations)) line += ` ${key}=${prettyValue(value)}`
-    const details = Cause.isEmpty(cause) ? [] : [Cause.pretty(cause, { renderErrorCause: true })]
-    for (const part of Array.isArray(message) ? message : [message]) {
-      if (part instanceof Error && part.stack !== undefined) details.push(part.stack)
+    process.stdout.write(prettyEnd(line, message, cause))
+  }),
+  // The scheduler's own lines, with their fields as a record: the fiber's annotations, then the line's fields.
+  ({ base, cause, date, fields, logLevel, message }: FieldLine) => {
+    let line = prettyHead(date, logLevel, message)
+    if (HashMap.size(base) > 0) {
+      for (const [key, value] of base) if (!Object.hasOwn(fields, key)) line += ` ${key}=${prettyValue(value)}`
     }
-    for (const detail of details) line += "\n" + detail.split("\n").map((l) => `    ${l}`).join("\n")
-    process.stdout.write(line + "\n")
+    for (const key in fields) line += ` ${key}=${prettyValue(fields[key])}`
+    process.stdout.write(prettyEnd(line, message, cause))
   }
 )
+
+const prettyHead = (date: Date, logLevel: LogLevel.LogLevel, message: unknown): string =>
+  `${date.toISOString()} ${logLevel.label.padEnd(5)} ${messageText(message)}`
+
+/** The line, then a failure's cause and any error's stack on the lines after it, indented. */
+const prettyEnd = (line: string, message: unknown, cause: Cause.Cause<unknown>): string => {
+  const details = Cause.isEmpty(cause) ? [] : [Cause.pretty(cause, { renderErrorCause: true })]
+  for (const part of Array.isArray(message) ? message : [message]) {
+    if (part instanceof Error && part.stack !== undefined) details.push(part.stack)
+  }
+  for (const detail of details) line += "\n" + detail.split("\n").map((l) => `    ${l}`).join("\n")
+  return line + "\n"
+}
 
 /**
  * The logger and minimum level for the given settings.

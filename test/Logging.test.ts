@@ -1,6 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { fieldLoggerOf } from "../src/internal/fieldLines.js"
 import * as Logging from "../src/Logging.js"
 
 /** What `effect` writes to stdout while it runs, split into lines. */
@@ -75,5 +79,53 @@ describe("Logging", () => {
         run_id: "r-1",
         fence: 3
       })
+    }))
+
+  // The scheduler hands its own lines (`job finished`, `job skipped`) to this package's loggers as a record of fields
+  // instead of an annotation map; what they write must be what the same line as annotations gives.
+  const fields = { job: "sync_user", run_id: "r-1", fence: 3, outcome: "business_error", error: "MAIL: smtp down" }
+  const base = HashMap.make(["service", "billing"], ["job", "overridden by the line's field"])
+  const asAnnotations = (logger: Logger.Logger<unknown, void>, cause: Cause.Cause<unknown>) =>
+    Effect.logWithLevel(LogLevel.Warning, "job finished", cause).pipe(
+      Effect.annotateLogs(fields),
+      Effect.annotateLogs(Object.fromEntries(HashMap.toEntries(base))),
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+    )
+  const asFields = (logger: Logger.Logger<unknown, void>, cause: Cause.Cause<unknown>) =>
+    fieldLoggerOf(logger)!({
+      logLevel: LogLevel.Warning,
+      message: ["job finished"],
+      date: new Date(0),
+      base,
+      fields,
+      cause
+    })
+
+  it.effect("json: a line handed as fields writes the object the same line as annotations writes", () =>
+    Effect.gen(function*() {
+      for (const cause of [Cause.empty, Cause.die(new Error("boom"))]) {
+        const viaMap: Array<string> = []
+        const viaFields: Array<string> = []
+        yield* asAnnotations(Logging.makeJsonLogger((line) => viaMap.push(line)), cause)
+        asFields(Logging.makeJsonLogger((line) => viaFields.push(line)), cause)
+        expect(viaMap).toHaveLength(1)
+        expect(viaFields).toHaveLength(1)
+        const line = JSON.parse(viaFields[0]!)
+        expect(line).toEqual(JSON.parse(viaMap[0]!)) // the TestClock stands at 0, the date given above
+        expect(line).toMatchObject({ level: "WARN", message: "job finished", job: "sync_user", service: "billing" })
+        expect("cause" in line).toBe(!Cause.isEmpty(cause))
+      }
+    }))
+
+  it.effect("pretty: a line handed as fields writes the same key=value pairs and cause as the line as annotations", () =>
+    Effect.gen(function*() {
+      const cause = Cause.die(new Error("boom"))
+      const viaMap = yield* captureStdout(asAnnotations(Logging.prettyLogger, cause))
+      const viaFields = yield* captureStdout(Effect.sync(() => asFields(Logging.prettyLogger, cause)))
+      const pairs = (line: string) => line.split(" job finished ")[1]!.match(/\w+=("[^"]*"|\S+)/g)!.sort()
+      expect(pairs(viaFields[0]!)).toEqual(pairs(viaMap[0]!))
+      expect(pairs(viaFields[0]!)).toContain("job=sync_user")
+      expect(viaFields.slice(1)).toEqual(viaMap.slice(1))
+      expect(viaFields.length).toBeGreaterThan(1)
     }))
 })

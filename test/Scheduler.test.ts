@@ -587,7 +587,7 @@ describe("Scheduler: misfires", () => {
 })
 
 describe("Scheduler: logs", () => {
-  it.scoped("logs one job finished line per run with the fields of DESIGN 3.8, and job skipped with its reason", () =>
+  it.scoped("logs one job finished line per run with its job, fire time, run id, node, fence, outcome, duration and lateness, and job skipped with its reason", () =>
     Effect.gen(function*() {
       logs.length = 0
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
@@ -614,6 +614,36 @@ describe("Scheduler: logs", () => {
       expect(skipped.map((l) => [l.annotations.reason, l.annotations.fire_time])).toEqual([
         ["overlap", "2026-05-01T00:00:20.000Z"]
       ])
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.scoped("this package's JSON logger gets the scheduler's lines as fields, with the scope's annotations, and a second logger beside it gets the same line", () =>
+    Effect.gen(function*() {
+      logs.length = 0
+      const json: Array<Record<string, unknown>> = []
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      yield* Effect.gen(function*() {
+        yield* start([Job.unsafeMake({ name: "json", every: "1 second", fixedRate: true, handler: Effect.void })])
+        yield* advance("1 second", "500 millis")
+      }).pipe(
+        Effect.annotateLogs({ service: "billing" }),
+        Effect.provide(Logger.add(Logging.makeJsonLogger((line) => json.push(JSON.parse(line)))))
+      )
+      const finished = json.filter((l) => l.message === "job finished")
+      expect(finished).toHaveLength(1)
+      expect(finished[0]).toMatchObject({
+        level: "INFO",
+        service: "billing",
+        job: "json",
+        fire_time: "2026-05-01T00:00:01.000Z",
+        node: "node-a",
+        outcome: "success",
+        lateness_ms: 0,
+        kind: "scheduled"
+      })
+      const captured = logs.filter((l) => l.message === "job finished" && l.annotations.job === "json")
+      expect(captured).toHaveLength(1)
+      const { level: _level, message: _message, timestamp: _timestamp, ...fields } = finished[0]!
+      expect(captured[0]!.annotations).toEqual(fields)
     }).pipe(Effect.provide(TestLayers)))
 
   it.scoped("with the minimum log level at Warning, successes log nothing and a defect still logs job finished at ERROR", () =>

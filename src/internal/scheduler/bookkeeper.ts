@@ -20,7 +20,7 @@ import * as HashMap from "effect/HashMap"
 import * as HashSet from "effect/HashSet"
 import * as Inspectable from "effect/Inspectable"
 import type * as List from "effect/List"
-import type * as Logger from "effect/Logger"
+import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import type * as LogSpan from "effect/LogSpan"
 import * as Option from "effect/Option"
@@ -28,6 +28,7 @@ import { defaultIsExpected } from "../../Job.js"
 import { type JobStore } from "../../JobStore.js"
 import * as JobStoreM from "../../JobStore.js"
 import { type Outcome, type RunErrorInfo, RunRecord, type SkipReason } from "../../Run.js"
+import { type FieldLogger, fieldLoggerOf } from "../fieldLines.js"
 import type { JobState } from "./jobState.js"
 import type { Run } from "./run.js"
 
@@ -292,19 +293,32 @@ class LineWriter {
     )
   }
 
+  /** The loggers that take a line's fields as a record (this package's), and the others. */
+  private readonly fieldLoggers: Array<FieldLogger> = []
+  private readonly mapLoggers: Array<Logger.Logger<unknown, unknown>> = []
+
   private constructor(
     private readonly fiberId: FiberId.FiberId,
     private readonly fiberRefs: FiberRefs.FiberRefs,
-    private readonly loggers: HashSet.HashSet<Logger.Logger<unknown, unknown>>,
+    loggers: HashSet.HashSet<Logger.Logger<unknown, unknown>>,
     private readonly minimumLevel: LogLevel.LogLevel,
     private readonly baseAnnotations: HashMap.HashMap<string, unknown>,
     private readonly spans: List.List<LogSpan.LogSpan>,
     private readonly clock: Clock.Clock
-  ) {}
+  ) {
+    for (const logger of loggers) {
+      // `Logger.none` writes nothing: a line only it would get is not built.
+      if (logger === Logger.none) continue
+      const fields = fieldLoggerOf(logger)
+      if (fields !== undefined) this.fieldLoggers.push(fields)
+      else this.mapLoggers.push(logger)
+    }
+  }
 
   /** Whether a line at `level` is written at all (below the minimum level, or with no logger, it is not built). */
   enabled(level: LogLevel.LogLevel): boolean {
-    return !LogLevel.lessThan(level, this.minimumLevel) && HashSet.size(this.loggers) > 0
+    return !LogLevel.lessThan(level, this.minimumLevel) &&
+      (this.fieldLoggers.length > 0 || this.mapLoggers.length > 0)
   }
 
   /** Run `f`, whose lines may contain redactable values, in this fiber's redaction context (as `Effect.log`). */
@@ -318,12 +332,19 @@ class LineWriter {
     fields: Record<string, unknown>,
     cause: Cause.Cause<unknown> = Cause.empty
   ): void {
+    const date = new Date(this.clock.unsafeCurrentTimeMillis())
+    const fieldLoggers = this.fieldLoggers
+    if (fieldLoggers.length > 0) {
+      const line = { logLevel, message, date, base: this.baseAnnotations, fields, cause }
+      for (let i = 0; i < fieldLoggers.length; i++) fieldLoggers[i]!(line)
+    }
+    const mapLoggers = this.mapLoggers
+    if (mapLoggers.length === 0) return
     const annotations = HashMap.mutate(this.baseAnnotations, (map) => {
       for (const key in fields) HashMap.set(map, key, fields[key])
     })
-    const date = new Date(this.clock.unsafeCurrentTimeMillis())
-    for (const logger of this.loggers) {
-      logger.log({
+    for (let i = 0; i < mapLoggers.length; i++) {
+      mapLoggers[i]!.log({
         fiberId: this.fiberId,
         logLevel,
         message,
