@@ -646,6 +646,23 @@ describe("Scheduler: logs", () => {
       expect(captured[0]!.annotations).toEqual(fields)
     }).pipe(Effect.provide(TestLayers)))
 
+  it.scoped("a scheduler made inside a span adds its job finished lines to that span as events (effect's tracer logger)", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const span = yield* Effect.gen(function*() {
+        yield* start([Job.unsafeMake({ name: "traced", every: "1 second", fixedRate: true, handler: Effect.void })])
+        yield* advance("1 second", "500 millis")
+        return yield* Effect.currentSpan
+      }).pipe(Effect.withSpan("app"))
+      // Effect's native span keeps its events as [name, time, attributes].
+      const events =
+        (span as unknown as { readonly events: ReadonlyArray<readonly [string, bigint, Record<string, unknown>]> })
+          .events
+      const finished = events.filter(([name, , attributes]) => name === "job finished" && attributes.job === "traced")
+      expect(finished).toHaveLength(1)
+      expect(finished[0]![2]).toMatchObject({ outcome: "success", fire_time: "2026-05-01T00:00:01.000Z" })
+    }).pipe(Effect.provide(TestLayers)))
+
   it.scoped("with the minimum log level at Warning, successes log nothing and a defect still logs job finished at ERROR", () =>
     Effect.gen(function*() {
       logs.length = 0

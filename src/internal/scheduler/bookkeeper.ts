@@ -8,6 +8,7 @@
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -15,7 +16,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
-import type * as FiberRefs from "effect/FiberRefs"
+import * as FiberRefs from "effect/FiberRefs"
 import * as HashMap from "effect/HashMap"
 import type * as HashSet from "effect/HashSet"
 import * as Inspectable from "effect/Inspectable"
@@ -24,6 +25,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import type * as LogSpan from "effect/LogSpan"
 import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import { defaultIsExpected } from "../../Job.js"
 import { type JobStore } from "../../JobStore.js"
 import * as JobStoreM from "../../JobStore.js"
@@ -306,9 +308,13 @@ class LineWriter {
     private readonly spans: List.List<LogSpan.LogSpan>,
     private readonly clock: Clock.Clock
   ) {
+    // Effect's tracer logger adds each line to the fiber's current span as an event, and does nothing without one
+    // (or with an external one): then the line is not built for it.
+    const span = Context.getOption(FiberRefs.getOrDefault(fiberRefs, FiberRef.currentContext), Tracer.ParentSpan)
+    const spanless = Option.isNone(span) || span.value._tag === "ExternalSpan"
     for (const logger of loggers) {
       // `Logger.none` writes nothing: a line only it would get is not built.
-      if (logger === Logger.none) continue
+      if (logger === Logger.none || (spanless && logger === Logger.tracerLogger)) continue
       const fields = fieldLoggerOf(logger)
       if (fields !== undefined) this.fieldLoggers.push(fields)
       else this.mapLoggers.push(logger)
