@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Clock,
+  Context,
   Duration,
   Effect,
   Fiber,
@@ -277,6 +278,35 @@ describe("Scheduler: interval triggers", () => {
 })
 
 describe("Scheduler: one run", () => {
+  it.scoped("a run's context holds the layer's services and its RunContext, and behaves as a Context when changed", () =>
+    Effect.gen(function*() {
+      class Greeter extends Context.Tag("test/Greeter")<Greeter, string>() {}
+      class Extra extends Context.Tag("test/Extra")<Extra, number>() {}
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const seen: Array<unknown> = []
+      const handler = Effect.gen(function*() {
+        const context = yield* Effect.context<RunContext | Greeter>()
+        seen.push(Context.get(context, Greeter), Context.get(context, RunContext).job)
+        // Adding to it copies it: the copy holds the run's, the layer's and the new service.
+        const added = Context.add(context, Extra, 7)
+        seen.push(Context.get(added, Greeter), Context.get(added, RunContext).job, Context.get(added, Extra))
+        seen.push(Option.isNone(Context.getOption(Context.omit(Greeter)(context), Greeter)))
+        seen.push(Context.get(Context.omit(Greeter)(context), RunContext).fence)
+        // A service provided over the layer's wins inside, as over any Context.
+        seen.push(yield* Effect.provideService(Greeter, "inner")(Greeter))
+        yield* Effect.provideService(
+          Effect.flatMap(Extra, (extra) => Effect.map(RunContext, (run) => seen.push(extra, run.attempt))),
+          Extra,
+          8
+        )
+      })
+      yield* start([Job.unsafeMake({ name: "ctx", every: "1 minute", handler })]).pipe(
+        Effect.provideService(Greeter, "hello")
+      )
+      yield* advance("61 seconds", "500 millis")
+      expect(seen).toEqual(["hello", "ctx", "hello", "ctx", 7, true, 1, "inner", 8, 1])
+    }).pipe(Effect.provide(TestLayers)))
+
   it.scoped("a timeout interrupts the handler, releases the lock and records timeout", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))

@@ -76,8 +76,8 @@ export class RunForker {
     target: A
   ): Fiber.RuntimeFiber<void, never> {
     const clock = this.clock
-    // One copy of the layer's context per run, with the run's own services set in it.
-    const services = new Map(this.baseContext.unsafeMap)
+    // The layer's context with the run's own services over it (not a copy of the layer's map per run).
+    const services = new RunServices(this.baseContext.unsafeMap)
     services.set(RunContext.key, runContext)
     let span: Tracer.Span | undefined = undefined
     if (this.tracing) {
@@ -114,8 +114,21 @@ export class RunForker {
       HashMap.set(map, "fire_time", runContext.fireTime.toISOString())
     })
     const fiber = Runtime.runFork(runtime)(handler as Effect.Effect<void, unknown>, {
-      updateRefs: (refs, fiberId) =>
-        FiberRefs.updateAs(refs, { fiberId, fiberRef: FiberRef.currentLogAnnotations, value: annotations })
+      // `refs` was made for this fiber by the fork and is not shared yet: set in place, as `FiberRefs.updateAs` would
+      // on a copy (one map copy per run less).
+      updateRefs: (refs, fiberId) => {
+        const stack = refs.locals.get(FiberRef.currentLogAnnotations)
+        const entry = [fiberId, annotations] as const
+        refs.locals.set(
+          FiberRef.currentLogAnnotations,
+          stack === undefined
+            ? [entry]
+            : stack[0][0].id === fiberId.id && stack[0][0].startTimeMillis === fiberId.startTimeMillis
+            ? [entry, ...stack.slice(1)]
+            : [entry, ...stack]
+        )
+        return refs
+      }
     })
     // The handler's failure is the run's outcome, never the fiber's concern: the exit is handed on, not reported.
     fiber.addObserver((exit) => {
@@ -128,5 +141,43 @@ export class RunForker {
   /** Interrupt a forked run's fiber from synchronous code, without waiting (its `onEnd` still runs). */
   interrupt(fiber: Fiber.RuntimeFiber<void, never>): void {
     fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+}
+
+/**
+ * The services of a run: the layer's map (shared by every run, never changed) with the run's own few entries over it.
+ * A `Context`'s map is never changed once made (effect copies it to add to it), so reads and iteration are all that
+ * must see the union; the run's entries are set before the map is handed to a `Context`.
+ */
+class RunServices extends Map<string, unknown> {
+  constructor(private readonly base: ReadonlyMap<string, unknown>) {
+    super()
+  }
+  override get(key: string): unknown {
+    return super.has(key) ? super.get(key) : this.base.get(key)
+  }
+  override has(key: string): boolean {
+    return super.has(key) || this.base.has(key)
+  }
+  override get size(): number {
+    let size = this.base.size
+    for (const key of super.keys()) if (!this.base.has(key)) size++
+    return size
+  }
+  override forEach(f: (value: unknown, key: string, map: Map<string, unknown>) => void, self?: unknown): void {
+    for (const [key, value] of this.entries()) f.call(self, value, key, this)
+  }
+  override *entries(): MapIterator<[string, unknown]> {
+    for (const [key, value] of this.base) yield [key, super.has(key) ? super.get(key) : value]
+    for (const [key, value] of super.entries()) if (!this.base.has(key)) yield [key, value]
+  }
+  override *keys(): MapIterator<string> {
+    for (const [key] of this.entries()) yield key
+  }
+  override *values(): MapIterator<unknown> {
+    for (const [, value] of this.entries()) yield value
+  }
+  override [Symbol.iterator](): MapIterator<[string, unknown]> {
+    return this.entries()
   }
 }
