@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Option } from "effect"
+import { Effect, Equal, Exit, Fiber, Option, Schema } from "effect"
+import { unsafeRecord } from "../src/internal/scheduler/bookkeeper.js"
 import { type AnyJob, JobState } from "../src/internal/scheduler/jobState.js"
 import { Run } from "../src/internal/scheduler/run.js"
 import * as Job from "../src/Job.js"
 import type { LockHandle } from "../src/JobLockModel.js"
+import { RunRecord } from "../src/Run.js"
 
 // One run's phases (beginning -> running -> ended -> over, or beginning -> over) and its interrupt reason, driven
 // by hand: each transition is allowed only from its phase, `over` happens once, the first reason wins.
@@ -139,5 +141,33 @@ describe("Run: interrupt reasons", () => {
     over.over()
     expect(over.interrupt("shutdown")).toBeUndefined()
     expect(over.reason).toBeUndefined()
+  })
+})
+
+describe("Run: its record", () => {
+  it("a record made by the bookkeeper's fast path is the record the class constructor makes", () => {
+    const fields = {
+      runId: "r-1",
+      job: "job",
+      kind: "scheduled" as const,
+      fireTime: new Date(1_000),
+      startedAt: new Date(1_005),
+      finishedAt: new Date(1_020),
+      durationMs: 15,
+      node: "node-a",
+      attempt: 1,
+      fence: 3,
+      outcome: "system_error" as const,
+      error: { tag: "SystemError", code: "DB", message: "down" }
+    }
+    const fast = unsafeRecord(fields)
+    const made = new RunRecord(fields)
+    expect(fast).toBeInstanceOf(RunRecord)
+    // Equal by field: the validating constructor copies the error object, so compare with the unvalidated one.
+    expect(Equal.equals(fast, new RunRecord(fields, true))).toBe(true)
+    expect(Schema.is(RunRecord)(fast)).toBe(true)
+    expect(Schema.encodeSync(RunRecord)(fast)).toEqual(Schema.encodeSync(RunRecord)(made))
+    expect(Reflect.ownKeys(fast)).toEqual(Reflect.ownKeys(made))
+    expect(Equal.equals(fast, unsafeRecord({ ...fields, fence: 4 }))).toBe(false)
   })
 })

@@ -367,7 +367,7 @@ class LineWriter {
 /** The record of a run whose handler ended. Built from values this scheduler computed: not validated again. */
 const recordOf = (run: Run, nodeId: string): RunRecord => {
   const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run, run.state.job.isExpected)
-  return new RunRecord({
+  return unsafeRecord({
     runId: run.runId,
     job: run.state.job.name,
     kind: run.kind,
@@ -380,8 +380,16 @@ const recordOf = (run: Run, nodeId: string): RunRecord => {
     fence: run.fence,
     outcome,
     ...(error === undefined ? {} : { error })
-  }, true)
+  })
 }
+
+/**
+ * A `RunRecord` from fields known to be valid, made as `new RunRecord(fields, true)` makes it (the same own fields on
+ * the same prototype: equal, `Schema.is`, the same encoding) without the class constructor's two copies of the
+ * fields and its walk over the schema's fields for defaults (it has none): one per run.
+ */
+export const unsafeRecord = (fields: typeof RunRecord.Type): RunRecord =>
+  Object.assign(Object.create(RunRecord.prototype) as RunRecord, fields)
 
 /** The structured form of whatever a handler failed or died with. */
 const infoOf = (value: unknown, fallbackTag: string): RunErrorInfo => {
