@@ -163,11 +163,12 @@ describe("Run: its record", () => {
     const fast = unsafeRecord(fields)
     const made = new RunRecord(fields)
     expect(fast).toBeInstanceOf(RunRecord)
+    // Before any Equal.equals, which caches a hash on each object as a symbol key.
+    expect(Reflect.ownKeys(fast)).toEqual(Reflect.ownKeys(made))
     // Equal by field: the validating constructor copies the error object, so compare with the unvalidated one.
     expect(Equal.equals(fast, new RunRecord(fields, true))).toBe(true)
     expect(Schema.is(RunRecord)(fast)).toBe(true)
     expect(Schema.encodeSync(RunRecord)(fast)).toEqual(Schema.encodeSync(RunRecord)(made))
-    expect(Reflect.ownKeys(fast)).toEqual(Reflect.ownKeys(made))
     expect(Equal.equals(fast, unsafeRecord({ ...fields, fence: 4 }))).toBe(false)
   })
 })
