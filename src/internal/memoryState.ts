@@ -18,15 +18,16 @@ interface SlotClaims {
 }
 
 interface Expiring<A> {
-  readonly value: A
+  value: A
   expiresAt: number
 }
 
 let tokenCounter = 0
+/** The process and the time this module was loaded: with the counter, unique in this process and across restarts. */
+const tokenPrefix = `${process.pid.toString(36)}.${Date.now().toString(36)}.`
 
 /** An owner token unique in this process; the Redis backend uses random tokens. */
-export const newToken = (): string =>
-  `${process.pid.toString(36)}.${Date.now().toString(36)}.${(++tokenCounter).toString(36)}`
+export const newToken = (): string => tokenPrefix + (++tokenCounter).toString(36)
 
 /** Run records the memory store keeps over all jobs together (see `JobStore.defaultMemoryMaxRecordsTotal`). */
 export const DEFAULT_MAX_RECORDS_TOTAL = 10_000
@@ -111,7 +112,13 @@ export class MemoryState {
   }
 
   setStatus(job: string, status: string, ttlMs: number, now: number): void {
-    this.statuses.set(job, { value: status, expiresAt: now + ttlMs })
+    // Set twice per run (running, then its outcome): the job's entry is changed in place, not replaced.
+    const entry = this.statuses.get(job)
+    if (entry === undefined) this.statuses.set(job, { value: status, expiresAt: now + ttlMs })
+    else {
+      entry.value = status
+      entry.expiresAt = now + ttlMs
+    }
   }
 
   getStatus(job: string, now: number): string | undefined {
