@@ -1,5 +1,6 @@
 /**
- * Effect metrics in the Prometheus text exposition format (version 0.0.4), rendered from `Metric.snapshot`.
+ * Effect metrics in the Prometheus text exposition format (version 0.0.4), rendered from `Metrics.snapshot`
+ * (effect's `Metric.snapshot` and the scheduler's per-job series).
  *
  * - counter -> `counter`; gauge -> `gauge`; histogram -> `histogram` with cumulative `_bucket{le="..."}` lines
  *   ending in `le="+Inf"`, then `_sum` and `_count`; summary -> `summary` with `{quantile="..."}`, `_sum`, `_count`;
@@ -14,11 +15,11 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import type * as MetricKey from "effect/MetricKey"
 import type * as MetricPair from "effect/MetricPair"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
+import * as Metrics from "../../Metrics.js"
 
 /**
  * The `Content-Type` of the rendered text.
@@ -132,7 +133,7 @@ const typeOf = (name: string, state: MetricState.MetricState.Untyped): string | 
     : undefined
 
 /**
- * Render metric pairs (from `Metric.snapshot`) as Prometheus text. Families are sorted by name and series by labels,
+ * Render metric pairs (from `Metrics.snapshot`) as Prometheus text. Families are sorted by name and series by labels,
  * so the output is stable from scrape to scrape.
  *
  * @since 0.1.0
@@ -244,7 +245,7 @@ export const renderFamilies = (families: ReadonlyArray<ComputedFamily>): string 
  * @since 0.1.0
  * @category rendering
  */
-export const scrape: Effect.Effect<string> = Effect.map(Metric.snapshot, render)
+export const scrape: Effect.Effect<string> = Effect.map(Metrics.snapshot, render)
 
 /**
  * Every metric of this process, then the families `computed` gives at this scrape.
