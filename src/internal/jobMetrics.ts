@@ -217,7 +217,13 @@ export class JobMetrics {
       }
       out.push(MetricPair.unsafeMake(
         MetricKey.taggedWithLabels(layout.baseKey, [job]),
-        MetricState.histogram({ buckets, count, sum: values[at + SUM]!, min: values[at + MIN]!, max: values[at + MAX]! })
+        MetricState.histogram({
+          buckets,
+          count,
+          sum: values[at + SUM]!,
+          min: values[at + MIN]!,
+          max: values[at + MAX]!
+        })
       ))
     }
     for (let i = 0; i < OUTCOMES.length; i++) {
