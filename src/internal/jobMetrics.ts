@@ -97,6 +97,9 @@ const SLOTS = LOCK_LOSSES_SLOT + 1
 
 const OUTCOME_SLOT: ReadonlyMap<string, number> = new Map(OUTCOMES.map((outcome, i) => [outcome, RUNS_OFFSET + i]))
 const REASON_SLOT: ReadonlyMap<string, number> = new Map(REASONS.map((reason, i) => [reason, SKIPS_OFFSET + i]))
+/** The labels of the known outcomes and reasons, shared by every job's snapshot. */
+const OUTCOME_LABELS = OUTCOMES.map((outcome) => MetricLabel.make("outcome", outcome))
+const REASON_LABELS = REASONS.map((reason) => MetricLabel.make("reason", reason))
 
 const RUNS_KEY = MetricKey.counter(RUNS.name, { description: RUNS.description })
 const SKIPS_KEY = MetricKey.counter(SKIPS.name, { description: SKIPS.description })
@@ -228,13 +231,13 @@ export class JobMetrics {
     }
     for (let i = 0; i < OUTCOMES.length; i++) {
       const n = values[base + RUNS_OFFSET + i]!
-      if (n > 0) counter(RUNS_KEY, [job, MetricLabel.make("outcome", OUTCOMES[i]!)], n)
+      if (n > 0) counter(RUNS_KEY, [job, OUTCOME_LABELS[i]!], n)
     }
     histogram(DURATION_LAYOUT)
     histogram(LATENESS_LAYOUT)
     for (let i = 0; i < REASONS.length; i++) {
       const n = values[base + SKIPS_OFFSET + i]!
-      if (n > 0) counter(SKIPS_KEY, [job, MetricLabel.make("reason", REASONS[i]!)], n)
+      if (n > 0) counter(SKIPS_KEY, [job, REASON_LABELS[i]!], n)
     }
     const renewals = values[base + LOCK_RENEWALS_SLOT]!
     if (renewals > 0) counter(LOCK_RENEWALS_KEY, [job], renewals)

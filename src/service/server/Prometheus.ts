@@ -144,10 +144,12 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
   const series = [...snapshot].map((pair) => {
     const key = pair.metricKey as MetricKey.MetricKey.Untyped
     const tags = key.tags.map((tag) => [tag.key, tag.value] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return { name: metricName(key.name), description: key.description, tags, state: pair.metricState }
-  }).sort((a, b) => (a.name === b.name ? labels(a.tags).localeCompare(labels(b.tags)) : a.name < b.name ? -1 : 1))
+    // The label text once per series, not once per comparison of the sort (100,000 jobs: 300,000 series).
+    const text = labels(tags)
+    return { name: metricName(key.name), description: key.description, tags, text, state: pair.metricState }
+  }).sort((a, b) => (a.name === b.name ? a.text.localeCompare(b.text) : a.name < b.name ? -1 : 1))
 
-  for (const { description, name: rawName, state, tags } of series) {
+  for (const { description, name: rawName, state, tags, text } of series) {
     const type = typeOf(rawName, state)
     if (type === undefined) continue
     const name = familyName(rawName, type)
@@ -161,7 +163,7 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
     }
     const lines = family.lines
     if (MetricState.isCounterState(state) || MetricState.isGaugeState(state)) {
-      lines.push(`${name}${labels(tags)} ${formatValue(MetricState.isCounterState(state) ? state.count : state.value)}`)
+      lines.push(`${name}${text} ${formatValue(MetricState.isCounterState(state) ? state.count : state.value)}`)
     } else if (MetricState.isFrequencyState(state)) {
       for (const [value, count] of [...state.occurrences].sort(([a], [b]) => (a < b ? -1 : 1))) {
         lines.push(`${name}${labels([...tags, ["key", value]])} ${formatValue(count)}`)
@@ -174,8 +176,8 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
         lines.push(`${name}_bucket${labels([...tags, ["le", formatValue(boundary)]])} ${formatValue(count)}`)
       }
       if (!hasInf) lines.push(`${name}_bucket${labels([...tags, ["le", "+Inf"]])} ${formatValue(state.count)}`)
-      lines.push(`${name}_sum${labels(tags)} ${formatValue(state.sum)}`)
-      lines.push(`${name}_count${labels(tags)} ${formatValue(state.count)}`)
+      lines.push(`${name}_sum${text} ${formatValue(state.sum)}`)
+      lines.push(`${name}_count${text} ${formatValue(state.count)}`)
     } else if (MetricState.isSummaryState(state)) {
       for (const [quantile, value] of state.quantiles) {
         lines.push(
@@ -184,8 +186,8 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
           }`
         )
       }
-      lines.push(`${name}_sum${labels(tags)} ${formatValue(state.sum)}`)
-      lines.push(`${name}_count${labels(tags)} ${formatValue(state.count)}`)
+      lines.push(`${name}_sum${text} ${formatValue(state.sum)}`)
+      lines.push(`${name}_count${text} ${formatValue(state.count)}`)
     }
   }
 
