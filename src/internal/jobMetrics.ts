@@ -62,7 +62,6 @@ export const LOCK_LOSSES: CounterDefinition = {
 
 /** A histogram's place in a job's `Float64Array`: its buckets (not cumulative), then count, sum, min, max. */
 interface HistogramLayout {
-  readonly definition: HistogramDefinition
   readonly bounds: Float64Array
   readonly offset: number
   readonly baseKey: MetricKey.MetricKey.Histogram
@@ -75,7 +74,6 @@ const MAX = 3
 const HISTOGRAM_FIELDS = 4
 
 const layoutAt = (definition: HistogramDefinition, offset: number): HistogramLayout => ({
-  definition,
   bounds: Float64Array.from([...definition.boundaries.values].sort((a, b) => a - b)),
   offset,
   baseKey: MetricKey.histogram(definition.name, definition.boundaries, definition.description)
@@ -111,7 +109,7 @@ const JOBS_PER_CHUNK = 128
 
 /**
  * Every job's series in this process, by job name, and the chunk new jobs take their slots from; shared by every
- * copy of this module, as effect's registry is.
+ * copy of this module, as effect's registry is. The key's version changes with the layout of the slots.
  */
 const registry: { readonly jobs: Map<string, JobMetrics>; chunk: Float64Array; used: number } = globalValue(
   Symbol.for("effect-job-scheduler/JobMetrics/registry/v1"),
