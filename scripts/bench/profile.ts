@@ -503,7 +503,10 @@ const heap = async (n: number) => {
       "Job.unsafeMake result (includes its Cron)",
       fmt(retained(n, (i) => Job.unsafeMake({ name: `job-${i}`, cron: `${i % 60} 0 * * * *`, handler })), 0)
     ],
-    ["JobMetrics (the scheduler's per-job metric labels)", fmt(retained(n, (i) => new JobMetrics(`job-${i}`)), 0)],
+    [
+      "JobMetrics (the scheduler's per-job metric series, made at its first run)",
+      fmt(retained(n, (i) => JobMetrics.forJob(`job-${i}`)), 0)
+    ],
     ["a Duration made per job (e.g. Duration.sum(timeout, margin))", fmt(retained(n, (i) => Duration.millis(i)), 0)],
     [
       "Effect.provide(handler, context) (done per job by make)",

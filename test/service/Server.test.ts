@@ -20,6 +20,7 @@ import { StoreError } from "../../src/Errors.js"
 import * as Job from "../../src/Job.js"
 import type { JobStore } from "../../src/JobStore.js"
 import * as LeaderElection from "../../src/LeaderElection.js"
+import * as Metrics from "../../src/Metrics.js"
 import * as Scheduler from "../../src/Scheduler.js"
 import * as ScheduleHandlers from "../../src/service/job/ScheduleHandlers.js"
 import * as UserModel from "../../src/service/repository/UserModel.js"
@@ -39,7 +40,7 @@ const NOW = Date.UTC(2026, 0, 1)
 /** The rendered lines of the metrics whose name starts with `prefix` (the registry is process-wide). */
 const scrapeOf = (prefix: string) =>
   Effect.map(
-    Metric.snapshot,
+    Metrics.snapshot,
     (all) => Prometheus.render(all.filter((pair) => pair.metricKey.name.startsWith(prefix))).trimEnd().split("\n")
   )
 
@@ -120,7 +121,7 @@ describe("Prometheus rendering", () => {
         "# TYPE promtest_e_starts_total counter",
         "promtest_e_starts_total 1"
       ])
-      const lines = Prometheus.render(yield* Metric.snapshot).split("\n")
+      const lines = Prometheus.render(yield* Metrics.snapshot).split("\n")
       expect(lines).toContain("# TYPE effect_fiber_active gauge")
       expect(lines).toContain("# HELP effect_fiber_started_total Fibers started")
       const families = lines.filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2])

@@ -71,7 +71,7 @@ export class JobState {
   }
 
   get metrics(): JobMetrics {
-    return this.metricsCache ??= new JobMetrics(this.job.name)
+    return this.metricsCache ??= JobMetrics.forJob(this.job.name)
   }
 
   get timeoutMs(): number {

@@ -21,6 +21,7 @@ import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type { LockHandle } from "../../JobLockModel.js"
 import type { RunKind, RunRecord } from "../../Run.js"
+import { newRunId } from "../runId.js"
 import type { JobState } from "./jobState.js"
 
 /** Why the scheduler interrupted a run. */
@@ -33,7 +34,7 @@ const noLock: Option.Option<LockHandle> = Option.none()
 export class Run {
   /** Tells a run apart from the other work the bookkeeper queues. */
   readonly _tag = "Run"
-  readonly runId: string = crypto.randomUUID()
+  readonly runId: string = newRunId()
   private phaseValue: Phase = "beginning"
   private reasonValue: InterruptReason | undefined = undefined
   private fiberValue: Fiber.RuntimeFiber<void, never> | undefined = undefined

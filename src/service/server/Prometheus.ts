@@ -1,5 +1,6 @@
 /**
- * Effect metrics in the Prometheus text exposition format (version 0.0.4), rendered from `Metric.snapshot`.
+ * Effect metrics in the Prometheus text exposition format (version 0.0.4), rendered from `Metrics.snapshot`
+ * (effect's `Metric.snapshot` and the scheduler's per-job series).
  *
  * - counter -> `counter`; gauge -> `gauge`; histogram -> `histogram` with cumulative `_bucket{le="..."}` lines
  *   ending in `le="+Inf"`, then `_sum` and `_count`; summary -> `summary` with `{quantile="..."}`, `_sum`, `_count`;
@@ -14,11 +15,11 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import type * as MetricKey from "effect/MetricKey"
 import type * as MetricPair from "effect/MetricPair"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
+import * as Metrics from "../../Metrics.js"
 
 /**
  * The `Content-Type` of the rendered text.
@@ -132,7 +133,7 @@ const typeOf = (name: string, state: MetricState.MetricState.Untyped): string | 
     : undefined
 
 /**
- * Render metric pairs (from `Metric.snapshot`) as Prometheus text. Families are sorted by name and series by labels,
+ * Render metric pairs (from `Metrics.snapshot`) as Prometheus text. Families are sorted by name and series by labels,
  * so the output is stable from scrape to scrape.
  *
  * @since 0.1.0
@@ -143,10 +144,12 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
   const series = [...snapshot].map((pair) => {
     const key = pair.metricKey as MetricKey.MetricKey.Untyped
     const tags = key.tags.map((tag) => [tag.key, tag.value] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return { name: metricName(key.name), description: key.description, tags, state: pair.metricState }
-  }).sort((a, b) => (a.name === b.name ? labels(a.tags).localeCompare(labels(b.tags)) : a.name < b.name ? -1 : 1))
+    // The label text once per series, not once per comparison of the sort (100,000 jobs: 300,000 series).
+    const text = labels(tags)
+    return { name: metricName(key.name), description: key.description, tags, text, state: pair.metricState }
+  }).sort((a, b) => (a.name === b.name ? a.text.localeCompare(b.text) : a.name < b.name ? -1 : 1))
 
-  for (const { description, name: rawName, state, tags } of series) {
+  for (const { description, name: rawName, state, tags, text } of series) {
     const type = typeOf(rawName, state)
     if (type === undefined) continue
     const name = familyName(rawName, type)
@@ -160,7 +163,7 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
     }
     const lines = family.lines
     if (MetricState.isCounterState(state) || MetricState.isGaugeState(state)) {
-      lines.push(`${name}${labels(tags)} ${formatValue(MetricState.isCounterState(state) ? state.count : state.value)}`)
+      lines.push(`${name}${text} ${formatValue(MetricState.isCounterState(state) ? state.count : state.value)}`)
     } else if (MetricState.isFrequencyState(state)) {
       for (const [value, count] of [...state.occurrences].sort(([a], [b]) => (a < b ? -1 : 1))) {
         lines.push(`${name}${labels([...tags, ["key", value]])} ${formatValue(count)}`)
@@ -173,8 +176,8 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
         lines.push(`${name}_bucket${labels([...tags, ["le", formatValue(boundary)]])} ${formatValue(count)}`)
       }
       if (!hasInf) lines.push(`${name}_bucket${labels([...tags, ["le", "+Inf"]])} ${formatValue(state.count)}`)
-      lines.push(`${name}_sum${labels(tags)} ${formatValue(state.sum)}`)
-      lines.push(`${name}_count${labels(tags)} ${formatValue(state.count)}`)
+      lines.push(`${name}_sum${text} ${formatValue(state.sum)}`)
+      lines.push(`${name}_count${text} ${formatValue(state.count)}`)
     } else if (MetricState.isSummaryState(state)) {
       for (const [quantile, value] of state.quantiles) {
         lines.push(
@@ -183,8 +186,8 @@ export const render = (snapshot: ReadonlyArray<MetricPair.MetricPair.Untyped>): 
           }`
         )
       }
-      lines.push(`${name}_sum${labels(tags)} ${formatValue(state.sum)}`)
-      lines.push(`${name}_count${labels(tags)} ${formatValue(state.count)}`)
+      lines.push(`${name}_sum${text} ${formatValue(state.sum)}`)
+      lines.push(`${name}_count${text} ${formatValue(state.count)}`)
     }
   }
 
@@ -244,7 +247,7 @@ export const renderFamilies = (families: ReadonlyArray<ComputedFamily>): string 
  * @since 0.1.0
  * @category rendering
  */
-export const scrape: Effect.Effect<string> = Effect.map(Metric.snapshot, render)
+export const scrape: Effect.Effect<string> = Effect.map(Metrics.snapshot, render)
 
 /**
  * Every metric of this process, then the families `computed` gives at this scrape.
