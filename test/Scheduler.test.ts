@@ -325,6 +325,19 @@ describe("Scheduler: one run", () => {
       expect(Option.isSome(yield* locks.acquireLock("slow", "1 minute"))).toBe(true)
     }).pipe(Effect.provide(TestLayers)))
 
+  it.scoped("a handler that yields once and then hangs still times out (its deadline is armed once the fork returns)", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      const handler = Effect.zipRight(Effect.yieldNow(), Effect.never)
+      const scheduler = yield* start([
+        Job.unsafeMake({ name: "yields", every: "1 minute", timeout: "5 seconds", handler }),
+        Job.unsafeMake({ name: "instant", every: "1 minute", timeout: "5 seconds", handler: Effect.void })
+      ])
+      yield* advance("66 seconds", "500 millis")
+      expect(outcomes(yield* records(scheduler, "yields"))).toEqual(["timeout"])
+      expect(outcomes(yield* records(scheduler, "instant"))).toEqual(["success"])
+    }).pipe(Effect.provide(TestLayers)))
+
   it.scoped("a lock held by another owner skips the fire with reason lock_held", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))

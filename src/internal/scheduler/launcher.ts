@@ -188,7 +188,7 @@ export class Launcher {
   /** The inputs of manual runs that were given one, until they start. */
   private readonly inputs = new WeakMap<Run, unknown>()
 
-  /** Start a begun run: its deadline and renewals on the run timer, then its fiber. Synchronous. */
+  /** Start a begun run: its fiber, then its deadline and renewals on the run timer. Synchronous. */
   private start(
     run: Run,
     started: Extract<BeginResult, { _tag: "Started" }>,
@@ -202,7 +202,6 @@ export class Launcher {
       this.ended(Exit.interrupt(FiberId.none), now, run)
       return
     }
-    this.watchdog.watch(run, now)
     const job = run.state.job
     const input = this.inputs.get(run)
     const runContext: RunContext["Type"] = {
@@ -217,6 +216,9 @@ export class Launcher {
     }
     const fiber = this.forker.fork(runContext, this.handlerOf(run, runContext), this.onEnded, run)
     if (run.attach(fiber)) this.forker.interrupt(fiber)
+    // Its deadline and renewals, from its start, unless it ended inside the fork (a handler that never yielded): such
+    // a run needs neither, and its entries would only wait in the run timer until their time.
+    if (run.phase === "running") this.watchdog.watch(run, now)
   }
 
   /** The handler of one run; retried runs get a fresh `RunContext` (its `attempt`) per retry. */
