@@ -38,11 +38,14 @@ export const DEFAULT_MAX_RECORDS_TOTAL = 10_000
 
 export class MemoryState {
   readonly locks = new Map<string, Expiring<string>>()
-  readonly statuses = new Map<string, Expiring<string>>()
-  readonly fences = new Map<string, number>()
-  readonly lastFires = new Map<string, number>()
-  /** Per job, oldest first (`recentRuns` reads them from the end), at most the per-job cap each. */
-  private readonly records = new Map<string, Array<RunRecord>>()
+  /**
+   * What is kept per job name (status, fence, last fire, slot claims, records) in one entry: a run's `begin` and
+   * `finish` touch five of them, one map lookup instead of five (and the same job's entry is remembered between
+   * consecutive calls).
+   */
+  private readonly jobs = new Map<string, JobEntry>()
+  private lastJob: string | undefined = undefined
+  private lastEntry: JobEntry | undefined = undefined
   /**
    * Every kept record in the order written, oldest at `recordHead`, to drop the oldest of all jobs when the total is
    * over `maxRecordsTotal`: without a bound across jobs, 100,000 jobs x 100 records each is over a gigabyte.
@@ -58,18 +61,20 @@ export class MemoryState {
   scheduleVersion = 0
   readonly scheduleRuns = new Map<string, number>()
   readonly scheduleListeners = new Set<(id: string, version: number) => void>()
-  /**
-   * Slot claims per job, in the order written: (fire time, expiry) pairs in one array of numbers (`SlotClaims`)
-   * instead of a string key and an entry per claim, which at 10,000 fires/s and an 11-minute TTL held millions of
-   * strings alive. Expired claims are dropped from the front on the job's next claim (constant work per claim);
-   * claims with a longer TTL can hold shorter ones behind them for a while, and those are still judged by their own
-   * expiry on read. A job's fire times only grow in the usual case, so a claim newer than the job's newest is free
-   * without a search.
-   */
-  private readonly slotClaims = new Map<string, SlotClaims>()
-
   constructor(options: { readonly maxRecordsTotal?: number | undefined } = {}) {
     this.maxRecordsTotal = Math.max(1, Math.floor(options.maxRecordsTotal ?? DEFAULT_MAX_RECORDS_TOTAL))
+  }
+
+  private entryOf(job: string): JobEntry {
+    if (job === this.lastJob) return this.lastEntry!
+    let entry = this.jobs.get(job)
+    if (entry === undefined) {
+      entry = new JobEntry()
+      this.jobs.set(job, entry)
+    }
+    this.lastJob = job
+    this.lastEntry = entry
+    return entry
   }
 
   private live<A>(map: Map<string, Expiring<A>>, key: string, now: number): Expiring<A> | undefined {
@@ -117,25 +122,28 @@ export class MemoryState {
   }
 
   setStatus(job: string, status: string, ttlMs: number, now: number): void {
-    // Set twice per run (running, then its outcome): the job's entry is changed in place, not replaced.
-    const entry = this.statuses.get(job)
-    if (entry === undefined) this.statuses.set(job, { value: status, expiresAt: now + ttlMs })
-    else {
-      entry.value = status
-      entry.expiresAt = now + ttlMs
-    }
+    const entry = this.entryOf(job)
+    entry.status = status
+    entry.statusExpiresAt = now + ttlMs
   }
 
   getStatus(job: string, now: number): string | undefined {
-    return this.live(this.statuses, job, now)?.value
+    const entry = this.jobs.get(job)
+    if (entry === undefined || entry.status === undefined) return undefined
+    if (entry.statusExpiresAt <= now) {
+      entry.status = undefined
+      return undefined
+    }
+    return entry.status
   }
 
   /** Claim the slot (`job`, `fireTime`) until `now + ttlMs`; false when someone holds it. */
   claimSlot(job: string, fireTime: number, ttlMs: number, now: number): boolean {
-    const claims = this.slotClaims.get(job)
+    const entry = this.entryOf(job)
+    const claims = entry.claims
     if (claims === undefined) {
       // Made with its first claim: the array is allocated at its exact size.
-      this.slotClaims.set(job, [FIRST_CLAIM, fireTime, fireTime, now + ttlMs])
+      entry.claims = [FIRST_CLAIM, fireTime, fireTime, now + ttlMs]
       return true
     }
     let head = claims[HEAD]!
@@ -159,28 +167,28 @@ export class MemoryState {
   /** Slot claims kept (live or not yet dropped), over all jobs. */
   get slotsKept(): number {
     let count = 0
-    for (const claims of this.slotClaims.values()) count += (claims.length - claims[HEAD]!) / 2
+    for (const { claims } of this.jobs.values()) if (claims !== undefined) count += (claims.length - claims[HEAD]!) / 2
     return count
   }
 
   nextFence(job: string): number {
-    const fence = (this.fences.get(job) ?? 0) + 1
-    this.fences.set(job, fence)
-    return fence
+    return ++this.entryOf(job).fence
   }
 
   noteFire(job: string, fireTime: number): void {
-    const last = this.lastFires.get(job)
-    if (last === undefined || fireTime > last) this.lastFires.set(job, fireTime)
+    const entry = this.entryOf(job)
+    if (entry.lastFire === undefined || fireTime > entry.lastFire) entry.lastFire = fireTime
+  }
+
+  /** The newest fire time claimed for `job`, if any. */
+  lastFire(job: string): number | undefined {
+    return this.jobs.get(job)?.lastFire
   }
 
   /** Keep `record` as its job's newest; at most `cap` per job and `maxRecordsTotal` over all jobs (oldest go). */
   addRecord(record: RunRecord, cap: number): void {
-    let list = this.records.get(record.job)
-    if (list === undefined) {
-      list = []
-      this.records.set(record.job, list)
-    }
+    const entry = this.entryOf(record.job)
+    const list = entry.records ??= []
     list.push(record)
     this.recordQueue.push(record)
     this.recordCount++
@@ -188,7 +196,7 @@ export class MemoryState {
       const dropped = list.length - Math.max(0, cap)
       list.splice(0, dropped)
       this.recordCount -= dropped
-      if (list.length === 0) this.records.delete(record.job)
+      if (list.length === 0) entry.records = undefined
     }
     while (this.recordCount > this.maxRecordsTotal) this.dropOldestRecord()
     if (this.recordHead > 1024 && this.recordHead * 2 > this.recordQueue.length) {
@@ -199,7 +207,7 @@ export class MemoryState {
 
   /** The newest `limit` records of `job`, newest first. */
   recentRecords(job: string, limit: number): Array<RunRecord> {
-    const list = this.records.get(job)
+    const list = this.jobs.get(job)?.records
     if (list === undefined || limit <= 0) return []
     const out: Array<RunRecord> = []
     for (let i = list.length - 1; i >= 0 && out.length < limit; i--) out.push(list[i]!)
@@ -216,15 +224,33 @@ export class MemoryState {
     while (this.recordHead < queue.length) {
       const oldest = queue[this.recordHead]!
       queue[this.recordHead++] = undefined // let it be collected: the slot is never read again
-      const list = this.records.get(oldest.job)
+      const entry = this.jobs.get(oldest.job)
+      const list = entry?.records
       // A job's records are in the order written, so the oldest of all jobs is the first of its job's list, unless
       // its job's own cap dropped it already.
       if (list !== undefined && list[0] === oldest) {
         list.shift()
-        if (list.length === 0) this.records.delete(oldest.job)
+        if (list.length === 0) entry!.records = undefined
         this.recordCount--
         return
       }
     }
   }
+}
+
+/** What the memory store keeps for one job name. */
+class JobEntry {
+  status: string | undefined = undefined
+  statusExpiresAt = 0
+  fence = 0
+  lastFire: number | undefined = undefined
+  /**
+   * Slot claims in the order written (see `SlotClaims`), made with the first claim. Expired claims are dropped from
+   * the front on the job's next claim (constant work per claim); claims with a longer TTL can hold shorter ones
+   * behind them for a while, and those are still judged by their own expiry on read. A job's fire times only grow in
+   * the usual case, so a claim newer than the job's newest is free without a search.
+   */
+  claims: SlotClaims | undefined = undefined
+  /** Its records, oldest first (`recentRuns` reads them from the end), at most the per-job cap. */
+  records: Array<RunRecord> | undefined = undefined
 }

@@ -113,8 +113,8 @@ export const memoryStore = (state: MemoryState): JobStore["Type"] => ({
         return Either.void
       })
     ),
-  lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFires.get(job))),
-  lastFireTimes: (jobs) => Effect.sync(() => jobs.map((job) => Option.fromNullable(state.lastFires.get(job)))),
+  lastFireTime: (job) => Effect.sync(() => Option.fromNullable(state.lastFire(job))),
+  lastFireTimes: (jobs) => Effect.sync(() => jobs.map((job) => Option.fromNullable(state.lastFire(job)))),
   recentRuns: (job, limit) => Effect.sync(() => state.recentRecords(job, limit)),
   setPaused: (job, paused) =>
     Effect.sync(() => {
