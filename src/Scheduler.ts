@@ -242,10 +242,12 @@ export const make = <R>(
     // Registration.
     const states = new Map<string, JobState>()
     for (const job of jobs) {
-      if (states.has(job.name)) return yield* new DuplicateJob({ job: job.name })
+      // One lookup per job: a name seen before leaves the size unchanged (the map is dropped with the failure).
+      const size = states.size
       // Exclude<R | RunContext, R> does not reduce for a generic R: the job is kept as Job<never> and its R comes
       // from the layer's context when its run is forked.
       states.set(job.name, new JobState(job as AnyJob, misfireThresholdMs))
+      if (states.size === size) return yield* new DuplicateJob({ job: job.name })
     }
 
     // The flags, written only here: `leading` while this node fires (set on becoming leader, cleared when firing
@@ -439,11 +441,7 @@ export const make = <R>(
           const state = new JobState(job, misfireThresholdMs)
           if (old !== undefined) {
             // This node's counters and last record are the job's, whatever its definition.
-            state.lastRun = old.lastRun
-            state.runs = old.runs
-            state.success = old.success
-            state.failures = old.failures
-            state.skips = old.skips
+            state.inherit(old)
             retire(old)
           }
           states.set(job.name, state)
