@@ -209,10 +209,14 @@ export class Planner {
       if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
       const now = Math.max(yield* currentMillis, self.floor)
       const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
+      const generations = enabled.map((state) => state.generation)
       const firsts = yield* self.leadFirsts(enabled, now)
-      // A job replaced or removed while its first fire was looked up is not planned.
+      // A job replaced or removed while its first fire was looked up is not planned. Both bump its generation, so a
+      // job whose generation is unchanged is still registered (no lookup needed, the common case).
       enabled.forEach((state, i) => {
-        if (self.states.get(state.job.name) === state) self.plan(state, firsts[i])
+        if (state.generation === generations[i] || self.states.get(state.job.name) === state) {
+          self.plan(state, firsts[i])
+        }
       })
       onPlanned()
       return yield* loop
