@@ -4,8 +4,11 @@
  * mixing up different expressions, zones or intervals.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Schedule } from "effect"
+import { Duration, Effect, Either, Layer, Logger, Schedule } from "effect"
 import * as Job from "../src/Job.js"
+import * as JobStore from "../src/JobStore.js"
+import * as LeaderElection from "../src/LeaderElection.js"
+import * as Scheduler from "../src/Scheduler.js"
 
 const h = Effect.void
 
@@ -319,4 +322,39 @@ describe("Job.make in bulk", () => {
       "misfireGrace"
     ])
   })
+})
+
+describe("Scheduler.make registration", () => {
+  const layers = Layer.mergeAll(
+    JobStore.layerMemory,
+    LeaderElection.layerSingleNode("node"),
+    Logger.replace(Logger.defaultLogger, Logger.none)
+  )
+  const job = (name: string) => Job.unsafeMake({ name, cron: "0 0 0 1 1 *", handler: h })
+  function* generated() {
+    yield job("a")
+    yield job("b")
+    yield job("a")
+  }
+
+  it.effect("a name given twice fails with DuplicateJob naming it, from an array or any other iterable", () =>
+    Effect.gen(function*() {
+      for (const jobs of [[job("a"), job("b"), job("b")], new Set([job("x"), job("x")]), generated()]) {
+        const error = yield* Effect.flip(Effect.scoped(Scheduler.make(jobs)))
+        expect(error._tag).toBe("DuplicateJob")
+      }
+      const names = yield* Effect.forEach(
+        [[job("a"), job("b"), job("b")], generated()],
+        (jobs) => Effect.map(Effect.flip(Effect.scoped(Scheduler.make(jobs))), (error) => error.job)
+      )
+      expect(names).toEqual(["b", "a"])
+    }).pipe(Effect.provide(layers)))
+
+  it.effect("jobs from any iterable are registered in order, each planned once leading", () =>
+    Effect.gen(function*() {
+      const scheduler = yield* Scheduler.make(new Set([job("c"), job("a"), job("b")]))
+      expect(scheduler.jobs).toEqual(["c", "a", "b"])
+      const status = yield* scheduler.status
+      expect(status.map((s) => s.nextFire._tag)).toEqual(["Some", "Some", "Some"])
+    }).pipe(Effect.scoped, Effect.provide(layers)))
 })

@@ -208,16 +208,26 @@ export class Planner {
       // planning, so that a slow store does not delay the first fires.
       if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
       const now = Math.max(yield* currentMillis, self.floor)
-      const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
-      const generations = enabled.map((state) => state.generation)
+      // Plain loops and arrays made at their size: with 100,000 jobs, every array per job is garbage to collect.
+      const enabled: Array<JobState> = new Array(self.states.size)
+      let count = 0
+      // `forEach`, not `for...of`: run once inside a generator, that is not optimised, and each step of an iterator
+      // would make a result object.
+      self.states.forEach((state) => {
+        if (state.job.enabled) enabled[count++] = state
+      })
+      enabled.length = count
+      const generations = new Float64Array(enabled.length)
+      for (let i = 0; i < enabled.length; i++) generations[i] = enabled[i]!.generation
       const firsts = yield* self.leadFirsts(enabled, now)
       // A job replaced or removed while its first fire was looked up is not planned. Both bump its generation, so a
       // job whose generation is unchanged is still registered (no lookup needed, the common case).
-      enabled.forEach((state, i) => {
+      for (let i = 0; i < enabled.length; i++) {
+        const state = enabled[i]!
         if (state.generation === generations[i] || self.states.get(state.job.name) === state) {
           self.plan(state, firsts[i])
         }
-      })
+      }
       onPlanned()
       return yield* loop
     })
@@ -238,17 +248,22 @@ export class Planner {
       concurrency: this.store.backend === "memory" ? 1 : 64
     })
     if (this.store.backend !== "memory" || bulk === undefined) return oneByOne
-    const stored = enabled.filter((state) => state.job.trigger._tag !== "Schedule")
+    const names: Array<string> = new Array(enabled.length)
+    let count = 0
+    for (let i = 0; i < enabled.length; i++) {
+      const job = enabled[i]!.job
+      if (job.trigger._tag !== "Schedule") names[count++] = job.name
+    }
+    names.length = count
     return Effect.gen(function*() {
-      const lasts = stored.length === 0 ? [] : yield* bulk(stored.map((state) => state.job.name))
-      const firsts: Array<number | undefined> = []
+      const lasts = names.length === 0 ? [] : yield* bulk(names)
+      const firsts: Array<number | undefined> = new Array(enabled.length)
       let k = 0
-      for (const state of enabled) {
-        firsts.push(
-          state.job.trigger._tag === "Schedule"
-            ? yield* self.firstFire(state, now)
-            : self.firstFromLast(state, lasts[k++] ?? Option.none(), now, false)
-        )
+      for (let i = 0; i < enabled.length; i++) {
+        const state = enabled[i]!
+        firsts[i] = state.job.trigger._tag === "Schedule"
+          ? yield* self.firstFire(state, now)
+          : self.firstFromLast(state, lasts[k++] ?? Option.none(), now, false)
       }
       return firsts
     }).pipe(
