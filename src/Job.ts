@@ -11,7 +11,8 @@ import * as Either from "effect/Either"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Cron from "./Cron.js"
-import { type InvalidCron, InvalidJob, type JobError } from "./Errors.js"
+import { InvalidCron as InvalidCronError, InvalidJob, type JobError } from "./Errors.js"
+import type { InvalidCron } from "./Errors.js"
 import { decodeDuration } from "./internal/duration.js"
 import type { RunContext } from "./Run.js"
 
@@ -212,19 +213,46 @@ const DEFAULT_RETRY_DELAY = Duration.seconds(1)
 const DEFAULT_RETRY_MAX_DELAY = Duration.minutes(1)
 const NO_RETRY: RetryPolicy = { times: 0, delay: DEFAULT_RETRY_DELAY, factor: 2, maxDelay: DEFAULT_RETRY_MAX_DELAY }
 const DEFAULT_LOCK = { enabled: true, ttl: defaultLockTtl }
+const NO_LOCK = { enabled: false, ttl: defaultLockTtl }
 
-const fail = (job: string, path: string, reason: string) => Either.left(new InvalidJob({ job, path, reason }))
+const invalid = (job: string, path: string, reason: string) => new InvalidJob({ job, path, reason })
 
-const duration = (job: string, path: string, input: unknown, allowZero = false) =>
-  Either.mapLeft(decodeDuration(input, { allowZero }), (reason) => new InvalidJob({ job, path, reason }))
-
-const instant = (job: string, path: string, input: Date | number | undefined) => {
-  if (input === undefined) return Either.right(undefined)
-  const ms = input instanceof Date ? input.getTime() : input
-  return typeof ms === "number" && Number.isFinite(ms)
-    ? Either.right(ms)
-    : fail(job, path, "expected a valid date or epoch milliseconds")
+/** A decoded duration, or the `InvalidJob` naming `path`. */
+const duration = (job: string, path: string, input: unknown, allowZero = false): Duration.Duration | InvalidJob => {
+  const decoded = decodeDuration(input, { allowZero })
+  return Either.isRight(decoded) ? decoded.right : invalid(job, path, decoded.left)
 }
+
+/** Epoch milliseconds of a given instant, or NaN when it is not a valid date or number. */
+const instantMs = (input: unknown): number => {
+  const ms = input instanceof Date ? input.getTime() : input
+  return typeof ms === "number" && Number.isFinite(ms) ? ms : Number.NaN
+}
+
+const INSTANT_REASON = "expected a valid date or epoch milliseconds"
+
+/**
+ * Cron triggers are shared: one per parsed `Cron` (which `Cron.parse` itself shares per expression and zone), so
+ * 100,000 jobs on one expression hold one trigger. The last expression and zone asked for are remembered too: jobs
+ * made in bulk mostly repeat them, and this skips even the lookup of the parse cache.
+ */
+const cronTriggers = new WeakMap<Cron.Cron, Trigger>()
+let lastCron: { readonly expression: string; readonly timezone: string; readonly trigger: Trigger } | undefined
+
+const cronTrigger = (parsed: Cron.Cron): Trigger => {
+  let trigger = cronTriggers.get(parsed)
+  if (trigger === undefined) {
+    trigger = { _tag: "Cron", cron: parsed }
+    cronTriggers.set(parsed, trigger)
+  }
+  return trigger
+}
+
+/**
+ * Interval triggers are shared between jobs made one after the other with the same `every` (a string or number, or
+ * the same Duration value) and rate: the last one made is remembered.
+ */
+let lastEvery: { readonly input: unknown; readonly fixedRate: boolean; readonly trigger: Trigger } | undefined
 
 /**
  * A trigger from a cron expression; the expression is parsed and validated now.
@@ -232,111 +260,148 @@ const instant = (job: string, path: string, input: Date | number | undefined) =>
  * @since 0.1.0
  * @category triggers
  */
-export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> =>
+export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> => {
+  const made = cronOf(expression, timezone)
+  return made instanceof InvalidCronError ? Either.left(made) : Either.right(made)
+}
+
+const cronOf = (expression: string, timezone: string): Trigger | InvalidCron => {
+  const last = lastCron
+  if (last !== undefined && last.expression === expression && last.timezone === timezone) return last.trigger
   // `Cron.parse` shares one parsed value per expression and zone, so schedules loaded together parse each once.
-  Either.map(Cron.parse(expression, { timezone }), (parsed): Trigger => ({ _tag: "Cron", cron: parsed }))
+  const parsed = Cron.parse(expression, { timezone })
+  if (Either.isLeft(parsed)) return parsed.left
+  const trigger = cronTrigger(parsed.right)
+  if (typeof expression === "string" && typeof timezone === "string") lastCron = { expression, timezone, trigger }
+  return trigger
+}
 
 /**
- * Validate options into a job. Every invalid option is an `InvalidJob` naming its path; a bad cron is `InvalidCron`.
- *
- * @since 0.1.0
- * @category constructors
+ * Validate options into a job, or the first error found: the checks of `make`, in its order, without an `Either`
+ * per step (jobs are made by the 100,000 when stored schedules load or a large job set starts).
  */
-export const make = <R, E = JobError>(
-  options: JobOptions<R, E>
-): Either.Either<Job<Exclude<R, RunContext>>, InvalidJob | InvalidCron> => {
-  // Plain checks with early returns rather than `Either.gen`: stored schedules make a job each when a leader loads
-  // them (100,000 at a time), and a generator per job was a measurable part of that.
+const build = <R, E>(options: JobOptions<R, E>): Job<Exclude<R, RunContext>> | InvalidJob | InvalidCron => {
   const name = options.name
   if (typeof name !== "string" || !NAME.test(name)) {
-    return fail(
+    return invalid(
       String(name),
       "name",
       "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)"
     )
   }
-  const given = (options.cron !== undefined ? 1 : 0) + (options.every !== undefined ? 1 : 0) +
-    (options.schedule !== undefined ? 1 : 0) + (options.at !== undefined ? 1 : 0)
-  if (given !== 1) return fail(name, "trigger", "expected exactly one of cron, every, schedule or at")
-  const startAtE = instant(name, "startAt", options.startAt)
-  if (Either.isLeft(startAtE)) return Either.left(startAtE.left)
-  const endAtE = instant(name, "endAt", options.endAt)
-  if (Either.isLeft(endAtE)) return Either.left(endAtE.left)
-  const startAt = startAtE.right
-  const endAt = endAtE.right
+  const cronOption = options.cron
+  const every = options.every
+  const schedule = options.schedule
+  const at = options.at
+  const given = (cronOption !== undefined ? 1 : 0) + (every !== undefined ? 1 : 0) +
+    (schedule !== undefined ? 1 : 0) + (at !== undefined ? 1 : 0)
+  if (given !== 1) return invalid(name, "trigger", "expected exactly one of cron, every, schedule or at")
+  let startAt: number | undefined
+  if (options.startAt !== undefined) {
+    startAt = instantMs(options.startAt)
+    if (Number.isNaN(startAt)) return invalid(name, "startAt", INSTANT_REASON)
+  }
+  let endAt: number | undefined
+  if (options.endAt !== undefined) {
+    endAt = instantMs(options.endAt)
+    if (Number.isNaN(endAt)) return invalid(name, "endAt", INSTANT_REASON)
+  }
   if (startAt !== undefined && endAt !== undefined && endAt < startAt) {
-    return fail(name, "endAt", "endAt is before startAt: the job could never fire")
+    return invalid(name, "endAt", "endAt is before startAt: the job could never fire")
   }
+  const timezone = options.timezone
   let trigger: Trigger
-  if (options.cron !== undefined) {
-    const made = EffectCron.isCron(options.cron)
-      ? Either.map(
-        Cron.fromEffect(options.cron, { timezone: options.timezone }),
-        (parsed): Trigger => ({ _tag: "Cron", cron: parsed })
-      )
-      : cron(options.cron, options.timezone ?? "UTC")
-    if (Either.isLeft(made)) return Either.left(made.left)
-    trigger = made.right
-  } else if (options.every !== undefined) {
-    const every = duration(name, "every", options.every)
-    if (Either.isLeft(every)) return Either.left(every.left)
-    trigger = options.fixedRate ? { _tag: "FixedRate", every: every.right } : { _tag: "FixedDelay", every: every.right }
-  } else if (options.at !== undefined) {
-    const at = instant(name, "at", options.at)
-    if (Either.isLeft(at)) return Either.left(at.left)
-    trigger = { _tag: "At", at: at.right! }
+  if (cronOption !== undefined) {
+    if (EffectCron.isCron(cronOption)) {
+      const made = Cron.fromEffect(cronOption, { timezone })
+      if (Either.isLeft(made)) return made.left
+      trigger = cronTrigger(made.right)
+    } else {
+      const made = cronOf(cronOption, timezone ?? "UTC")
+      if (made instanceof InvalidCronError) return made
+      trigger = made
+    }
+  } else if (every !== undefined) {
+    const fixedRate = options.fixedRate ? true : false
+    const last = lastEvery
+    if (last !== undefined && last.input === every && last.fixedRate === fixedRate) {
+      trigger = last.trigger
+    } else {
+      const decoded = duration(name, "every", every)
+      if (decoded instanceof InvalidJob) return decoded
+      trigger = fixedRate ? { _tag: "FixedRate", every: decoded } : { _tag: "FixedDelay", every: decoded }
+      // Only inputs that cannot change afterwards are remembered (not an array such as `[seconds, nanos]`).
+      if (typeof every === "string" || typeof every === "number" || Duration.isDuration(every)) {
+        lastEvery = { input: every, fixedRate, trigger }
+      }
+    }
+  } else if (at !== undefined) {
+    const ms = instantMs(at)
+    if (Number.isNaN(ms)) return invalid(name, "at", INSTANT_REASON)
+    trigger = { _tag: "At", at: ms }
   } else {
-    if (!Schedule.isSchedule(options.schedule)) return fail(name, "schedule", "expected an effect Schedule")
-    trigger = { _tag: "Schedule", schedule: options.schedule }
+    if (!Schedule.isSchedule(schedule)) return invalid(name, "schedule", "expected an effect Schedule")
+    trigger = { _tag: "Schedule", schedule }
   }
-  if (options.timezone !== undefined && options.cron === undefined) {
-    return fail(name, "timezone", "a time zone applies to cron triggers only")
+  if (timezone !== undefined && cronOption === undefined) {
+    return invalid(name, "timezone", "a time zone applies to cron triggers only")
   }
   let timeout = defaultTimeout
   if (options.timeout !== undefined) {
     const decoded = duration(name, "timeout", options.timeout)
-    if (Either.isLeft(decoded)) return Either.left(decoded.left)
-    timeout = decoded.right
+    if (decoded instanceof InvalidJob) return decoded
+    timeout = decoded
   }
   const overlap = options.overlap ?? "skip"
   if (overlap !== "skip" && overlap !== "allow" && overlap !== "replace") {
-    return fail(name, "overlap", `expected skip, allow or replace, got "${overlap}"`)
+    return invalid(name, "overlap", `expected skip, allow or replace, got "${overlap}"`)
   }
-  let lockTtl = defaultLockTtl
-  if (options.lock?.ttl !== undefined) {
-    const decoded = duration(name, "lock.ttl", options.lock.ttl)
-    if (Either.isLeft(decoded)) return Either.left(decoded.left)
-    lockTtl = decoded.right
+  const lockOption = options.lock
+  let lock = DEFAULT_LOCK
+  if (lockOption !== undefined) {
+    const enabled = lockOption.enabled ?? true
+    if (lockOption.ttl !== undefined) {
+      const decoded = duration(name, "lock.ttl", lockOption.ttl)
+      if (decoded instanceof InvalidJob) return decoded
+      lock = { enabled, ttl: decoded }
+    } else {
+      lock = enabled ? DEFAULT_LOCK : NO_LOCK
+    }
   }
-  const times = options.retry?.times ?? 0
-  if (!Number.isInteger(times) || times < 0) {
-    return fail(name, "retry.times", `expected a whole number >= 0, got ${times}`)
-  }
-  const factor = options.retry?.factor ?? 2
-  if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
-    return fail(name, "retry.factor", `expected a number >= 1, got ${factor}`)
-  }
-  let delay = DEFAULT_RETRY_DELAY
-  if (options.retry?.delay !== undefined) {
-    const decoded = duration(name, "retry.delay", options.retry.delay, true)
-    if (Either.isLeft(decoded)) return Either.left(decoded.left)
-    delay = decoded.right
-  }
-  let maxDelay = DEFAULT_RETRY_MAX_DELAY
-  if (options.retry?.maxDelay !== undefined) {
-    const decoded = duration(name, "retry.maxDelay", options.retry.maxDelay, true)
-    if (Either.isLeft(decoded)) return Either.left(decoded.left)
-    maxDelay = decoded.right
+  const retryOption = options.retry
+  let retry = NO_RETRY
+  if (retryOption !== undefined) {
+    const times = retryOption.times ?? 0
+    if (!Number.isInteger(times) || times < 0) {
+      return invalid(name, "retry.times", `expected a whole number >= 0, got ${times}`)
+    }
+    const factor = retryOption.factor ?? 2
+    if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
+      return invalid(name, "retry.factor", `expected a number >= 1, got ${factor}`)
+    }
+    let delay = DEFAULT_RETRY_DELAY
+    if (retryOption.delay !== undefined) {
+      const decoded = duration(name, "retry.delay", retryOption.delay, true)
+      if (decoded instanceof InvalidJob) return decoded
+      delay = decoded
+    }
+    let maxDelay = DEFAULT_RETRY_MAX_DELAY
+    if (retryOption.maxDelay !== undefined) {
+      const decoded = duration(name, "retry.maxDelay", retryOption.maxDelay, true)
+      if (decoded instanceof InvalidJob) return decoded
+      maxDelay = decoded
+    }
+    retry = { times, delay, factor, maxDelay }
   }
   const misfire = options.misfire ?? "runOnce"
   if (misfire !== "skip" && misfire !== "runOnce") {
-    return fail(name, "misfire", `expected skip or runOnce, got "${misfire}"`)
+    return invalid(name, "misfire", `expected skip or runOnce, got "${misfire}"`)
   }
   let misfireGrace = defaultMisfireGrace
   if (options.misfireGrace !== undefined) {
     const decoded = duration(name, "misfireGrace", options.misfireGrace, true)
-    if (Either.isLeft(decoded)) return Either.left(decoded.left)
-    misfireGrace = decoded.right
+    if (decoded instanceof InvalidJob) return decoded
+    misfireGrace = decoded
   }
   const job: { -readonly [K in keyof Job<Exclude<R, RunContext>>]: Job<Exclude<R, RunContext>>[K] } = {
     name,
@@ -348,17 +413,31 @@ export const make = <R, E = JobError>(
     enabled: options.enabled ?? true,
     timeout,
     overlap,
-    lock: options.lock === undefined
-      ? DEFAULT_LOCK
-      : { enabled: options.lock?.enabled ?? true, ttl: lockTtl },
-    retry: options.retry === undefined ? NO_RETRY : { times, delay, factor, maxDelay },
+    lock,
+    retry,
     misfire,
     misfireGrace
   }
-  // Set only when given (no spread of a literal per job: jobs are made by the 100,000 when stored schedules load).
+  // Set only when given (no spread of a literal per job).
   if (startAt !== undefined) job.startAt = startAt
   if (endAt !== undefined) job.endAt = endAt
-  return Either.right(job)
+  return job
+}
+
+const isError = (made: unknown): made is InvalidJob | InvalidCron =>
+  made instanceof InvalidJob || made instanceof InvalidCronError
+
+/**
+ * Validate options into a job. Every invalid option is an `InvalidJob` naming its path; a bad cron is `InvalidCron`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <R, E = JobError>(
+  options: JobOptions<R, E>
+): Either.Either<Job<Exclude<R, RunContext>>, InvalidJob | InvalidCron> => {
+  const made = build(options)
+  return isError(made) ? Either.left(made) : Either.right(made)
 }
 
 /**
@@ -367,8 +446,11 @@ export const make = <R, E = JobError>(
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMake = <R, E = JobError>(options: JobOptions<R, E>): Job<Exclude<R, RunContext>> =>
-  Either.getOrThrowWith(make(options), (error) => error)
+export const unsafeMake = <R, E = JobError>(options: JobOptions<R, E>): Job<Exclude<R, RunContext>> => {
+  const made = build(options)
+  if (isError(made)) throw made
+  return made
+}
 
 /**
  * A one-line description of the trigger, for status and logs.

@@ -210,6 +210,25 @@ const BACKFILL_SLOT_MS = 7 * 24 * 60 * 60_000
 /** The largest delay Node's timers accept (a signed 32-bit millisecond count). */
 const TIMER_LIMIT_MS = 2 ** 31 - 1
 
+/** The states of the jobs given to `make`, in order; the first name seen twice, if any. */
+const registerInitial = (
+  jobs: Iterable<Job.Job<unknown>>,
+  states: Map<string, JobState>,
+  misfireThresholdMs: number
+): string | undefined => {
+  const list = Array.isArray(jobs) ? jobs as ReadonlyArray<Job.Job<unknown>> : Array.from(jobs)
+  for (let i = 0; i < list.length; i++) {
+    const job = list[i]!
+    // One lookup per job: a name seen before leaves the size unchanged (the map is dropped with the failure).
+    const size = states.size
+    // Exclude<R | RunContext, R> does not reduce for a generic R: the job is kept as Job<never> and its R comes
+    // from the layer's context when its run is forked.
+    states.set(job.name, new JobState(job as AnyJob, misfireThresholdMs))
+    if (states.size === size) return job.name
+  }
+  return undefined
+}
+
 /**
  * Build a scheduler for `jobs` in the current scope. It fires while `LeaderElection` says this node leads; when the
  * scope closes it stops firing, lets running jobs finish within `shutdownGrace`, then interrupts them. Once the
@@ -241,12 +260,10 @@ export const make = <R>(
 
     // Registration.
     const states = new Map<string, JobState>()
-    for (const job of jobs) {
-      if (states.has(job.name)) return yield* new DuplicateJob({ job: job.name })
-      // Exclude<R | RunContext, R> does not reduce for a generic R: the job is kept as Job<never> and its R comes
-      // from the layer's context when its run is forked.
-      states.set(job.name, new JobState(job as AnyJob, misfireThresholdMs))
-    }
+    // A plain function over the jobs (an array indexed, not iterated): this generator runs once, unoptimised, and an
+    // iterator step there makes a result object per job.
+    const duplicate = registerInitial(jobs, states, misfireThresholdMs)
+    if (duplicate !== undefined) return yield* new DuplicateJob({ job: duplicate })
 
     // The flags, written only here: `leading` while this node fires (set on becoming leader, cleared when firing
     // stops), `term` the term of the latest leadership (begins made while leading carry it), `shuttingDown` from the
@@ -439,11 +456,7 @@ export const make = <R>(
           const state = new JobState(job, misfireThresholdMs)
           if (old !== undefined) {
             // This node's counters and last record are the job's, whatever its definition.
-            state.lastRun = old.lastRun
-            state.runs = old.runs
-            state.success = old.success
-            state.failures = old.failures
-            state.skips = old.skips
+            state.inherit(old)
             retire(old)
           }
           states.set(job.name, state)

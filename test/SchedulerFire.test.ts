@@ -23,6 +23,24 @@ describe("fire: first fire", () => {
     expect(Fire.firstFire(trigger, at("2026-05-01T00:05:00Z"), now)).toBe(at("2026-05-01T00:10:00Z"))
   })
 
+  it("a cron job's first fire is its own, whatever cron or instant was asked about just before", () => {
+    // Many jobs on one cron ask the same question when leading starts; the answer kept for it must not leak to
+    // another cron (same expression in another zone included) nor to another instant.
+    const crons = [cron("0 */5 * * * *"), cron("0 */5 * * * *", "Asia/Kathmandu"), cron("0 0 * * * *")]
+    const instants = [at("2026-05-01T00:12:00Z"), at("2026-05-01T00:12:00.001Z"), at("2026-05-01T03:59:59Z")]
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.array(FastCheck.tuple(FastCheck.nat(2), FastCheck.nat(2)), { minLength: 2, maxLength: 30 }),
+        (asks) => {
+          for (const [c, i] of asks) {
+            const trigger = { _tag: "Cron", cron: crons[c]! } as const
+            expect(Fire.firstFire(trigger, undefined, instants[i]!)).toBe(Cron.next(crons[c]!, instants[i]!))
+          }
+        }
+      )
+    )
+  })
+
   it("an interval job plans `every` after the last recorded fire, or `every` after now", () => {
     const now = at("2026-05-01T00:00:00Z")
     for (const _tag of ["FixedDelay", "FixedRate"] as const) {

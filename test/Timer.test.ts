@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, FastCheck, Fiber, TestClock } from "effect"
 import { MinHeap } from "../src/internal/heap.js"
-import { Timer } from "../src/internal/timer.js"
+import { SlotTimer, Timer, type TimerSlot } from "../src/internal/timer.js"
 
 describe("MinHeap", () => {
   it("pops entries in time order, also after retain() dropped some", () => {
@@ -119,6 +119,95 @@ describe("Timer", () => {
       yield* TestClock.adjust(0)
       // One sleep, until the live entry: the stale one never costs a wake-up (nor a TestClock round).
       expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).toEqual([9_000])
+      yield* Fiber.interrupt(fiber)
+    }))
+})
+
+class Item implements TimerSlot {
+  timerIndex = -1
+  nextFire: number | undefined = undefined
+  constructor(readonly id: number) {}
+}
+
+describe("SlotTimer", () => {
+  it("pops items in time order after any mix of schedules, moves and removals; each item at most once", () => {
+    const op = FastCheck.oneof(
+      FastCheck.record({
+        kind: FastCheck.constant("schedule" as const),
+        item: FastCheck.nat(20),
+        time: FastCheck.nat(500)
+      }),
+      FastCheck.record({ kind: FastCheck.constant("remove" as const), item: FastCheck.nat(20) })
+    )
+    FastCheck.assert(
+      FastCheck.property(FastCheck.array(op, { minLength: 50, maxLength: 400, size: "max" }), (ops) => {
+        class Probe extends SlotTimer<Item> {
+          pop(): Item | undefined {
+            if (this.peekTime() === undefined) return undefined
+            const out: Array<Item> = []
+            this.popInto(out)
+            return out[0]
+          }
+        }
+        const timer = new Probe(60_000)
+        const items = Array.from({ length: 41 }, (_, id) => new Item(id))
+        // The reference: each item's due time, or absent.
+        const due = new Map<number, number>()
+        for (const o of ops) {
+          if (o.kind === "schedule") {
+            timer.schedule(items[o.item]!, o.time)
+            due.set(o.item, o.time)
+          } else {
+            timer.remove(items[o.item]!)
+            due.delete(o.item)
+            expect(items[o.item]!.nextFire).toBeUndefined()
+          }
+        }
+        expect(timer.size).toBe(due.size)
+        const out: Array<[number, number]> = []
+        for (let item = timer.pop(); item !== undefined; item = timer.pop()) {
+          // Taken out, with the time it was due at.
+          expect(item.timerIndex).toBe(-1)
+          out.push([item.id, item.nextFire!])
+        }
+        expect(out.map(([, time]) => time)).toEqual([...due.values()].sort((a, b) => a - b))
+        expect(new Map(out)).toEqual(due)
+      })
+    )
+  })
+
+  it.scoped("hands an item over once, at its latest time: moved earlier it wakes the loop, moved later it waits", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_000)
+      const seen: Array<[number, number, number]> = []
+      const timer = new SlotTimer<Item>(60_000)
+      const [a, b, c] = [new Item(0), new Item(1), new Item(2)]
+      timer.schedule(a, 5_000)
+      timer.schedule(b, 3_000)
+      timer.schedule(c, 4_000)
+      const fiber = yield* Effect.forkScoped(
+        timer.run((batch, now) => Effect.sync(() => batch.forEach((item) => seen.push([item.id, item.nextFire!, now]))))
+      )
+      yield* TestClock.adjust(500)
+      timer.schedule(a, 2_000) // earlier than the head: wakes the loop
+      timer.schedule(b, 6_000) // the old head moves later: nothing at 3,000
+      timer.remove(c) // never fires
+      yield* TestClock.adjust(10_000)
+      expect(seen).toEqual([[0, 2_000, 2_000], [1, 6_000, 6_000]])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.scoped("hands over at most maxBatch items at a time, oldest first", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_000)
+      const batches: Array<string> = []
+      const timer = new SlotTimer<Item>(60_000, 3)
+      for (const time of [500, 200, 800, 100, 700, 300, 600, 400]) timer.schedule(new Item(time), time)
+      const fiber = yield* Effect.forkScoped(
+        timer.run((batch) => Effect.sync(() => batches.push(batch.map((item) => item.id).join(","))))
+      )
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      expect(batches).toEqual(["100,200,300", "400,500,600", "700,800"])
       yield* Fiber.interrupt(fiber)
     }))
 })

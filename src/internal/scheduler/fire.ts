@@ -21,7 +21,20 @@ export const firstFire = (
   now: number
 ): number => {
   const from = last ?? now
-  return trigger._tag === "Cron" ? Cron.next(trigger.cron, from) : from + Duration.toMillis(trigger.every)
+  if (trigger._tag !== "Cron") return from + Duration.toMillis(trigger.every)
+  // When a node starts leading, most jobs ask the same question (one shared cron, never fired: the next match after
+  // now): the last answer is kept. `Cron.next` is pure, so the answer is the same.
+  const memo = lastNext
+  if (memo.cron === trigger.cron && memo.from === from) return memo.next
+  const next = Cron.next(trigger.cron, from)
+  lastNext = { cron: trigger.cron, from, next }
+  return next
+}
+
+let lastNext: { readonly cron: Cron.Cron | undefined; readonly from: number; readonly next: number } = {
+  cron: undefined,
+  from: Number.NaN,
+  next: Number.NaN
 }
 
 /**

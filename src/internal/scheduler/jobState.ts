@@ -1,7 +1,8 @@
 /**
- * What the scheduler keeps per job. The pieces a job needs only once it runs (its metric labels, its `begin`
- * template, its retry schedule) are made on first use, and durations in milliseconds are read off the job when
- * needed rather than kept: an idle job costs only what it must.
+ * What the scheduler keeps per job. An idle job keeps its definition, its planned fire and its place on the fire
+ * timer (the state is its own timer entry); everything a job needs only once it runs or is skipped (its runs, last
+ * record, counters, metric labels, `begin` template, retry schedule) is made on first use, in one object, and
+ * durations in milliseconds are read off the job when needed rather than kept.
  *
  * Each mutable field has one writer, named on the field.
  *
@@ -14,6 +15,7 @@ import * as Job from "../../Job.js"
 import type { BeginRequest } from "../../JobStore.js"
 import type { RunRecord } from "../../Run.js"
 import { JobMetrics } from "../jobMetrics.js"
+import type { TimerSlot } from "../timer.js"
 import type { Run } from "./run.js"
 
 /** A job whose requirements (besides RunContext) are already provided from the layer's context. */
@@ -28,46 +30,131 @@ const SLOT_TTL_MARGIN_MS = 10 * 60_000
 /** The runs of a job that has never run. */
 const noRuns: ReadonlySet<Run> = new Set()
 
-export class JobState {
-  /** Bumped whenever the planned fire changes; timer entries of older generations are stale. Planner. */
-  generation = 0
-  /** The planned fire (epoch ms), if any. Planner. */
-  nextFire: number | undefined = undefined
-  /** The state of a `Schedule` trigger between its steps. Planner. */
-  scheduleState: unknown = undefined
-  /**
-   * Its runs from creation until over (`Run`'s constructor adds, its `over` transition deletes: `addRun`,
-   * `deleteRun`). Run. The set is made on the first run: an idle job (most stored schedules, most of the time) keeps
-   * none, and a leader loading 100,000 schedules makes none.
-   */
-  get running(): ReadonlySet<Run> {
-    return this.runningSet ?? noRuns
-  }
-  private runningSet: Set<Run> | undefined = undefined
-  /** Bookkeeper. */
-  lastRun: Option.Option<RunRecord> = Option.none()
-  /** Counters since this node started. Bookkeeper. */
+const noRecord: Option.Option<RunRecord> = Option.none()
+
+/**
+ * The parts of a job's state that only a job that ran, was skipped or fires on a `Schedule` needs: made on the first
+ * write, so that an idle job (most stored schedules, most of the time) keeps none of them.
+ */
+class Activity {
+  runningSet: Set<Run> | undefined = undefined
+  lastRun: Option.Option<RunRecord> = noRecord
   runs = 0
   success = 0
   failures = 0
   skips = 0
+  pausedSkipLogged = false
+  scheduleState: unknown = undefined
+  metrics: JobMetrics | undefined = undefined
+  begin: JobState["begin"] | undefined = undefined
+  retry: Schedule.Schedule<unknown, unknown> | undefined = undefined
+}
+
+export class JobState implements TimerSlot {
+  /** Bumped whenever the planned fire changes; a fire taken off the timer under an older one is stale. Planner. */
+  generation = 0
+  /** The planned fire (epoch ms), if any. Planner (through the fire timer while the job is on it). */
+  nextFire: number | undefined = undefined
+  /** Its place on the planner's fire timer, -1 when not on it. The fire timer. */
+  timerIndex = -1
+  private activity: Activity | undefined = undefined
+
+  constructor(readonly job: AnyJob, private readonly misfireThresholdMs: number) {}
+
+  private get active(): Activity {
+    return this.activity ??= new Activity()
+  }
+
+  /** The state of a `Schedule` trigger between its steps. Planner. */
+  get scheduleState(): unknown {
+    return this.activity?.scheduleState
+  }
+  set scheduleState(value: unknown) {
+    this.active.scheduleState = value
+  }
+
+  /**
+   * Its runs from creation until over (`Run`'s constructor adds, its `over` transition deletes: `addRun`,
+   * `deleteRun`). Run. The set is made on the first run: an idle job keeps none, and a leader loading 100,000
+   * schedules makes none.
+   */
+  get running(): ReadonlySet<Run> {
+    return this.activity?.runningSet ?? noRuns
+  }
+
+  /** Bookkeeper. */
+  get lastRun(): Option.Option<RunRecord> {
+    return this.activity?.lastRun ?? noRecord
+  }
+  set lastRun(value: Option.Option<RunRecord>) {
+    this.active.lastRun = value
+  }
+
+  /** Counters since this node started. Bookkeeper. */
+  get runs(): number {
+    return this.activity?.runs ?? 0
+  }
+  set runs(value: number) {
+    this.active.runs = value
+  }
+  get success(): number {
+    return this.activity?.success ?? 0
+  }
+  set success(value: number) {
+    this.active.success = value
+  }
+  get failures(): number {
+    return this.activity?.failures ?? 0
+  }
+  set failures(value: number) {
+    this.active.failures = value
+  }
+  get skips(): number {
+    return this.activity?.skips ?? 0
+  }
+  set skips(value: number) {
+    this.active.skips = value
+  }
+
   /**
    * Whether the current streak of `paused` skips has been logged at INFO already: the first skip of a pause is, the
    * ones after it (one per fire while the pause lasts) are DEBUG. Cleared by any other skip or run. Bookkeeper.
    */
-  pausedSkipLogged = false
-  private metricsCache: JobMetrics | undefined = undefined
-  private beginCache: JobState["begin"] | undefined = undefined
-  private retryCache: Schedule.Schedule<unknown, unknown> | undefined = undefined
+  get pausedSkipLogged(): boolean {
+    return this.activity?.pausedSkipLogged ?? false
+  }
+  set pausedSkipLogged(value: boolean) {
+    this.active.pausedSkipLogged = value
+  }
 
-  constructor(readonly job: AnyJob, private readonly misfireThresholdMs: number) {}
+  /**
+   * This node's counters and last record of `old`, the state this one replaces (the job's, whatever its
+   * definition). Scheduler.
+   */
+  inherit(old: JobState): void {
+    const from = old.activity
+    if (from === undefined) return
+    const to = this.active
+    to.lastRun = from.lastRun
+    to.runs = from.runs
+    to.success = from.success
+    to.failures = from.failures
+    to.skips = from.skips
+  }
 
   addRun(run: Run): void {
-    ;(this.runningSet ??= new Set()).add(run)
+    ;(this.active.runningSet ??= new Set()).add(run)
   }
 
   deleteRun(run: Run): void {
-    this.runningSet?.delete(run)
+    this.activity?.runningSet?.delete(run)
+  }
+
+  private get metricsCache(): JobMetrics | undefined {
+    return this.activity?.metrics
+  }
+  private set metricsCache(value: JobMetrics | undefined) {
+    this.active.metrics = value
   }
 
   get metrics(): JobMetrics {
@@ -94,7 +181,7 @@ export class JobState {
 
   get retrySchedule(): Schedule.Schedule<unknown, unknown> {
     const retry = this.job.retry
-    return this.retryCache ??= Schedule.exponential(retry.delay, retry.factor).pipe(
+    return this.active.retry ??= Schedule.exponential(retry.delay, retry.factor).pipe(
       Schedule.modifyDelay((delay) => Duration.min(delay, retry.maxDelay))
     )
   }
@@ -102,7 +189,7 @@ export class JobState {
   /** The parts of every `begin` request that do not change from run to run. */
   get begin(): Pick<BeginRequest, "slot" | "lock" | "statusTtl"> {
     const job = this.job
-    return this.beginCache ??= {
+    return this.active.begin ??= {
       slot: Option.some({ ttl: Duration.millis(this.windowMs + SLOT_TTL_MARGIN_MS) }),
       lock: job.lock.enabled ? Option.some({ key: job.name, ttl: job.lock.ttl }) : Option.none(),
       // The `running` status must not expire mid-run: the lock is renewed, the status is not.

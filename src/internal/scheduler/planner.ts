@@ -1,8 +1,9 @@
 /**
  * The planner: one timer over every job's planned fire and the fiber that waits for its top while this node
- * leads. A job's planned fire changes only here (`plan`), and every change bumps the job's generation, so a timer
- * entry of an older generation is stale and ignored. Fires are planned on the timer only while leading; the
- * scheduler's leading flag is that gate.
+ * leads. A job's state is its own timer entry (`SlotTimer`): re-planning moves it in place and retiring takes it out.
+ * A job's planned fire changes only here (`plan`), and every change bumps the job's generation, so a fire taken off
+ * the timer under an older generation (re-planned while its batch waited to run) is stale and ignored. Fires are
+ * planned on the timer only while leading; the scheduler's leading flag is that gate.
  *
  * At a fire: find the newest fire time due, plan the next one, and apply the misfire and overlap rules (the
  * arithmetic is in `fire.ts`); the runs that result are handed to the launcher as one batch.
@@ -16,7 +17,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type { JobStore } from "../../JobStore.js"
 import { currentMillis } from "../now.js"
-import { Timer, type TimerEntry } from "../timer.js"
+import { SlotTimer } from "../timer.js"
 import type { Bookkeeper } from "./bookkeeper.js"
 import * as Fire from "./fire.js"
 import type { JobState } from "./jobState.js"
@@ -30,14 +31,8 @@ import { Run } from "./run.js"
  */
 export const MAX_FIRE_BATCH = 16_384
 
-/** What the fire timer holds per planned fire; stale once the job's generation moved on. */
-interface Entry {
-  readonly state: JobState
-  readonly generation: number
-}
-
 export class Planner {
-  private readonly timer: Timer<Entry>
+  private readonly timer: SlotTimer<JobState>
   /** Reused by every fire (see `Fire.DueFire`). */
   private readonly due: Fire.DueFire = { newest: 0, missed: 0, next: 0 }
   /**
@@ -58,11 +53,7 @@ export class Planner {
     /** Where replacing runs wait for the runs they replace. */
     private readonly helpers: FiberSet.FiberSet<void, never>
   ) {
-    this.timer = new Timer<Entry>(
-      maxWaitMs,
-      (entry) => entry.generation !== entry.state.generation,
-      MAX_FIRE_BATCH
-    )
+    this.timer = new SlotTimer<JobState>(maxWaitMs, MAX_FIRE_BATCH)
   }
 
   /**
@@ -72,8 +63,8 @@ export class Planner {
   plan(state: JobState, planned: number | undefined): void {
     const time = planned !== undefined && Number.isFinite(planned) ? Fire.bounded(state.job, planned) : undefined
     state.generation++
-    state.nextFire = time
-    if (time !== undefined && this.flags.leading) this.timer.schedule(time, { state, generation: state.generation })
+    if (time !== undefined && this.flags.leading) this.timer.schedule(state, time)
+    else this.timer.remove(state, time)
   }
 
   /**
@@ -134,8 +125,9 @@ export class Planner {
           concurrency: 64
         })
       list.forEach(({ state }, i) => {
-        // Replanned meanwhile (leadership changed, the job was replaced or retired): that plan stands.
-        if (state.generation !== generations[i] || self.states.get(state.job.name) !== state || !self.flags.leading) {
+        // Replanned meanwhile (leadership changed, the job was replaced or retired: `retire` bumps the generation too):
+        // that plan stands.
+        if (state.generation !== generations[i] || !self.flags.leading) {
           return
         }
         self.plan(state, firsts[i])
@@ -146,7 +138,7 @@ export class Planner {
   /** A job no longer registered (removed, or replaced by a new state): its planned fire is dropped. */
   retire(state: JobState): void {
     state.generation++
-    state.nextFire = undefined
+    this.timer.remove(state)
   }
 
   /** Forget every planned fire (leadership lost, shutdown). */
@@ -205,23 +197,79 @@ export class Planner {
     // Uninterruptible: runs of a batch count as running from when they are created, so an interruption (leadership
     // lost) must not strike between their creation and `begin`, which would leave them counted forever. A batch is
     // short: a synchronous pass, then one store call bounded by the store's own timeout.
-    const loop = this.timer.run((batch, now) => Effect.uninterruptible(self.fireBatch(batch, now)))
+    const loop = this.timer.run((batch, now) => {
+      // Taken now, as the batch leaves the timer: its fire times, and the generations that make them current.
+      const times = batch.map((state) => state.nextFire!)
+      const generations = batch.map((state) => state.generation)
+      return Effect.uninterruptible(self.fireBatch(batch, times, generations, now))
+    })
     return Effect.gen(function*() {
       // A store that lost its data while we did not lead says so now (logged and counted by the store); beside the
       // planning, so that a slow store does not delay the first fires.
       if (self.store.checkEpoch !== undefined) yield* Effect.fork(Effect.ignore(self.store.checkEpoch))
       const now = Math.max(yield* currentMillis, self.floor)
-      const enabled = Array.from(self.states.values()).filter((state) => state.job.enabled)
-      // The memory store answers at once: 64 fibers there only cost time (100,000 jobs: seconds of setup).
-      const concurrency = self.store.backend === "memory" ? 1 : 64
-      const firsts = yield* Effect.forEach(enabled, (state) => self.firstFire(state, now), { concurrency })
-      // A job replaced or removed while its first fire was looked up is not planned.
-      enabled.forEach((state, i) => {
-        if (self.states.get(state.job.name) === state) self.plan(state, firsts[i])
+      // Plain loops and arrays made at their size: with 100,000 jobs, every array per job is garbage to collect.
+      const enabled: Array<JobState> = new Array(self.states.size)
+      let count = 0
+      // `forEach`, not `for...of`: run once inside a generator, that is not optimised, and each step of an iterator
+      // would make a result object.
+      self.states.forEach((state) => {
+        if (state.job.enabled) enabled[count++] = state
       })
+      enabled.length = count
+      const generations = new Float64Array(enabled.length)
+      for (let i = 0; i < enabled.length; i++) generations[i] = enabled[i]!.generation
+      const firsts = yield* self.leadFirsts(enabled, now)
+      // A job replaced or removed while its first fire was looked up is not planned. Both bump its generation, so a
+      // job whose generation is unchanged is still registered (no lookup needed, the common case).
+      for (let i = 0; i < enabled.length; i++) {
+        const state = enabled[i]!
+        if (state.generation === generations[i] || self.states.get(state.job.name) === state) {
+          self.plan(state, firsts[i])
+        }
+      }
       onPlanned()
       return yield* loop
     })
+  }
+
+  /**
+   * The first fires of `enabled` when this node starts leading (see `firstFire`). The memory store answers at once:
+   * its last fire times are read in one call, and a fiber per job (or 64 at a time) would only cost time (100,000
+   * jobs: seconds of setup). Other stores are asked job by job, 64 at a time.
+   */
+  private leadFirsts(
+    enabled: ReadonlyArray<JobState>,
+    now: number
+  ): Effect.Effect<ReadonlyArray<number | undefined>> {
+    const self = this
+    const bulk = this.store.lastFireTimes
+    const oneByOne = Effect.forEach(enabled, (state) => self.firstFire(state, now), {
+      concurrency: this.store.backend === "memory" ? 1 : 64
+    })
+    if (this.store.backend !== "memory" || bulk === undefined) return oneByOne
+    const names: Array<string> = new Array(enabled.length)
+    let count = 0
+    for (let i = 0; i < enabled.length; i++) {
+      const job = enabled[i]!.job
+      if (job.trigger._tag !== "Schedule") names[count++] = job.name
+    }
+    names.length = count
+    return Effect.gen(function*() {
+      const lasts = names.length === 0 ? [] : yield* bulk(names)
+      const firsts: Array<number | undefined> = new Array(enabled.length)
+      let k = 0
+      for (let i = 0; i < enabled.length; i++) {
+        const state = enabled[i]!
+        firsts[i] = state.job.trigger._tag === "Schedule"
+          ? yield* self.firstFire(state, now)
+          : self.firstFromLast(state, lasts[k++] ?? Option.none(), now, false)
+      }
+      return firsts
+    }).pipe(
+      // Never seen from the memory store; should it fail, the job-by-job path answers (and logs per job).
+      Effect.catchAll(() => oneByOne)
+    )
   }
 
   /**
@@ -266,13 +314,19 @@ export class Planner {
   }
 
   /** Every fire due at one wake-up of the fire timer, begun in one store call. */
-  private fireBatch(batch: ReadonlyArray<TimerEntry<Entry>>, now: number): Effect.Effect<void> {
+  private fireBatch(
+    batch: ReadonlyArray<JobState>,
+    times: ReadonlyArray<number>,
+    generations: ReadonlyArray<number>,
+    now: number
+  ): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
       const list: Array<Run> = []
-      for (const { time, value } of batch) {
-        const state = value.state
-        if (value.generation !== state.generation) continue
+      for (let i = 0; i < batch.length; i++) {
+        const state = batch[i]!
+        const time = times[i]!
+        if (generations[i] !== state.generation) continue
         state.nextFire = undefined
         const trigger = state.job.trigger
         let newest = time
