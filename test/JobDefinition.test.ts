@@ -15,61 +15,59 @@ const h = Effect.void
 // Options that are wrong on purpose: the cast lets them past the type checker, as from JavaScript or parsed config.
 const bad = (options: object) => options as Job.JobOptions<never>
 
+/** The `InvalidJob` a bad definition gets, as its fields. */
+const invalid = (job: string, path: string, reason: string) => ({ job, path, reason, _tag: "InvalidJob" })
+
 const cases: ReadonlyArray<readonly [string, object, Record<string, unknown>]> = [
-  ["name number", { name: 42, every: "1 minute", handler: h }, {
-    "job": "42",
-    "path": "name",
-    "reason": "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)",
-    "_tag": "InvalidJob"
-  }],
-  ["name undefined", { every: "1 minute", handler: h }, {
-    "job": "undefined",
-    "path": "name",
-    "reason": "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)",
-    "_tag": "InvalidJob"
-  }],
-  ["no trigger", { name: "a", handler: h }, {
-    "job": "a",
-    "path": "trigger",
-    "reason": "expected exactly one of cron, every, schedule or at",
-    "_tag": "InvalidJob"
-  }],
-  ["two triggers", { name: "a", every: "1 minute", cron: "* * * * *", handler: h }, {
-    "job": "a",
-    "path": "trigger",
-    "reason": "expected exactly one of cron, every, schedule or at",
-    "_tag": "InvalidJob"
-  }],
-  ["startAt NaN", { name: "a", every: "1 minute", startAt: NaN, handler: h }, {
-    "job": "a",
-    "path": "startAt",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
-  ["startAt invalid Date", { name: "a", every: "1 minute", startAt: new Date("x"), handler: h }, {
-    "job": "a",
-    "path": "startAt",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
-  ["startAt string", { name: "a", every: "1 minute", startAt: "2026-01-01", handler: h }, {
-    "job": "a",
-    "path": "startAt",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
-  ["endAt Infinity", { name: "a", every: "1 minute", endAt: Infinity, handler: h }, {
-    "job": "a",
-    "path": "endAt",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
-  ["endAt before startAt", { name: "a", every: "1 minute", startAt: 2000, endAt: 1000, handler: h }, {
-    "job": "a",
-    "path": "endAt",
-    "reason": "endAt is before startAt: the job could never fire",
-    "_tag": "InvalidJob"
-  }],
+  [
+    "name number",
+    { name: 42, every: "1 minute", handler: h },
+    invalid("42", "name", "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)")
+  ],
+  [
+    "name undefined",
+    { every: "1 minute", handler: h },
+    invalid(
+      "undefined",
+      "name",
+      "expected a letter or digit, then letters, digits and _ . : / - (at most 200 characters)"
+    )
+  ],
+  [
+    "no trigger",
+    { name: "a", handler: h },
+    invalid("a", "trigger", "expected exactly one of cron, every, schedule or at")
+  ],
+  [
+    "two triggers",
+    { name: "a", every: "1 minute", cron: "* * * * *", handler: h },
+    invalid("a", "trigger", "expected exactly one of cron, every, schedule or at")
+  ],
+  [
+    "startAt NaN",
+    { name: "a", every: "1 minute", startAt: NaN, handler: h },
+    invalid("a", "startAt", "expected a valid date or epoch milliseconds")
+  ],
+  [
+    "startAt invalid Date",
+    { name: "a", every: "1 minute", startAt: new Date("x"), handler: h },
+    invalid("a", "startAt", "expected a valid date or epoch milliseconds")
+  ],
+  [
+    "startAt string",
+    { name: "a", every: "1 minute", startAt: "2026-01-01", handler: h },
+    invalid("a", "startAt", "expected a valid date or epoch milliseconds")
+  ],
+  [
+    "endAt Infinity",
+    { name: "a", every: "1 minute", endAt: Infinity, handler: h },
+    invalid("a", "endAt", "expected a valid date or epoch milliseconds")
+  ],
+  [
+    "endAt before startAt",
+    { name: "a", every: "1 minute", startAt: 2000, endAt: 1000, handler: h },
+    invalid("a", "endAt", "endAt is before startAt: the job could never fire")
+  ],
   ["bad cron", { name: "a", cron: "61 * * * *", handler: h }, {
     "expression": "61 * * * *",
     "timezone": "UTC",
@@ -90,150 +88,114 @@ const cases: ReadonlyArray<readonly [string, object, Record<string, unknown>]> =
     "reason": "expected a string, got number",
     "_tag": "InvalidCron"
   }],
-  ["every bad", { name: "a", every: "soon", handler: h }, {
-    "job": "a",
-    "path": "every",
-    "reason": "expected a duration such as \"5 seconds\" or \"1 hour\", got \"soon\"",
-    "_tag": "InvalidJob"
-  }],
-  ["every zero", { name: "a", every: 0, handler: h }, {
-    "job": "a",
-    "path": "every",
-    "reason": "expected a duration greater than zero",
-    "_tag": "InvalidJob"
-  }],
-  ["every negative", { name: "a", every: -5, handler: h }, {
-    "job": "a",
-    "path": "every",
-    "reason": "expected a non-negative duration, got -5",
-    "_tag": "InvalidJob"
-  }],
-  ["every negative string", { name: "a", every: "-5 seconds", handler: h }, {
-    "job": "a",
-    "path": "every",
-    "reason": "expected a non-negative duration, got \"-5 seconds\"",
-    "_tag": "InvalidJob"
-  }],
-  ["every infinite", { name: "a", every: Infinity, handler: h }, {
-    "job": "a",
-    "path": "every",
-    "reason": "expected a finite duration",
-    "_tag": "InvalidJob"
-  }],
-  ["at bad", { name: "a", at: "tomorrow", handler: h }, {
-    "job": "a",
-    "path": "at",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
-  ["at NaN", { name: "a", at: NaN, handler: h }, {
-    "job": "a",
-    "path": "at",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
-  ["schedule not a schedule", { name: "a", schedule: {}, handler: h }, {
-    "job": "a",
-    "path": "schedule",
-    "reason": "expected an effect Schedule",
-    "_tag": "InvalidJob"
-  }],
-  ["timezone without cron", { name: "a", every: "1 minute", timezone: "UTC", handler: h }, {
-    "job": "a",
-    "path": "timezone",
-    "reason": "a time zone applies to cron triggers only",
-    "_tag": "InvalidJob"
-  }],
-  ["timeout bad", { name: "a", every: "1 minute", timeout: "long", handler: h }, {
-    "job": "a",
-    "path": "timeout",
-    "reason": "expected a duration such as \"5 seconds\" or \"1 hour\", got \"long\"",
-    "_tag": "InvalidJob"
-  }],
-  ["timeout zero", { name: "a", every: "1 minute", timeout: 0, handler: h }, {
-    "job": "a",
-    "path": "timeout",
-    "reason": "expected a duration greater than zero",
-    "_tag": "InvalidJob"
-  }],
-  ["overlap bad", { name: "a", every: "1 minute", overlap: "queue", handler: h }, {
-    "job": "a",
-    "path": "overlap",
-    "reason": "expected skip, allow or replace, got \"queue\"",
-    "_tag": "InvalidJob"
-  }],
-  ["lock ttl bad", { name: "a", every: "1 minute", lock: { ttl: "x" }, handler: h }, {
-    "job": "a",
-    "path": "lock.ttl",
-    "reason": "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"",
-    "_tag": "InvalidJob"
-  }],
-  ["lock ttl zero", { name: "a", every: "1 minute", lock: { ttl: 0 }, handler: h }, {
-    "job": "a",
-    "path": "lock.ttl",
-    "reason": "expected a duration greater than zero",
-    "_tag": "InvalidJob"
-  }],
-  ["retry times bad", { name: "a", every: "1 minute", retry: { times: 1.5 }, handler: h }, {
-    "job": "a",
-    "path": "retry.times",
-    "reason": "expected a whole number >= 0, got 1.5",
-    "_tag": "InvalidJob"
-  }],
-  ["retry times negative", { name: "a", every: "1 minute", retry: { times: -1 }, handler: h }, {
-    "job": "a",
-    "path": "retry.times",
-    "reason": "expected a whole number >= 0, got -1",
-    "_tag": "InvalidJob"
-  }],
-  ["retry factor bad", { name: "a", every: "1 minute", retry: { factor: 0.5 }, handler: h }, {
-    "job": "a",
-    "path": "retry.factor",
-    "reason": "expected a number >= 1, got 0.5",
-    "_tag": "InvalidJob"
-  }],
-  ["retry factor string", { name: "a", every: "1 minute", retry: { factor: "2" }, handler: h }, {
-    "job": "a",
-    "path": "retry.factor",
-    "reason": "expected a number >= 1, got 2",
-    "_tag": "InvalidJob"
-  }],
-  ["retry delay bad", { name: "a", every: "1 minute", retry: { delay: "x" }, handler: h }, {
-    "job": "a",
-    "path": "retry.delay",
-    "reason": "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"",
-    "_tag": "InvalidJob"
-  }],
-  ["retry maxDelay bad", { name: "a", every: "1 minute", retry: { maxDelay: -1 }, handler: h }, {
-    "job": "a",
-    "path": "retry.maxDelay",
-    "reason": "expected a non-negative duration, got -1",
-    "_tag": "InvalidJob"
-  }],
-  ["misfire bad", { name: "a", every: "1 minute", misfire: "all", handler: h }, {
-    "job": "a",
-    "path": "misfire",
-    "reason": "expected skip or runOnce, got \"all\"",
-    "_tag": "InvalidJob"
-  }],
-  ["misfireGrace bad", { name: "a", every: "1 minute", misfireGrace: "x", handler: h }, {
-    "job": "a",
-    "path": "misfireGrace",
-    "reason": "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"",
-    "_tag": "InvalidJob"
-  }],
-  ["both bad: timeout and overlap", { name: "a", every: "1 minute", timeout: "x", overlap: "x", handler: h }, {
-    "job": "a",
-    "path": "timeout",
-    "reason": "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"",
-    "_tag": "InvalidJob"
-  }],
-  ["bad every and bad startAt", { name: "a", every: "x", startAt: NaN, handler: h }, {
-    "job": "a",
-    "path": "startAt",
-    "reason": "expected a valid date or epoch milliseconds",
-    "_tag": "InvalidJob"
-  }],
+  [
+    "every bad",
+    { name: "a", every: "soon", handler: h },
+    invalid("a", "every", "expected a duration such as \"5 seconds\" or \"1 hour\", got \"soon\"")
+  ],
+  ["every zero", { name: "a", every: 0, handler: h }, invalid("a", "every", "expected a duration greater than zero")],
+  [
+    "every negative",
+    { name: "a", every: -5, handler: h },
+    invalid("a", "every", "expected a non-negative duration, got -5")
+  ],
+  [
+    "every negative string",
+    { name: "a", every: "-5 seconds", handler: h },
+    invalid("a", "every", "expected a non-negative duration, got \"-5 seconds\"")
+  ],
+  ["every infinite", { name: "a", every: Infinity, handler: h }, invalid("a", "every", "expected a finite duration")],
+  [
+    "at bad",
+    { name: "a", at: "tomorrow", handler: h },
+    invalid("a", "at", "expected a valid date or epoch milliseconds")
+  ],
+  ["at NaN", { name: "a", at: NaN, handler: h }, invalid("a", "at", "expected a valid date or epoch milliseconds")],
+  [
+    "schedule not a schedule",
+    { name: "a", schedule: {}, handler: h },
+    invalid("a", "schedule", "expected an effect Schedule")
+  ],
+  [
+    "timezone without cron",
+    { name: "a", every: "1 minute", timezone: "UTC", handler: h },
+    invalid("a", "timezone", "a time zone applies to cron triggers only")
+  ],
+  [
+    "timeout bad",
+    { name: "a", every: "1 minute", timeout: "long", handler: h },
+    invalid("a", "timeout", "expected a duration such as \"5 seconds\" or \"1 hour\", got \"long\"")
+  ],
+  [
+    "timeout zero",
+    { name: "a", every: "1 minute", timeout: 0, handler: h },
+    invalid("a", "timeout", "expected a duration greater than zero")
+  ],
+  [
+    "overlap bad",
+    { name: "a", every: "1 minute", overlap: "queue", handler: h },
+    invalid("a", "overlap", "expected skip, allow or replace, got \"queue\"")
+  ],
+  [
+    "lock ttl bad",
+    { name: "a", every: "1 minute", lock: { ttl: "x" }, handler: h },
+    invalid("a", "lock.ttl", "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"")
+  ],
+  [
+    "lock ttl zero",
+    { name: "a", every: "1 minute", lock: { ttl: 0 }, handler: h },
+    invalid("a", "lock.ttl", "expected a duration greater than zero")
+  ],
+  [
+    "retry times bad",
+    { name: "a", every: "1 minute", retry: { times: 1.5 }, handler: h },
+    invalid("a", "retry.times", "expected a whole number >= 0, got 1.5")
+  ],
+  [
+    "retry times negative",
+    { name: "a", every: "1 minute", retry: { times: -1 }, handler: h },
+    invalid("a", "retry.times", "expected a whole number >= 0, got -1")
+  ],
+  [
+    "retry factor bad",
+    { name: "a", every: "1 minute", retry: { factor: 0.5 }, handler: h },
+    invalid("a", "retry.factor", "expected a number >= 1, got 0.5")
+  ],
+  [
+    "retry factor string",
+    { name: "a", every: "1 minute", retry: { factor: "2" }, handler: h },
+    invalid("a", "retry.factor", "expected a number >= 1, got 2")
+  ],
+  [
+    "retry delay bad",
+    { name: "a", every: "1 minute", retry: { delay: "x" }, handler: h },
+    invalid("a", "retry.delay", "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"")
+  ],
+  [
+    "retry maxDelay bad",
+    { name: "a", every: "1 minute", retry: { maxDelay: -1 }, handler: h },
+    invalid("a", "retry.maxDelay", "expected a non-negative duration, got -1")
+  ],
+  [
+    "misfire bad",
+    { name: "a", every: "1 minute", misfire: "all", handler: h },
+    invalid("a", "misfire", "expected skip or runOnce, got \"all\"")
+  ],
+  [
+    "misfireGrace bad",
+    { name: "a", every: "1 minute", misfireGrace: "x", handler: h },
+    invalid("a", "misfireGrace", "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"")
+  ],
+  [
+    "both bad: timeout and overlap",
+    { name: "a", every: "1 minute", timeout: "x", overlap: "x", handler: h },
+    invalid("a", "timeout", "expected a duration such as \"5 seconds\" or \"1 hour\", got \"x\"")
+  ],
+  [
+    "bad every and bad startAt",
+    { name: "a", every: "x", startAt: NaN, handler: h },
+    invalid("a", "startAt", "expected a valid date or epoch milliseconds")
+  ],
   ["bad timezone with every and bad timeout", {
     name: "a",
     every: "1 minute",

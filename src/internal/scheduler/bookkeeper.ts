@@ -81,7 +81,7 @@ export class Bookkeeper {
 
   /** A fire that did not run: counted now, logged by the drain. */
   skip(state: JobState, fireTime: number, reason: SkipReason, extra?: Record<string, unknown>): void {
-    state.skips++
+    state.countSkip()
     state.metrics.skip(reason)
     this.enqueue({ _tag: "Skipped", state, fireTime, reason, extra })
   }
@@ -213,10 +213,7 @@ export class Bookkeeper {
                 lines.write(LogLevel.Error, RECORD_NOT_SAVED, { job: state.job.name }, Cause.fail(result.left))
               }
               const outcome = record.outcome
-              state.lastRun = Option.some(record)
-              state.runs++
-              if (outcome === "success") state.success++
-              else if (outcome !== "business_error") state.failures++
+              state.recordRun(record)
               const lateness = run.startedAt - run.fireTime
               state.metrics.lateness(lateness)
               state.metrics.run(outcome, record.durationMs)

@@ -30,15 +30,13 @@ const SLOT_TTL_MARGIN_MS = 10 * 60_000
 /** The runs of a job that has never run. */
 const noRuns: ReadonlySet<Run> = new Set()
 
-const noRecord: Option.Option<RunRecord> = Option.none()
-
 /**
  * The parts of a job's state that only a job that ran, was skipped or fires on a `Schedule` needs: made on the first
  * write, so that an idle job (most stored schedules, most of the time) keeps none of them.
  */
 class Activity {
   runningSet: Set<Run> | undefined = undefined
-  lastRun: Option.Option<RunRecord> = noRecord
+  lastRun: RunRecord | undefined = undefined
   runs = 0
   success = 0
   failures = 0
@@ -82,38 +80,36 @@ export class JobState implements TimerSlot {
     return this.activity?.runningSet ?? noRuns
   }
 
-  /** Bookkeeper. */
+  /** Its newest record written on this node. Bookkeeper (`recordRun`). */
   get lastRun(): Option.Option<RunRecord> {
-    return this.activity?.lastRun ?? noRecord
-  }
-  set lastRun(value: Option.Option<RunRecord>) {
-    this.active.lastRun = value
+    return Option.fromNullable(this.activity?.lastRun)
   }
 
-  /** Counters since this node started. Bookkeeper. */
+  /** Counters since this node started. Bookkeeper (`recordRun`, `countSkip`). */
   get runs(): number {
     return this.activity?.runs ?? 0
-  }
-  set runs(value: number) {
-    this.active.runs = value
   }
   get success(): number {
     return this.activity?.success ?? 0
   }
-  set success(value: number) {
-    this.active.success = value
-  }
   get failures(): number {
     return this.activity?.failures ?? 0
-  }
-  set failures(value: number) {
-    this.active.failures = value
   }
   get skips(): number {
     return this.activity?.skips ?? 0
   }
-  set skips(value: number) {
-    this.active.skips = value
+
+  /** A run's record was written: it is the job's last run, and it counts (a business error is no failure). */
+  recordRun(record: RunRecord): void {
+    const active = this.active
+    active.lastRun = record
+    active.runs++
+    if (record.outcome === "success") active.success++
+    else if (record.outcome !== "business_error") active.failures++
+  }
+
+  countSkip(): void {
+    this.active.skips++
   }
 
   /**
