@@ -11,8 +11,7 @@ import * as Either from "effect/Either"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Cron from "./Cron.js"
-import { InvalidCron as InvalidCronError, InvalidJob, type JobError } from "./Errors.js"
-import type { InvalidCron } from "./Errors.js"
+import { InvalidCron, InvalidJob, type JobError } from "./Errors.js"
 import { decodeDuration } from "./internal/duration.js"
 import type { RunContext } from "./Run.js"
 
@@ -262,7 +261,7 @@ let lastEvery: { readonly input: unknown; readonly fixedRate: boolean; readonly 
  */
 export const cron = (expression: string, timezone = "UTC"): Either.Either<Trigger, InvalidCron> => {
   const made = cronOf(expression, timezone)
-  return made instanceof InvalidCronError ? Either.left(made) : Either.right(made)
+  return made instanceof InvalidCron ? Either.left(made) : Either.right(made)
 }
 
 const cronOf = (expression: string, timezone: string): Trigger | InvalidCron => {
@@ -318,7 +317,7 @@ const build = <R, E>(options: JobOptions<R, E>): Job<Exclude<R, RunContext>> | I
       trigger = cronTrigger(made.right)
     } else {
       const made = cronOf(cronOption, timezone ?? "UTC")
-      if (made instanceof InvalidCronError) return made
+      if (made instanceof InvalidCron) return made
       trigger = made
     }
   } else if (every !== undefined) {
@@ -425,7 +424,7 @@ const build = <R, E>(options: JobOptions<R, E>): Job<Exclude<R, RunContext>> | I
 }
 
 const isError = (made: unknown): made is InvalidJob | InvalidCron =>
-  made instanceof InvalidJob || made instanceof InvalidCronError
+  made instanceof InvalidJob || made instanceof InvalidCron
 
 /**
  * Validate options into a job. Every invalid option is an `InvalidJob` naming its path; a bad cron is `InvalidCron`.

@@ -15,6 +15,7 @@
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
@@ -123,7 +124,7 @@ export class RunForker {
           FiberRef.currentLogAnnotations,
           stack === undefined
             ? [entry]
-            : stack[0][0].id === fiberId.id && stack[0][0].startTimeMillis === fiberId.startTimeMillis
+            : Equal.equals(stack[0][0], fiberId)
             ? [entry, ...stack.slice(1)]
             : [entry, ...stack]
         )
