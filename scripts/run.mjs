@@ -26,6 +26,10 @@ await build({
   target: "node20",
   packages: "external",
   sourcemap: "inline",
+  // The entry is a program: what it imports for effect alone must run. The package's `"sideEffects": false` is a
+  // promise to the library's users, and esbuild would otherwise drop `import "./service/main.js"` (src/main.ts,
+  // `npm start`) as unused.
+  ignoreAnnotations: true,
   outfile,
   logLevel: "error"
 })

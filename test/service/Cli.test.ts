@@ -155,6 +155,33 @@ describe("the CLI against a running node", () => {
 
 describe("the CLI without a node", () => {
   it.live(
+    "npm start's command runs the program (its entry's import of the service is not bundled away)",
+    () =>
+      Effect.promise(() =>
+        new Promise<{ status: number | null; stdout: string }>((resolve) => {
+          const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"))
+          const [command, ...args] = String(pkg.scripts.start).split(" ")
+          expect(command).toBe("node")
+          const child = spawn(process.execPath, [...args, "--help"], {
+            cwd: root,
+            stdio: ["ignore", "pipe", "inherit"]
+          })
+          let stdout = ""
+          child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
+          const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
+          child.once("close", (status) => {
+            clearTimeout(timer)
+            resolve({ status, stdout })
+          })
+        })
+      ).pipe(Effect.map(({ status, stdout }) => {
+        expect(status).toBe(0)
+        expect(stdout).toContain("--mode job|rpc|all")
+      })),
+    90_000
+  )
+
+  it.live(
     "--version prints the package version; config check validates; --help still lists the start-up flags",
     () =>
       Effect.gen(function*() {
