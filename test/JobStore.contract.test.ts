@@ -658,7 +658,10 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         sent.length = 0
         // Known now: one EVALSHA per 1,000 requests, in one pipeline.
         const again = yield* store.beginMany!(jobs.map((job) => request(T0 + 1000, { job })))
-        assert.strictEqual(again.filter((result) => Either.isRight(result) && result.right._tag === "Started").length, 2500)
+        assert.strictEqual(
+          again.filter((result) => Either.isRight(result) && result.right._tag === "Started").length,
+          2500
+        )
         assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha"])
         assert.strictEqual(pipelines, 5)
         // A batch of up to 1,000 is one command, without a pipeline.
@@ -676,11 +679,14 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         const { client, store } = yield* redisFixture(prefix)
         yield* Effect.promise(() => client.hset(`${prefix}:job:fence:b`, "not", "a counter"))
         const results = yield* store.beginMany!(["a", "b", "c"].map((job) => request(T0, { job })))
-        assert.deepStrictEqual(results.map((result) => Either.isLeft(result) ? result.left._tag : skipped(result.right)), [
-          "started",
-          "StoreError",
-          "started"
-        ])
+        assert.deepStrictEqual(
+          results.map((result) => Either.isLeft(result) ? result.left._tag : skipped(result.right)),
+          [
+            "started",
+            "StoreError",
+            "started"
+          ]
+        )
         assert.isTrue(Either.isLeft(results[1]!) && results[1].left.reason.includes("WRONGTYPE"), String(results[1]))
         const runs = [results[0]!, results[2]!].map((result) => started(Either.getOrThrow(result)))
         yield* Effect.promise(() => client.set(`${prefix}:job:status:b`, "x"))

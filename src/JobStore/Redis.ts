@@ -519,13 +519,11 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
 
   return {
     backend: "redis",
-    begin: (request) =>
-      Effect.flatMap(beginMany([request]), (results) => results[0]!),
+    begin: (request) => Effect.flatMap(beginMany([request]), (results) => results[0]!),
     beginMany: (requests) =>
       beginMany(requests).pipe(Effect.catchAll((error) => Effect.succeed(requests.map(() => Either.left(error))))),
     renewLock: renewWith(redis),
-    finish: (request) =>
-      Effect.flatMap(finishMany([request]), (results) => results[0]!),
+    finish: (request) => Effect.flatMap(finishMany([request]), (results) => results[0]!),
     finishMany,
     lastFireTime: (job) =>
       redis.run("lastFireTime", (client) => client.get(keys.last(job))).pipe(
