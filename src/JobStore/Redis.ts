@@ -457,27 +457,24 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       const candidate = newEpoch()
       const chunks = Arr.chunksOf(requests, maxBatch)
       const calls = chunks.map((chunk) => beginCall(chunk, candidate))
-      return redis.run("begin", (client) =>
-        calls.length === 1
-          ? RedisScript.evalScript(client, beginScript, calls[0]!.keys, calls[0]!.args).then((reply) => [{ reply }])
-          : RedisScript.evalMany(client, beginScript, calls)).pipe(
-          Effect.flatMap((replies) => {
-            const losses: Array<DataLoss> = []
-            const results: Array<Either.Either<BeginResult, StoreError>> = new Array(requests.length)
-            let from = 0
-            replies.forEach((reply, c) => {
-              const call = calls[c]!
-              if ("error" in reply) {
-                const error = replyError("begin", reply.error)
-                for (let k = 0; k < call.tokens.length; k++) results[from + k] = Either.left(error)
-              } else {
-                parseBeginCall(requests, from, call, reply.reply, results, losses)
-              }
-              from += call.tokens.length
-            })
-            return Effect.as(reportLosses(losses), results)
+      return redis.run("begin", (client) => RedisScript.evalMany(client, beginScript, calls)).pipe(
+        Effect.flatMap((replies) => {
+          const losses: Array<DataLoss> = []
+          const results: Array<Either.Either<BeginResult, StoreError>> = new Array(requests.length)
+          let from = 0
+          replies.forEach((reply, c) => {
+            const call = calls[c]!
+            if ("error" in reply) {
+              const error = replyError("begin", reply.error)
+              for (let k = 0; k < call.tokens.length; k++) results[from + k] = Either.left(error)
+            } else {
+              parseBeginCall(requests, from, call, reply.reply, results, losses)
+            }
+            from += call.tokens.length
           })
-        )
+          return Effect.as(reportLosses(losses), results)
+        })
+      )
     })
 
   const finishMany = (requests: ReadonlyArray<FinishRequest>) =>
@@ -492,29 +489,26 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
       if (sendable.length === 0) return Effect.succeed(results)
       const chunks = Arr.chunksOf(sendable, maxBatch)
       const calls = chunks.map(finishCall)
-      return redis.run("finish", (client) =>
-        calls.length === 1
-          ? RedisScript.evalScript(client, finishScript, calls[0]!.keys, calls[0]!.args).then((reply) => [{ reply }])
-          : RedisScript.evalMany(client, finishScript, calls)).pipe(
-          Effect.map((replies) => {
-            replies.forEach((reply, c) => {
-              const chunk = chunks[c]!
-              const rows = "error" in reply ? undefined : reply.reply
-              chunk.forEach(({ index }, k) => {
-                results[index] = "error" in reply
-                  ? Either.left(replyError("finish", reply.error))
-                  : Array.isArray(rows) && rows.length === chunk.length
-                  ? parseFinish(rows[k])
-                  : Either.left(unexpectedReply("finish", rows))
-              })
+      return redis.run("finish", (client) => RedisScript.evalMany(client, finishScript, calls)).pipe(
+        Effect.map((replies) => {
+          replies.forEach((reply, c) => {
+            const chunk = chunks[c]!
+            const rows = "error" in reply ? undefined : reply.reply
+            chunk.forEach(({ index }, k) => {
+              results[index] = "error" in reply
+                ? Either.left(replyError("finish", reply.error))
+                : Array.isArray(rows) && rows.length === chunk.length
+                ? parseFinish(rows[k])
+                : Either.left(unexpectedReply("finish", rows))
             })
-            return results
-          }),
-          Effect.catchAll((error) => {
-            for (const { index } of sendable) results[index] = Either.left(error)
-            return Effect.succeed(results)
           })
-        )
+          return results
+        }),
+        Effect.catchAll((error) => {
+          for (const { index } of sendable) results[index] = Either.left(error)
+          return Effect.succeed(results)
+        })
+      )
     })
 
   return {
