@@ -108,15 +108,9 @@ const program = Effect.gen(function*() {
   /** The begin script called straight on the client: the Redis share of `begin`, without the effect wrapper. */
   const rawBeginScript = Effect.promise(() => {
     const t = ++fireTime
-    const keys = Redis.keys(keyPrefix)
-    return RedisScript.evalScript(client, JobStoreScripts.beginScript, [
-      keys.paused("raw"),
-      keys.tick("raw", t),
-      keys.last("raw"),
-      keys.lock("raw"),
-      keys.fence("raw"),
-      keys.status("raw")
-    ], [String(t), "60000", "bench", "token", "", "60000"])
+    const batch = new JobStoreScripts.BatchArgs(keyPrefix, JobStoreScripts.beginWidth, ["epoch"])
+    batch.push(["raw", String(t), "60000", "bench", "raw", "token", "", "60000", "", "0"])
+    return RedisScript.evalScript(client, JobStoreScripts.beginScript, [`${keyPrefix}:job:epoch`], batch.args)
   })
   let rawKey = 0
   const rawSetNx = Effect.promise(() => client.set(`${keyPrefix}:raw:${++rawKey}`, "token", "PX", 60_000, "NX"))

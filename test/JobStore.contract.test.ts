@@ -519,7 +519,8 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         const run = started(yield* store.begin(request(T0, { term: 4242 })))
         const value = yield* Effect.promise(() => client.get(`${prefix}:job:lock:sync_user`))
         expect(value).toBe(Option.getOrThrow(run.lock).token)
-        expect(value).toMatch(/^term:4242:[0-9a-f]{32}$/)
+        // 128 random bits drawn once per script call, then the row's number in the call.
+        expect(value).toMatch(/^term:4242:[0-9a-f]{32}[0-9a-z]+$/)
         // A foreign value that merely looks alike but names no number is never taken over.
         yield* Effect.promise(() => client.set(`${prefix}:job:lock:other`, "term:x:go-service", "PX", 30_000))
         assert.strictEqual(skipped(yield* store.begin(request(T0, { job: "other", term: 10 ** 12 }))), "lock_held")
@@ -617,9 +618,10 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         client.sendCommand = original
       }))
 
-    it.scoped("beginMany and finishMany send one pipeline each, and load their scripts again after SCRIPT FLUSH", () =>
+    it.scoped("beginMany and finishMany send one script call per 1,000 requests, in one pipeline, and load their scripts again after SCRIPT FLUSH", () =>
       Effect.gen(function*() {
-        const { client, store } = yield* redisFixture(uniquePrefix())
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
         yield* Effect.promise(() => client.script("FLUSH"))
         const sent: Array<string> = []
         const original = client.sendCommand.bind(client)
@@ -633,30 +635,99 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
           pipelines++
           return pipeline(...args)
         }) as typeof client.pipeline
-        const jobs = ["a", "b", "c"]
+        const jobs = Array.from({ length: 2500 }, (_, i) => `job-${i}`)
         const results = yield* store.beginMany!(jobs.map((job) => request(T0, { job })))
-        // Unknown script: EVALSHA for each, NOSCRIPT for each, then EVAL for each: two pipelines.
+        // Unknown script: one EVALSHA per 1,000 requests, NOSCRIPT for each, then EVAL for each: two pipelines.
         assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha", "eval", "eval", "eval"])
         assert.strictEqual(pipelines, 2)
         const runs = results.map((result) => started(Either.getOrThrow(result)))
+        // Each request got its own lock token, and each job its status and lock keys.
+        assert.strictEqual(new Set(runs.map((run) => Option.getOrThrow(run.lock).token)).size, jobs.length)
+        assert.strictEqual(
+          yield* Effect.promise(() => client.get(`${prefix}:job:lock:job-2499`)),
+          Option.getOrThrow(runs[2499]!.lock).token
+        )
         sent.length = 0
         const finished = yield* store.finishMany!(
           jobs.map((job, i) => ({ record: record(job, T0), lock: runs[i]!.lock, statusTtl: LONG, maxRecords: 5 }))
         )
-        assert.deepStrictEqual(finished.map(Either.isRight), [true, true, true])
+        assert.deepStrictEqual(finished.filter(Either.isRight).length, jobs.length)
         assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha", "eval", "eval", "eval"])
+        expect(yield* Effect.promise(() => client.exists(`${prefix}:job:lock:job-1500`))).toBe(0)
+        expect(yield* Effect.promise(() => client.llen(`${prefix}:job:runs:job-1500`))).toBe(1)
         sent.length = 0
-        // Known now: one EVALSHA each.
+        // Known now: one EVALSHA per 1,000 requests, in one pipeline.
         const again = yield* store.beginMany!(jobs.map((job) => request(T0 + 1000, { job })))
-        assert.deepStrictEqual(again.map((result) => Either.isRight(result) ? skipped(result.right) : "error"), [
-          "started",
-          "started",
-          "started"
-        ])
+        assert.strictEqual(
+          again.filter((result) => Either.isRight(result) && result.right._tag === "Started").length,
+          2500
+        )
         assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha"])
+        assert.strictEqual(pipelines, 5)
+        // A batch of up to 1,000 is one command, without a pipeline.
+        sent.length = 0
+        yield* store.beginMany!(jobs.slice(0, 3).map((job) => request(T0 + 2000, { job })))
+        assert.deepStrictEqual(sent, ["evalsha"])
         assert.strictEqual(pipelines, 5)
         client.sendCommand = original
         client.pipeline = pipeline
+      }))
+
+    it.scoped("a request of a batch that meets a key of the wrong type fails alone; the others are answered", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        yield* Effect.promise(() => client.hset(`${prefix}:job:fence:b`, "not", "a counter"))
+        const results = yield* store.beginMany!(["a", "b", "c"].map((job) => request(T0, { job })))
+        assert.deepStrictEqual(
+          results.map((result) => Either.isLeft(result) ? result.left._tag : skipped(result.right)),
+          [
+            "started",
+            "StoreError",
+            "started"
+          ]
+        )
+        assert.isTrue(Either.isLeft(results[1]!) && results[1].left.reason.includes("WRONGTYPE"), String(results[1]))
+        const runs = [results[0]!, results[2]!].map((result) => started(Either.getOrThrow(result)))
+        yield* Effect.promise(() => client.set(`${prefix}:job:status:b`, "x"))
+        yield* Effect.promise(() => client.hset(`${prefix}:job:runs:b`, "not", "a list"))
+        const finished = yield* store.finishMany!([
+          { record: record("a", T0), lock: runs[0]!.lock, statusTtl: LONG, maxRecords: 5 },
+          { record: record("b", T0), lock: Option.none(), statusTtl: LONG, maxRecords: 5 },
+          { record: record("c", T0), lock: runs[1]!.lock, statusTtl: LONG, maxRecords: 5 }
+        ])
+        assert.deepStrictEqual(finished.map((result) => Either.isLeft(result) ? result.left._tag : "ok"), [
+          "ok",
+          "StoreError",
+          "ok"
+        ])
+        expect(yield* Effect.promise(() => client.llen(`${prefix}:job:runs:c`))).toBe(1)
+        expect(yield* Effect.promise(() => client.exists(`${prefix}:job:lock:c`))).toBe(0)
+      }))
+
+    it.scoped("rows repeat no field equal to the row before, and names that begin with = keep their keys", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        const jobs = ["=", "==", "=x", "x", "="]
+        const results = yield* store.beginMany!([
+          ...jobs.slice(0, 4).map((job) => request(T0, { job })),
+          // The same job and fire time as the first row: its slot is taken.
+          request(T0, { job: "=", nodeId: "node-2" })
+        ])
+        assert.deepStrictEqual(results.map((result) => skipped(Either.getOrThrow(result))), [
+          "started",
+          "started",
+          "started",
+          "started",
+          "slot_taken"
+        ])
+        for (const job of ["=", "==", "=x", "x"]) {
+          expect(yield* Effect.promise(() => client.get(`${prefix}:job:status:${job}`))).toBe("running")
+          expect(yield* Effect.promise(() => client.get(`${prefix}:job:tick:${job}:${T0}`))).toBe("node-1")
+          expect(yield* Effect.promise(() => client.get(`${prefix}:job:last:${job}`))).toBe(String(T0))
+        }
+        expect(yield* Effect.promise(() => client.keys(`${prefix}:job:status:*`))).toHaveLength(4)
       }))
 
     it.scoped("beginMany on a stopped connection answers every request with a StoreError", () =>

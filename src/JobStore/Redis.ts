@@ -2,10 +2,13 @@
  * The scheduler's cluster-wide state on Redis: slot claims, locks, fencing counters, last fire times, run records,
  * statuses and pause flags, all under the key prefix (see `Redis.keys`). A run costs two round trips: `begin`
  * (one Lua script: pause check, slot claim, lock, fence, status) and `finish` (one Lua script: release, status,
- * record). Lock renewals run in the background and are not on the run's path.
+ * record). The runs of one fire batch share them: `beginMany` and `finishMany` send one script call per 1,000 runs,
+ * all in one pipeline, each call a row per run with the fields equal to the row before sent as one character. Lock
+ * renewals run in the background and are not on the run's path.
  *
- * The scripts touch several keys, so this backend targets a single Redis (or a primary with replicas), not Redis
- * Cluster, where keys of one script must share a hash slot and the `xredis` key layout does not allow it.
+ * The scripts touch several keys, and make the keys of their rows from the prefix themselves, so this backend
+ * targets a single Redis (or a primary with replicas), not Redis Cluster, where keys of one script must be declared
+ * and share a hash slot, and the `xredis` key layout does not allow it.
  *
  * Safety when Redis loses data (restart without persistence, FLUSHALL, failover to a replica that lags): fences are
  * at least the server's clock in microseconds, so they keep growing (see `beginScript`); the loss is noticed through
@@ -30,11 +33,15 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { StoreError } from "../Errors.js"
 import {
+  BatchArgs,
   beginScript,
+  beginWidth,
   epochKey,
   epochScript,
   finishScript,
+  finishWidth,
   listSchedulesScript,
+  maxBatch,
   maxFence as scriptsMaxFence,
   putScheduleScript,
   removeScheduleScript
@@ -73,7 +80,6 @@ export const maxFence: number = scriptsMaxFence
 const newEpoch = (): string => `${new Date().toISOString()} ${newToken().slice(0, 16)}`
 
 const RecordJson = Schema.parseJson(RunRecord)
-const encodeRecord = Schema.encode(RecordJson)
 const decodeRecord = Schema.decodeUnknownEither(RecordJson)
 
 const unexpectedReply = (operation: string, reply: unknown) =>
@@ -90,27 +96,22 @@ const encodeError = (error: ParseResult.ParseError) =>
     reason: `cannot encode the run record: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
   })
 
-/** A parsed `beginScript` reply: the result, the epoch marker it saw and, for a started run, the previous fence. */
+/** A parsed row reply of `beginScript`: the result and, for a started run, the previous fence. */
 interface BeginReply {
   readonly result: Either.Either<BeginResult, StoreError>
-  readonly epoch: string | undefined
   readonly previous: number | undefined
 }
 
-/** `beginScript`'s reply: `Skipped` with the script's reason, `Started` with the fence, else an error. */
+/** One row reply of `beginScript`: `Skipped` with the script's reason, `Started` with the fence, else an error. */
 const parseBegin = (request: BeginRequest, token: string, reply: unknown): BeginReply => {
   // Made only for a reply that is bad: an error captures a stack trace, more than the rest of a begin costs.
-  const bad = () => ({ result: Either.left(unexpectedReply("begin", reply)), epoch: undefined, previous: undefined })
+  const bad = () => ({ result: Either.left(unexpectedReply("begin", reply)), previous: undefined })
   if (!Array.isArray(reply)) return bad()
   switch (reply[0]) {
     case "paused":
     case "slot_taken":
     case "lock_held":
-      return {
-        result: Either.right({ _tag: "Skipped", reason: reply[0] }),
-        epoch: stringOr(reply[1]),
-        previous: undefined
-      }
+      return { result: Either.right({ _tag: "Skipped", reason: reply[0] }), previous: undefined }
     case "fence_exhausted":
       return {
         result: Either.left(
@@ -120,24 +121,35 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
             reason: `the fence of ${request.job} would pass ${maxFence} (2^53 - 1), the largest exact number`
           })
         ),
-        epoch: stringOr(reply[1]),
         previous: undefined
       }
     case "started":
-      if (typeof reply[1] !== "number" || typeof reply[3] !== "number") return bad()
+      if (typeof reply[1] !== "number" || typeof reply[2] !== "number") return bad()
       return {
         result: Either.right({
           _tag: "Started",
           fence: reply[1],
           lock: Option.map(request.lock, (lock) => ({ key: lock.key, token }))
         }),
-        epoch: stringOr(reply[2]),
-        previous: reply[3] < 0 ? undefined : reply[3]
+        previous: reply[2] < 0 ? undefined : reply[2]
+      }
+    case "error":
+      return {
+        result: Either.left(new StoreError({ backend: "redis", operation: "begin", reason: String(reply[1]) })),
+        previous: undefined
       }
     default:
       return bad()
   }
 }
+
+/** One row reply of `finishScript`: 1, else an error. */
+const parseFinish = (reply: unknown): Either.Either<void, StoreError> =>
+  reply === 1 ? Either.void : Either.left(
+    Array.isArray(reply) && reply[0] === "error"
+      ? new StoreError({ backend: "redis", operation: "finish", reason: String(reply[1]) })
+      : unexpectedReply("finish", reply)
+  )
 
 const stringOr = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
 
@@ -318,22 +330,21 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
   }
 
   /**
-   * Note what a begin reply says: its marker, and for a started run the previous fence and the new one. `seenAtSend`
-   * is the highest fence this node knew when it sent the call: in a Redis that kept its data the counter was at
-   * least that then, whatever order the replies are handled in.
+   * Note what a begin row reply says for a started run: the previous fence and the new one. `seenAtSend` is the
+   * highest fence this node knew when it sent the call: in a Redis that kept its data the counter was at least that
+   * then, whatever order the replies are handled in. `explained`: the call's marker already told of a loss, which
+   * explains a counter behind too.
    */
   const noteBegin = (
     request: BeginRequest,
     seenAtSend: number | undefined,
     reply: BeginReply,
+    explained: boolean,
     losses: Array<DataLoss>
   ) => {
-    const before = losses.length
-    noteEpoch(reply.epoch, losses, "begin")
     if (Either.isLeft(reply.result) || reply.result.right._tag !== "Started") return
     const job = request.job
-    // Reported only when the marker did not already explain it.
-    if (seenAtSend !== undefined && (reply.previous ?? -1) < seenAtSend && losses.length === before) {
+    if (seenAtSend !== undefined && (reply.previous ?? -1) < seenAtSend && !explained) {
       losses.push({
         reason: "fence_rollback",
         fields: { job, key: keys.fence(job), counter: reply.previous ?? "missing", highest_fence_seen: seenAtSend }
@@ -354,131 +365,160 @@ export const fromClient = (redis: Redis.RedisClientService): JobStore["Type"] =>
     )
   )
 
-  /** The keys and arguments of `beginScript` for one request, with the lock token it will hold. */
-  const beginCall = (
-    request: BeginRequest,
-    candidate: string
-  ): RedisScript.ScriptCall & { readonly token: string; readonly seen: number | undefined } => {
-    const lockKey = Option.match(request.lock, { onNone: () => request.job, onSome: (lock) => lock.key })
-    const term = isUsableTerm(request.term) ? request.term : undefined
-    const token = term === undefined ? newToken() : tokenWithTerm(term, newToken())
-    const seen = highWater.get(request.job)
-    return {
-      token,
-      seen,
-      keys: [
-        keys.paused(request.job),
-        keys.tick(request.job, request.fireTime),
-        keys.last(request.job),
-        keys.lock(lockKey),
-        keys.fence(request.job),
-        keys.status(request.job),
-        epochAt
-      ],
-      args: [
+  /** One `beginScript` call for up to `maxBatch` requests, with the lock token and fence floor of each. */
+  interface BeginCall extends RedisScript.ScriptCall {
+    readonly tokens: ReadonlyArray<string>
+    readonly seen: ReadonlyArray<number | undefined>
+  }
+
+  const beginCall = (requests: ReadonlyArray<BeginRequest>, candidate: string): BeginCall => {
+    const batch = new BatchArgs(redis.keyPrefix, beginWidth, [candidate])
+    // One random part per call, a counter per row: unique tokens at one random draw per call.
+    const random = newToken()
+    const tokens: Array<string> = []
+    const seen: Array<number | undefined> = []
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i]!
+      const term = isUsableTerm(request.term) ? request.term : undefined
+      const own = `${random}${i.toString(36)}`
+      const token = term === undefined ? own : tokenWithTerm(term, own)
+      const floor = highWater.get(request.job)
+      tokens.push(token)
+      seen.push(floor)
+      const slot = request.slot
+      const lock = request.lock
+      batch.push([
+        request.job,
         String(request.fireTime),
-        Option.match(request.slot, { onNone: () => "", onSome: (slot) => String(RedisScript.ttlMillis(slot.ttl)) }),
+        Option.isSome(slot) ? String(RedisScript.ttlMillis(slot.value.ttl)) : "",
         request.nodeId,
+        Option.isSome(lock) ? lock.value.key : request.job,
         token,
-        Option.match(request.lock, { onNone: () => "", onSome: (lock) => String(RedisScript.ttlMillis(lock.ttl)) }),
+        Option.isSome(lock) ? String(RedisScript.ttlMillis(lock.value.ttl)) : "",
         String(RedisScript.ttlMillis(request.statusTtl)),
         term === undefined ? "" : String(term),
-        seen === undefined ? "0" : String(seen + 1),
-        candidate
-      ]
+        floor === undefined ? "0" : String(floor + 1)
+      ])
+    }
+    return { keys: [epochAt], args: batch.args, tokens, seen }
+  }
+
+  /**
+   * Parse one `beginScript` reply for its requests (`from` is the first one's index in `requests`), noting the losses
+   * it tells of, into `results`.
+   */
+  const parseBeginCall = (
+    requests: ReadonlyArray<BeginRequest>,
+    from: number,
+    call: BeginCall,
+    reply: unknown,
+    results: Array<Either.Either<BeginResult, StoreError>>,
+    losses: Array<DataLoss>
+  ) => {
+    const count = call.tokens.length
+    if (!Array.isArray(reply) || reply.length !== count + 1) {
+      const error = unexpectedReply("begin", Array.isArray(reply) ? `${reply.length} replies for ${count}` : reply)
+      for (let k = 0; k < count; k++) results[from + k] = Either.left(error)
+      return
+    }
+    const before = losses.length
+    noteEpoch(stringOr(reply[0]), losses, "begin")
+    const explained = losses.length > before
+    for (let k = 0; k < count; k++) {
+      const request = requests[from + k]!
+      const parsed = parseBegin(request, call.tokens[k]!, reply[k + 1])
+      noteBegin(request, call.seen[k], parsed, explained, losses)
+      results[from + k] = parsed.result
     }
   }
 
-  /** The keys and arguments of `finishScript` for one request and its encoded record. */
-  const finishCall = (request: FinishRequest, json: string): RedisScript.ScriptCall => ({
-    keys: [
-      keys.lock(Option.match(request.lock, { onNone: () => request.record.job, onSome: (lock) => lock.key })),
-      keys.status(request.record.job),
-      keys.runs(request.record.job)
-    ],
-    args: [
-      Option.match(request.lock, { onNone: () => "", onSome: (lock) => lock.token }),
-      request.record.outcome,
-      RedisScript.ttlMillis(request.statusTtl),
-      json,
-      Math.max(0, Math.floor(request.maxRecords))
-    ]
-  })
+  /** `finishScript`'s arguments for up to `maxBatch` requests and their encoded records. */
+  const finishCall = (requests: ReadonlyArray<{ readonly request: FinishRequest; readonly json: string }>) => {
+    const batch = new BatchArgs(redis.keyPrefix, finishWidth, [])
+    for (const { json, request } of requests) {
+      const lock = request.lock
+      batch.push([
+        request.record.job,
+        Option.isSome(lock) ? lock.value.key : "",
+        Option.isSome(lock) ? lock.value.token : "",
+        request.record.outcome,
+        String(RedisScript.ttlMillis(request.statusTtl)),
+        json,
+        String(Math.max(0, Math.floor(request.maxRecords)))
+      ])
+    }
+    return { keys: [], args: batch.args }
+  }
+
+  const beginMany = (requests: ReadonlyArray<BeginRequest>) =>
+    Effect.suspend(() => {
+      if (requests.length === 0) return Effect.succeed([])
+      // One candidate marker for the batch: only the first call of an empty Redis writes it.
+      const candidate = newEpoch()
+      const chunks = Arr.chunksOf(requests, maxBatch)
+      const calls = chunks.map((chunk) => beginCall(chunk, candidate))
+      return redis.run("begin", (client) => RedisScript.evalMany(client, beginScript, calls)).pipe(
+        Effect.flatMap((replies) => {
+          const losses: Array<DataLoss> = []
+          const results: Array<Either.Either<BeginResult, StoreError>> = new Array(requests.length)
+          let from = 0
+          replies.forEach((reply, c) => {
+            const call = calls[c]!
+            if ("error" in reply) {
+              const error = replyError("begin", reply.error)
+              for (let k = 0; k < call.tokens.length; k++) results[from + k] = Either.left(error)
+            } else {
+              parseBeginCall(requests, from, call, reply.reply, results, losses)
+            }
+            from += call.tokens.length
+          })
+          return Effect.as(reportLosses(losses), results)
+        })
+      )
+    })
+
+  const finishMany = (requests: ReadonlyArray<FinishRequest>) =>
+    Effect.suspend(() => {
+      const results: Array<Either.Either<void, StoreError>> = new Array(requests.length)
+      const sendable: Array<{ readonly index: number; readonly request: FinishRequest; readonly json: string }> = []
+      requests.forEach((request, index) => {
+        const json = encodeRecordJson(request.record)
+        if (Either.isLeft(json)) results[index] = Either.left(encodeError(json.left))
+        else sendable.push({ index, request, json: json.right })
+      })
+      if (sendable.length === 0) return Effect.succeed(results)
+      const chunks = Arr.chunksOf(sendable, maxBatch)
+      const calls = chunks.map(finishCall)
+      return redis.run("finish", (client) => RedisScript.evalMany(client, finishScript, calls)).pipe(
+        Effect.map((replies) => {
+          replies.forEach((reply, c) => {
+            const chunk = chunks[c]!
+            const rows = "error" in reply ? undefined : reply.reply
+            chunk.forEach(({ index }, k) => {
+              results[index] = "error" in reply
+                ? Either.left(replyError("finish", reply.error))
+                : Array.isArray(rows) && rows.length === chunk.length
+                ? parseFinish(rows[k])
+                : Either.left(unexpectedReply("finish", rows))
+            })
+          })
+          return results
+        }),
+        Effect.catchAll((error) => {
+          for (const { index } of sendable) results[index] = Either.left(error)
+          return Effect.succeed(results)
+        })
+      )
+    })
 
   return {
     backend: "redis",
-    begin: (request) =>
-      Effect.suspend(() => {
-        const call = beginCall(request, newEpoch())
-        return redis.run("begin", (client) => RedisScript.evalScript(client, beginScript, call.keys, call.args)).pipe(
-          Effect.flatMap((raw) => {
-            const reply = parseBegin(request, call.token, raw)
-            const losses: Array<DataLoss> = []
-            noteBegin(request, call.seen, reply, losses)
-            return Effect.zipRight(reportLosses(losses), reply.result)
-          })
-        )
-      }),
+    begin: (request) => Effect.flatMap(beginMany([request]), (results) => results[0]!),
     beginMany: (requests) =>
-      Effect.suspend(() => {
-        if (requests.length === 0) return Effect.succeed([])
-        // One candidate marker for the batch: only the first call of an empty Redis writes it.
-        const candidate = newEpoch()
-        const calls = requests.map((request) => beginCall(request, candidate))
-        return redis.run("begin", (client) => RedisScript.evalMany(client, beginScript, calls)).pipe(
-          Effect.flatMap((results) => {
-            const losses: Array<DataLoss> = []
-            const parsed = results.map((result, i) => {
-              if ("error" in result) return Either.left(replyError("begin", result.error))
-              const reply = parseBegin(requests[i]!, calls[i]!.token, result.reply)
-              noteBegin(requests[i]!, calls[i]!.seen, reply, losses)
-              return reply.result
-            })
-            return Effect.as(reportLosses(losses), parsed)
-          }),
-          Effect.catchAll((error) => Effect.succeed(requests.map(() => Either.left(error))))
-        )
-      }),
+      beginMany(requests).pipe(Effect.catchAll((error) => Effect.succeed(requests.map(() => Either.left(error))))),
     renewLock: renewWith(redis),
-    finish: (request) =>
-      encodeRecord(request.record).pipe(
-        Effect.mapError(encodeError),
-        Effect.flatMap((json) => {
-          const call = finishCall(request, json)
-          return redis.run("finish", (client) => RedisScript.evalScript(client, finishScript, call.keys, call.args))
-        }),
-        Effect.asVoid
-      ),
-    finishMany: (requests) =>
-      Effect.suspend(() => {
-        const encoded = requests.map((request) => Either.mapLeft(encodeRecordJson(request.record), encodeError))
-        const sendable = requests.flatMap((request, i) => {
-          const json = encoded[i]!
-          return Either.isRight(json) ? [{ index: i, call: finishCall(request, json.right) }] : []
-        })
-        const results: Array<Either.Either<void, StoreError>> = encoded.map((json) =>
-          Either.isLeft(json) ? Either.left(json.left) : Either.void
-        )
-        if (sendable.length === 0) return Effect.succeed(results)
-        return redis.run("finish", (client) =>
-          RedisScript.evalMany(client, finishScript, sendable.map(({ call }) => call)))
-          .pipe(
-            Effect.map((replies) => {
-              replies.forEach((reply, k) => {
-                if ("error" in reply) {
-                  results[sendable[k]!.index] = Either.left(replyError("finish", reply.error))
-                }
-              })
-              return results
-            }),
-            Effect.catchAll((error) => {
-              for (const { index } of sendable) {
-                results[index] = Either.left(error)
-              }
-              return Effect.succeed(results)
-            })
-          )
-      }),
+    finish: (request) => Effect.flatMap(finishMany([request]), (results) => results[0]!),
+    finishMany,
     lastFireTime: (job) =>
       redis.run("lastFireTime", (client) => client.get(keys.last(job))).pipe(
         Effect.map((reply) => {

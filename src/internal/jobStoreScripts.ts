@@ -10,74 +10,151 @@ import * as RedisScript from "./redisScript.js"
 export const maxFence = Number.MAX_SAFE_INTEGER
 
 /**
- * One round trip for the start of a run, in the order of `JobStore.begin`: paused? -> claim the slot (and raise the
- * last fire time) -> take the lock -> next fence -> status `running`. A lock not taken leaves the slot claimed: the
- * fire time was handled (skipped with `lock_held`) and must not be run by another node.
+ * A field of a batch script's row that equals the same field of the row before (most fields do: fire time, TTLs,
+ * node id, term), sent as one character instead of the value. A value that itself starts with `=` is sent with one
+ * more `=` in front.
+ */
+const SAME = "="
+
+/** Lua: the batch's rows, one after the other, with `SAME` fields filled in from the row before. */
+const readRows = `local prefix = ARGV[1] .. ":job:"
+local width = tonumber(ARGV[2])
+local previous = {}
+local function row(base)
+  local fields = {}
+  for j = 1, width do
+    local value = ARGV[base + j]
+    if value == "${SAME}" then
+      value = previous[j]
+    elseif string.byte(value, 1) == 61 then
+      value = string.sub(value, 2)
+    end
+    fields[j] = value
+  end
+  previous = fields
+  return fields
+end
+local function failure(reason)
+  if type(reason) == "table" and reason.err then return {"error", reason.err} end
+  return {"error", tostring(reason)}
+end`
+
+/**
+ * The arguments of one batch script call: the header, then one row of fields per call, each field equal to the same
+ * field of the row before sent as `SAME`. The script reads the keys' prefix as `ARGV[1]` and the row width as
+ * `ARGV[2]`; the rows start after `header` more arguments.
+ */
+export class BatchArgs {
+  readonly args: Array<string>
+  private previous: ReadonlyArray<string> | undefined = undefined
+  constructor(prefix: string, readonly width: number, header: ReadonlyArray<string>) {
+    this.args = [prefix, String(width), ...header]
+  }
+  /** Append one row (`width` fields). */
+  push(fields: ReadonlyArray<string>): void {
+    const previous = this.previous
+    for (let j = 0; j < this.width; j++) {
+      const value = fields[j]!
+      this.args.push(
+        previous !== undefined && previous[j] === value ? SAME : value.charCodeAt(0) === 61 ? SAME + value : value
+      )
+    }
+    this.previous = fields
+  }
+}
+
+/** The most calls one batch script call carries: Redis runs a script to its end before anything else. */
+export const maxBatch = 1000
+
+/**
+ * The start of runs, many in one script call (one call per request is one row), each row in the order of
+ * `JobStore.begin`: paused? -> claim the slot (and raise the last fire time) -> take the lock -> next fence ->
+ * status `running`. A lock not taken leaves the slot claimed: the fire time was handled (skipped with
+ * `lock_held`) and must not be run by another node. Rows are handled in order, each seeing the ones before, as
+ * separate calls would be; a row that fails (a key of the wrong type) answers its error and the others go on.
  *
- * Before all that, the epoch marker: read, or written with the caller's candidate when missing (a Redis that lost its
- * data), and returned with every reply so that the caller notices a loss on the run path at no extra cost.
+ * Before the rows, the epoch marker: read, or written with the caller's candidate when missing (a Redis that lost its
+ * data), and returned with the replies so that the caller notices a loss on the run path at no extra cost.
  *
- * The lock: `SET NX PX`; when held and the caller begins under a term (`ARGV[7]`), a token `term:{t}:...` with
- * t < the caller's term is overwritten (its holder's leadership has ended).
+ * The lock: `SET NX PX`; when held and the row begins under a term, a token `term:{t}:...` with t < the row's
+ * term is overwritten (its holder's leadership has ended).
  *
- * The fence: max(previous fence + 1, the server's clock in microseconds (`TIME`), `ARGV[8]`), written back to the
- * fence key. The clock makes fences grow across a loss of the key (restart without persistence, FLUSHALL, a replica
- * that lags), the caller's floor (one more than the highest fence it was given) covers a server clock that steps
- * back, and the previous fence + 1 makes fences strictly grow whatever the clocks do.
+ * The fence: max(previous fence + 1, the server's clock in microseconds (`TIME`, read once per call), the row's
+ * floor), written back to the fence key. The clock makes fences grow across a loss of the key (restart without
+ * persistence, FLUSHALL, a replica that lags), the caller's floor (one more than the highest fence it was given)
+ * covers a server clock that steps back, and the previous fence + 1 makes fences strictly grow whatever the clocks do.
  *
- * `KEYS`: 1 paused, 2 tick (slot), 3 last, 4 lock, 5 fence, 6 status, 7 epoch.
- * `ARGV`: 1 fire time (ms), 2 slot TTL in ms or "" for no slot, 3 slot value (node id), 4 lock token,
- * 5 lock TTL in ms or "" for no lock, 6 status TTL in ms, 7 term or "" for none, 8 fence floor, 9 epoch candidate.
- * Returns `{"paused", epoch}`, `{"slot_taken", epoch}`, `{"lock_held", epoch}`, `{"fence_exhausted", epoch}` or
- * `{"started", fence, epoch, previous fence or -1}`.
+ * The keys are made from the prefix as `Redis.keys` makes them; only the epoch marker is declared (`KEYS[1]`).
+ * `ARGV`: 1 key prefix, 2 row width (10), 3 epoch candidate, then per row: job, fire time (ms), slot TTL in ms or
+ * "" for no slot, slot value (node id), lock key, lock token, lock TTL in ms or "" for no lock, status TTL in ms,
+ * term or "" for none, fence floor (see `BatchArgs` for repeated fields). Returns `{epoch, reply, ...}`, one reply
+ * per row: `{"paused"}`, `{"slot_taken"}`, `{"lock_held"}`, `{"fence_exhausted"}`,
+ * `{"started", fence, previous fence or -1}` or `{"error", message}`.
  */
 export const beginScript = RedisScript.script(
   "begin",
   `if redis.replicate_commands then redis.replicate_commands() end
-local epoch = redis.call("GET", KEYS[7])
+${readRows}
+local epoch = redis.call("GET", KEYS[1])
 if not epoch then
-  epoch = ARGV[9]
-  redis.call("SET", KEYS[7], epoch)
+  epoch = ARGV[3]
+  redis.call("SET", KEYS[1], epoch)
 end
-if redis.call("EXISTS", KEYS[1]) == 1 then
-  return {"paused", epoch}
-end
-local previous = tonumber(redis.call("GET", KEYS[5]))
 local time = redis.call("TIME")
-local fence = tonumber(time[1]) * 1000000 + tonumber(time[2])
-if previous ~= nil and previous + 1 > fence then fence = previous + 1 end
-local floor = tonumber(ARGV[8])
-if floor ~= nil and floor > fence then fence = floor end
-if fence > ${maxFence} then
-  return {"fence_exhausted", epoch}
-end
-if ARGV[2] ~= "" then
-  if not redis.call("SET", KEYS[2], ARGV[3], "NX", "PX", ARGV[2]) then
-    return {"slot_taken", epoch}
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local function begin(r)
+  local job = r[1]
+  if redis.call("EXISTS", prefix .. "paused:" .. job) == 1 then
+    return {"paused"}
   end
-  local last = tonumber(redis.call("GET", KEYS[3]))
-  if last == nil or tonumber(ARGV[1]) > last then
-    redis.call("SET", KEYS[3], ARGV[1])
+  local fenceKey = prefix .. "fence:" .. job
+  local previousFence = tonumber(redis.call("GET", fenceKey))
+  local fence = now
+  if previousFence ~= nil and previousFence + 1 > fence then fence = previousFence + 1 end
+  local floor = tonumber(r[10])
+  if floor ~= nil and floor > fence then fence = floor end
+  if fence > ${maxFence} then
+    return {"fence_exhausted"}
   end
-end
-if ARGV[5] ~= "" then
-  if not redis.call("SET", KEYS[4], ARGV[4], "NX", "PX", ARGV[5]) then
-    local taken = false
-    if ARGV[7] ~= "" then
-      local held = redis.call("GET", KEYS[4])
-      local heldTerm = held and tonumber(string.match(held, "^term:(%d+):"))
-      taken = heldTerm ~= nil and heldTerm < tonumber(ARGV[7])
+  if r[3] ~= "" then
+    if not redis.call("SET", prefix .. "tick:" .. job .. ":" .. r[2], r[4], "NX", "PX", r[3]) then
+      return {"slot_taken"}
     end
-    if not taken then
-      return {"lock_held", epoch}
+    local lastKey = prefix .. "last:" .. job
+    local last = tonumber(redis.call("GET", lastKey))
+    if last == nil or tonumber(r[2]) > last then
+      redis.call("SET", lastKey, r[2])
     end
-    redis.call("SET", KEYS[4], ARGV[4], "PX", ARGV[5])
   end
+  if r[7] ~= "" then
+    local lockKey = prefix .. "lock:" .. r[5]
+    if not redis.call("SET", lockKey, r[6], "NX", "PX", r[7]) then
+      local taken = false
+      if r[9] ~= "" then
+        local held = redis.call("GET", lockKey)
+        local heldTerm = held and tonumber(string.match(held, "^term:(%d+):"))
+        taken = heldTerm ~= nil and heldTerm < tonumber(r[9])
+      end
+      if not taken then
+        return {"lock_held"}
+      end
+      redis.call("SET", lockKey, r[6], "PX", r[7])
+    end
+  end
+  redis.call("SET", fenceKey, string.format("%.0f", fence))
+  redis.call("SET", prefix .. "status:" .. job, "running", "PX", r[8])
+  return {"started", fence, previousFence or -1}
 end
-redis.call("SET", KEYS[5], string.format("%.0f", fence))
-redis.call("SET", KEYS[6], "running", "PX", ARGV[6])
-return {"started", fence, epoch, previous or -1}`
+local replies = {epoch}
+for base = 3, #ARGV - 1, width do
+  local ok, reply = pcall(begin, row(base))
+  replies[#replies + 1] = ok and reply or failure(reply)
+end
+return replies`
 )
+
+/** The width of a `beginScript` row. */
+export const beginWidth = 10
 
 /**
  * The epoch marker alone: read it, or write the candidate when it is missing. `KEYS[1]` epoch, `ARGV[1]` candidate.
@@ -100,27 +177,44 @@ return epoch`
 export const epochKey = (prefix: string): string => `${prefix}:job:epoch`
 
 /**
- * One round trip for the end of a run: compare-and-delete our lock (a lock already lost is left alone), set the
- * status to the outcome, push the record and cap the list.
+ * The end of runs, many in one script call, each row: compare-and-delete the run's lock (a lock already lost is left
+ * alone), set the status to the outcome, push the record and cap the list. A row that fails answers its error and
+ * the others go on.
  *
- * `KEYS`: 1 lock, 2 status, 3 runs. `ARGV`: 1 lock token or "" for no lock, 2 outcome, 3 status TTL in ms,
- * 4 record JSON, 5 records kept.
+ * No key is declared. `ARGV`: 1 key prefix, 2 row width (7), then per row: job, lock key or "" for no lock, lock
+ * token, outcome, status TTL in ms, record JSON, records kept. Returns one reply per row: 1 or `{"error", message}`.
  */
 export const finishScript = RedisScript.script(
   "finish",
-  `if ARGV[1] ~= "" and redis.call("GET", KEYS[1]) == ARGV[1] then
-  redis.call("DEL", KEYS[1])
+  `${readRows}
+local function finish(r)
+  if r[2] ~= "" then
+    local lockKey = prefix .. "lock:" .. r[2]
+    if redis.call("GET", lockKey) == r[3] then
+      redis.call("DEL", lockKey)
+    end
+  end
+  redis.call("SET", prefix .. "status:" .. r[1], r[4], "PX", r[5])
+  local runs = prefix .. "runs:" .. r[1]
+  local keep = tonumber(r[7])
+  if keep > 0 then
+    redis.call("LPUSH", runs, r[6])
+    redis.call("LTRIM", runs, 0, keep - 1)
+  else
+    redis.call("DEL", runs)
+  end
+  return 1
 end
-redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
-local keep = tonumber(ARGV[5])
-if keep > 0 then
-  redis.call("LPUSH", KEYS[3], ARGV[4])
-  redis.call("LTRIM", KEYS[3], 0, keep - 1)
-else
-  redis.call("DEL", KEYS[3])
+local replies = {}
+for base = 2, #ARGV - 1, width do
+  local ok, reply = pcall(finish, row(base))
+  replies[#replies + 1] = ok and reply or failure(reply)
 end
-return 1`
+return replies`
 )
+
+/** The width of a `finishScript` row. */
+export const finishWidth = 7
 
 /**
  * Create or replace a stored schedule, in one step: unchanged (nothing written, nothing announced) when the same

@@ -69,13 +69,15 @@ export interface ScriptCall {
 /**
  * Run a script once per call in one pipeline (one round trip for all of them), with the same `EVAL` fallback as
  * `evalScript` for the calls the server answered with `NOSCRIPT`. One result per call, in order: its reply, or the
- * error Redis answered it with. Rejects when the pipeline itself fails (connection lost).
+ * error Redis answered it with. Rejects when the pipeline itself fails (connection lost). A single call is sent alone,
+ * without a pipeline (it rejects with the error Redis answers).
  */
 export const evalMany = async (
   client: Client,
   script: Script,
   calls: ReadonlyArray<ScriptCall>
 ): Promise<Array<{ readonly error: Error } | { readonly reply: unknown }>> => {
+  if (calls.length === 1) return [{ reply: await evalScript(client, script, calls[0]!.keys, calls[0]!.args) }]
   const send = async (indexes: ReadonlyArray<number>, full: boolean) => {
     const pipeline = client.pipeline()
     for (const i of indexes) {
