@@ -22,9 +22,10 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
-import { Redis as IORedis } from "ioredis"
+import type { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
+import * as Redis from "../../src/Redis.js"
 import { findExecutable, startRedis } from "../../test/harness/redis.js"
 import {
   calibrateClock,
@@ -348,7 +349,8 @@ const REDIS_ROUNDS = 8
 
 /**
  * The floor of a Redis script call from this client, in its own process against a `redis-server` of its own (started
- * as the Redis contender starts it), over ioredis with its defaults: one pipeline of 10,000 `EVALSHA` of a script
+ * as the Redis contender starts it), over the ioredis client our `Redis.make` builds (the Redis store's options: a
+ * `commandTimeout` per command, no offline queue, no retries): one pipeline of 10,000 `EVALSHA` of a script
  * that does nothing (`return 1`), one key and three arguments each of the length of ours; and one of 10 `EVALSHA` of
  * `return #ARGV`, each carrying 1,000 items of 4 arguments (the floor of a batched script call). Client process CPU
  * from building the pipeline until its last reply, per call or item, over the measured rounds (3 of warm-up first);
@@ -422,11 +424,8 @@ const redisFloorChild = async () => {
   }
   const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const server = yield* startRedis()
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => new IORedis(server.url)),
-      (client) => Effect.promise(() => client.quit().catch(() => "")) // the server stops right after
-    )
-    return yield* Effect.promise(() => measure(client))
+    const redis = yield* Redis.make({ url: server.url, keyPrefix: "bench" })
+    return yield* Effect.promise(() => measure(redis.client))
   })))
   report(result)
   process.exit(0)
@@ -770,7 +769,7 @@ const parent = async () => {
     "limit measured in this run: what the figure is up against, each measured by this run in a child of its own." +
       " a bare fiber = process CPU per fiber of the bare-fiber floor. a JSON line = a plain object with the fields of" +
       " our `job finished` line, JSON.stringify, discarded: the least a JSON line at info costs in JS. Redis client" +
-      " floor = ioredis (defaults) against a redis-server of its own: client CPU per EVALSHA of a script that does" +
+      " floor = ioredis with our client's options against a redis-server of its own: client CPU per EVALSHA of a script that does" +
       " nothing in one pipeline of 10,000, and per item of 10 EVALSHA carrying 1,000 items each (a batched script" +
       " call); round trip = exec() until every reply. runs/s per core is derived from the fiber's CPU (1e6 / us)."
   )
