@@ -13,19 +13,30 @@
  * with microsecond resolution) - fire time. CPU per fire = process CPU (user + system) / fires, and runs/s = fires /
  * wall time, both from the end of setup to the end. Heap after = heap used after a forced full GC at the end, while the scheduler still runs.
  *
+ * Limits, each in a child of its own and shown beside the goal it bounds: the bare-fiber floor before each size up
+ * to 10,000 (time until N fibers forked at once have run, and CPU per fiber); at 10,000, the CPU of a JSON line
+ * (when ours-json runs there) and of a Redis script call from ioredis (when ours-redis runs there).
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
+import type { Redis as IORedis } from "ioredis"
+import { randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
+import * as Redis from "../../src/Redis.js"
+import { findExecutable, startRedis } from "../../test/harness/redis.js"
 import {
   calibrateClock,
+  type ChildOutcome,
   envFilter,
   envNumber,
   envNumbers,
   fmt,
   fullGc,
   machine,
+  median,
   now,
   ratio,
   report,
@@ -80,6 +91,35 @@ export interface FloorResult {
   /** Median over 10 rounds of the time from the loop's start until the last of N bare fibers ran, ms. */
   readonly lastStartMs: number
   readonly maxMs: number
+  /** Process CPU (user + system) per bare fiber over the 10 measured rounds, us. */
+  readonly cpuUsPerFiber: number
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface JsonFloorResult {
+  readonly lines: number
+  /** Process CPU per line built and serialised, us. */
+  readonly cpuUsPerLine: number
+  /** Characters per line (the sink's count). */
+  readonly chars: number
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface RedisFloorResult {
+  /** One pipeline of `calls` EVALSHA of a `return 1` script, one key and three arguments each. */
+  readonly calls: number
+  readonly cpuUsPerCall: number
+  /** Median over the measured rounds, from `exec()` until every reply is in, ms. */
+  readonly roundTripMs: number
+  /** One pipeline of `batchCalls` EVALSHA of `return #ARGV`, each with `itemsPerCall` items of 4 arguments. */
+  readonly batchCalls: number
+  readonly itemsPerCall: number
+  readonly cpuUsPerItem: number
+  readonly batchRoundTripMs: number
 }
 
 const MB = 2 ** 20
@@ -201,28 +241,42 @@ const child = async (id: string, n: number, seconds: number) => {
   process.exit(0)
 }
 
+/** Process CPU (user + system) since `since`, us. */
+const cpuSince = (since: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(since)
+  return used.user + used.system
+}
+
 /**
  * The floor of a fiber per run, in its own process like the schedulers: N bare fibers forked in one synchronous loop
  * (`Runtime.runFork` of a one-line `Effect.sync`), time from the loop's start until the last one ran; median of 10
- * rounds after 2 of warm-up.
+ * rounds after 2 of warm-up. CPU per fiber: process CPU from each measured round's start until its last fiber ran,
+ * summed over the rounds, per fiber.
  */
 const floorChild = async (n: number) => {
   const lastStarts: Array<number> = []
+  let cpuUs = 0
   for (let round = 0; round < 12; round++) {
     let done = 0
     let last = 0
+    let roundCpuUs = 0
     await new Promise<void>((resolve) => {
+      const cpu0 = process.cpuUsage()
       const t0 = performance.now()
       for (let i = 0; i < n; i++) {
         Runtime.runFork(Runtime.defaultRuntime)(Effect.sync(() => {
           if (++done === n) {
             last = performance.now() - t0
+            roundCpuUs = cpuSince(cpu0)
             resolve()
           }
         }))
       }
     })
-    if (round >= 2) lastStarts.push(last)
+    if (round >= 2) {
+      lastStarts.push(last)
+      cpuUs += roundCpuUs
+    }
     await sleep(50)
   }
   lastStarts.sort((a, b) => a - b)
@@ -230,17 +284,170 @@ const floorChild = async (n: number) => {
     {
       n,
       lastStartMs: lastStarts[Math.floor(lastStarts.length / 2)]!,
-      maxMs: lastStarts[lastStarts.length - 1]!
+      maxMs: lastStarts[lastStarts.length - 1]!,
+      cpuUsPerFiber: cpuUs / (n * lastStarts.length)
     } satisfies FloorResult
   )
   process.exit(0)
 }
 
-/** One throughput goal, as the bench judges it: what, the figure, and the verdict. */
+/** JSON lines built and serialised by the JSON line floor (after 50,000 of warm-up). */
+const JSON_LINES = 200_000
+
+/**
+ * The floor of a JSON log line at info, in its own process: a plain object with the fields of our `job finished`
+ * line (timestamp, level, message and its eleven fields: job, fire_time, run_id, node, fence, outcome, duration_ms,
+ * lateness_ms, attempt, kind, begin_sent_at; times as ISO strings of fresh `Date`s), `JSON.stringify`, into a sink
+ * that counts its length and discards it. CPU per line over 200,000 lines after 50,000 of warm-up.
+ */
+const jsonFloorChild = () => {
+  const names = Array.from({ length: 10_000 }, (_, i) => `job-${i}`)
+  const runIds = Array.from({ length: 1024 }, () => randomUUID())
+  const fireBase = Math.floor(Date.now() / 1000) * 1000
+  let chars = 0
+  const sink = (line: string) => {
+    chars += line.length
+  }
+  const lines = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      const fireTime = fireBase + Math.floor(i / 10_000) * 1000
+      const line: Record<string, unknown> = {
+        timestamp: new Date().toISOString(),
+        level: "INFO",
+        message: "job finished"
+      }
+      line.job = names[i % names.length]
+      line.fire_time = new Date(fireTime).toISOString()
+      line.run_id = runIds[i % runIds.length]
+      line.node = "bench"
+      line.fence = i + 1
+      line.outcome = "succeeded"
+      line.duration_ms = (i % 7) * 0.013
+      line.lateness_ms = (i % 11) * 0.117
+      line.attempt = 1
+      line.kind = "scheduled"
+      line.begin_sent_at = new Date(fireTime + 1).toISOString()
+      sink(JSON.stringify(line))
+    }
+  }
+  lines(50_000)
+  fullGc()
+  chars = 0
+  const cpu0 = process.cpuUsage()
+  lines(JSON_LINES)
+  const cpuUs = cpuSince(cpu0)
+  report({ lines: JSON_LINES, cpuUsPerLine: cpuUs / JSON_LINES, chars: chars / JSON_LINES } satisfies JsonFloorResult)
+  process.exit(0)
+}
+
+/** Calls in the Redis client floor's pipeline; batched variant: calls of items (4 arguments an item). */
+const REDIS_CALLS = 10_000
+const REDIS_BATCH_CALLS = 10
+const REDIS_ITEMS_PER_CALL = 1_000
+const REDIS_WARMUP_ROUNDS = 3
+const REDIS_ROUNDS = 8
+
+/**
+ * The floor of a Redis script call from this client, in its own process against a `redis-server` of its own (started
+ * as the Redis contender starts it), over the ioredis client our `Redis.make` builds (the Redis store's options: a
+ * `commandTimeout` per command, no offline queue, no retries): one pipeline of 10,000 `EVALSHA` of a script
+ * that does nothing (`return 1`), one key and three arguments each of the length of ours; and one of 10 `EVALSHA` of
+ * `return #ARGV`, each carrying 1,000 items of 4 arguments (the floor of a batched script call). Client process CPU
+ * from building the pipeline until its last reply, per call or item, over the measured rounds (3 of warm-up first);
+ * round trip = from `exec()` until every reply is in, median.
+ */
+const redisFloorChild = async () => {
+  const runIds = Array.from({ length: 1024 }, () => randomUUID())
+  const expectAll = (replies: Array<[Error | null, unknown]> | null, value: (i: number) => unknown, what: string) => {
+    if (replies === null) throw new Error(`${what}: no replies`)
+    replies.forEach(([error, reply], i) => {
+      if (error !== null) throw new Error(`${what}: ${error.message}`)
+      if (reply !== value(i)) throw new Error(`${what}: reply ${String(reply)}, expected ${String(value(i))}`)
+    })
+  }
+  const measure = async (client: IORedis): Promise<RedisFloorResult> => {
+    const sha = String(await client.script("LOAD", "return 1"))
+    const batchSha = String(await client.script("LOAD", "return #ARGV"))
+    const fence = String(Date.now())
+    let cpuUs = 0
+    const trips: Array<number> = []
+    for (let round = 0; round < REDIS_WARMUP_ROUNDS + REDIS_ROUNDS; round++) {
+      const cpu0 = process.cpuUsage()
+      const pipeline = client.pipeline()
+      for (let i = 0; i < REDIS_CALLS; i++) {
+        pipeline.evalsha(sha, 1, `bench:job:lock:job-${i}`, runIds[i % runIds.length]!, "30000", fence)
+      }
+      const t0 = performance.now()
+      const replies = await pipeline.exec()
+      const trip = performance.now() - t0
+      const used = cpuSince(cpu0)
+      expectAll(replies, () => 1, "EVALSHA return 1")
+      if (round >= REDIS_WARMUP_ROUNDS) {
+        cpuUs += used
+        trips.push(trip)
+      }
+      await sleep(20)
+    }
+    let batchCpuUs = 0
+    const batchTrips: Array<number> = []
+    for (let round = 0; round < REDIS_WARMUP_ROUNDS + REDIS_ROUNDS; round++) {
+      const cpu0 = process.cpuUsage()
+      const pipeline = client.pipeline()
+      for (let call = 0; call < REDIS_BATCH_CALLS; call++) {
+        const args: Array<string> = []
+        for (let item = 0; item < REDIS_ITEMS_PER_CALL; item++) {
+          const i = call * REDIS_ITEMS_PER_CALL + item
+          args.push(`bench:job:lock:job-${i}`, runIds[i % runIds.length]!, "30000", fence)
+        }
+        pipeline.evalsha(batchSha, 0, ...args)
+      }
+      const t0 = performance.now()
+      const replies = await pipeline.exec()
+      const trip = performance.now() - t0
+      const used = cpuSince(cpu0)
+      expectAll(replies, () => 4 * REDIS_ITEMS_PER_CALL, "EVALSHA return #ARGV")
+      if (round >= REDIS_WARMUP_ROUNDS) {
+        batchCpuUs += used
+        batchTrips.push(trip)
+      }
+      await sleep(20)
+    }
+    return {
+      calls: REDIS_CALLS,
+      cpuUsPerCall: cpuUs / (REDIS_CALLS * REDIS_ROUNDS),
+      roundTripMs: median(trips),
+      batchCalls: REDIS_BATCH_CALLS,
+      itemsPerCall: REDIS_ITEMS_PER_CALL,
+      cpuUsPerItem: batchCpuUs / (REDIS_BATCH_CALLS * REDIS_ITEMS_PER_CALL * REDIS_ROUNDS),
+      batchRoundTripMs: median(batchTrips)
+    }
+  }
+  const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const server = yield* startRedis()
+    const redis = yield* Redis.make({ url: server.url, keyPrefix: "bench" })
+    return yield* Effect.promise(() => measure(redis.client))
+  })))
+  report(result)
+  process.exit(0)
+}
+
+/** One throughput goal, as the bench judges it: what, the figure, the verdict, and the limit measured beside it. */
 interface Goal {
   readonly goal: string
   readonly figure: string
   readonly met: boolean | undefined
+  /** What the figure is up against, measured by this run in children of their own; "-" for none. */
+  readonly limit: string
+}
+
+/**
+ * The limits measured in this run besides the fiber floors: `undefined` when not run (its contender was not run at
+ * 10,000 jobs/s), else the child's outcome.
+ */
+interface Limits {
+  readonly floors: ReadonlyMap<number, FloorResult>
+  readonly json: ChildOutcome<JsonFloorResult> | undefined
+  readonly redis: ChildOutcome<RedisFloorResult> | undefined
 }
 
 const verdict = (met: boolean | undefined) => (met === undefined ? "not measured" : met ? "met" : "NOT met")
@@ -261,8 +468,39 @@ const redisFigures = (r: LatenessResult) => {
 /** The throughput goals that the lateness runs measure. */
 const goalsOf = (
   results: ReadonlyMap<number, ReadonlyArray<LatenessResult>>,
-  floors: ReadonlyMap<number, FloorResult>
+  limits: Limits
 ): Array<Goal> => {
+  const floors = limits.floors
+  // The fiber's CPU from the floor at 10,000 (the size of the CPU goals), else the largest floor measured.
+  const fiberFloor = floors.get(10000) ??
+    [...floors.values()].reduce<FloorResult | undefined>((a, b) => (a === undefined || b.n > a.n ? b : a), undefined)
+  const fiberLimit = fiberFloor === undefined
+    ? "a bare fiber: not measured"
+    : `a bare fiber: ${fmt(fiberFloor.cpuUsPerFiber, 2)} us CPU` +
+      (fiberFloor.n === 10000 ? "" : ` (floor at ${fiberFloor.n.toLocaleString("en-US")})`)
+  const jsonLimit = limits.json === undefined
+    ? "a JSON line: not run (ours-json not run at 10,000)"
+    : limits.json._tag === "Failed"
+    ? `a JSON line: not measured: ${limits.json.reason}`
+    : `a JSON line (JSON.stringify, 14 fields): ${fmt(limits.json.value.cpuUsPerLine, 2)} us CPU`
+  const fiberAndJson = `${fiberLimit}; ${jsonLimit}` +
+    (fiberFloor !== undefined && limits.json?._tag === "Ok"
+      ? `; together ${fmt(fiberFloor.cpuUsPerFiber + limits.json.value.cpuUsPerLine, 2)} us`
+      : "")
+  const redisFloor = limits.redis
+  const redisCalls = redisFloor === undefined
+    ? "Redis client floor: not run (ours-redis not run at 10,000)"
+    : redisFloor._tag === "Failed"
+    ? `Redis client floor: not measured: ${redisFloor.reason}`
+    : `one EVALSHA of \`return 1\` in a pipeline of ${redisFloor.value.calls.toLocaleString("en-US")}: ${
+      fmt(redisFloor.value.cpuUsPerCall, 2)
+    } us client CPU per call, round trip ${
+      fmt(redisFloor.value.roundTripMs, 1)
+    } ms; batched, ${redisFloor.value.batchCalls} EVALSHA x ${
+      redisFloor.value.itemsPerCall.toLocaleString("en-US")
+    } items of 4 args: ${fmt(redisFloor.value.cpuUsPerItem, 2)} us per item, round trip ${
+      fmt(redisFloor.value.batchRoundTripMs, 1)
+    } ms`
   const find = (n: number, id: string) => results.get(n)?.find((r) => r.id === id)
   const clean = (r: LatenessResult) => r.missed === 0 && r.double === 0 && r.early === 0
   const goals: Array<Goal> = []
@@ -270,23 +508,42 @@ const goalsOf = (
   goals.push({
     goal: "CPU per fire at 10,000 jobs/s, memory lock, JSON logs at info discarded: <= 25 us",
     figure: json === undefined ? "-" : `${fmt(json.cpuUsPerFire, 1)} us`,
-    met: json === undefined ? undefined : json.cpuUsPerFire <= 25 && clean(json)
+    met: json === undefined ? undefined : json.cpuUsPerFire <= 25 && clean(json),
+    limit: fiberAndJson
   })
   const redis = find(10000, "ours-redis")
+  const redisCounts = redis === undefined ? undefined : redisFigures(redis)
+  // What a fire's Redis calls cost at the floor's prices (derived, not measured): its commands of their own at the
+  // price of a call, and its two rows (one in a batched begin, one in a batched finish) at the price of an item.
+  const redisPerFire = redisCounts === undefined || redisFloor?._tag !== "Ok"
+    ? undefined
+    : `at this run's ${fmt(redisCounts.commandsPerFire, 3)} commands per fire and 2 batched rows per fire: ${
+      fmt(redisCounts.commandsPerFire * redisFloor.value.cpuUsPerCall + 2 * redisFloor.value.cpuUsPerItem, 1)
+    } us per fire (derived)`
   goals.push({
     goal: "CPU per fire at 10,000 jobs/s, Redis store: <= 40 us",
     figure: redis === undefined ? "-" : `${fmt(redis.cpuUsPerFire, 1)} us`,
-    met: redis === undefined ? undefined : redis.cpuUsPerFire <= 40 && clean(redis)
+    met: redis === undefined ? undefined : redis.cpuUsPerFire <= 40 && clean(redis),
+    limit: `${fiberAndJson}; ${redisCalls}` + (redisPerFire === undefined ? "" : `; ${redisPerFire}`)
   })
   const oursAt1k = find(1000, "ours-lock")
   const peers1k = (results.get(1000) ?? []).filter((r) => contender(r.id).peer && r.missed === 0 && r.double === 0)
   const best1k = peers1k.length === 0 ? undefined : peers1k.reduce((a, b) => (b.p99 < a.p99 ? b : a))
+  const floor1k = floors.get(1000)
   goals.push({
     goal: "p99 lateness at 1,000 jobs/s (memory lock) <= the best peer's p99 in the same run",
     figure: oursAt1k === undefined || best1k === undefined
       ? "-"
       : `${fmt(oursAt1k.p99, 2)} ms vs ${contender(best1k.id).name} ${fmt(best1k.p99, 2)} ms`,
-    met: oursAt1k === undefined || best1k === undefined ? undefined : oursAt1k.p99 <= best1k.p99 && clean(oursAt1k)
+    met: oursAt1k === undefined || best1k === undefined ? undefined : oursAt1k.p99 <= best1k.p99 && clean(oursAt1k),
+    limit: [
+      floor1k === undefined ?
+        "bare-fiber floor at 1,000: not measured" :
+        `bare-fiber floor at 1,000: ${fmt(floor1k.lastStartMs, 2)} ms`,
+      best1k === undefined
+        ? "best peer: none clean"
+        : `best peer ${contender(best1k.id).name}: p99 ${fmt(best1k.p99, 2)} ms`
+    ].join("; ")
   })
   const oursAt10k = find(10000, "ours-lock")
   const floor10k = floors.get(10000)
@@ -299,31 +556,42 @@ const goalsOf = (
       })`,
     met: oursAt10k === undefined || floor10k === undefined
       ? undefined
-      : oursAt10k.p99 <= 2 * floor10k.lastStartMs && clean(oursAt10k)
+      : oursAt10k.p99 <= 2 * floor10k.lastStartMs && clean(oursAt10k),
+    limit: floor10k === undefined
+      ? "bare-fiber floor at 10,000: not measured"
+      : `bare-fiber floor at 10,000: ${fmt(floor10k.lastStartMs, 2)} ms (2x = ${fmt(2 * floor10k.lastStartMs, 2)} ms)`
   })
   const ours = [...results.values()].flat().filter((r) => !contender(r.id).peer)
   goals.push({
     goal: "never an early or double fire (every run of ours)",
     figure: `${ours.reduce((a, r) => a + r.early, 0)} early, ${ours.reduce((a, r) => a + r.double, 0)} double`,
-    met: ours.length === 0 ? undefined : ours.every((r) => r.early === 0 && r.double === 0)
+    met: ours.length === 0 ? undefined : ours.every((r) => r.early === 0 && r.double === 0),
+    limit: "- (correctness)"
   })
   const overload = find(100000, "ours-lock") ?? find(100000, "ours")
   goals.push({
     goal: "overload, 100,000 jobs/s, memory store: >= 40,000 runs start per second",
     figure: overload === undefined ? "-" : `${fmt(overload.firesPerSecond, 0)} runs/s (${overload.id})`,
-    met: overload === undefined ? undefined : overload.firesPerSecond >= 40000
+    met: overload === undefined ? undefined : overload.firesPerSecond >= 40000,
+    limit: fiberFloor === undefined
+      ? "fiber floor CPU: not measured"
+      : `${fiberLimit} -> at most ${fmt(1e6 / fiberFloor.cpuUsPerFiber, 0)} runs/s per core (derived: 1e6 / ${
+        fmt(fiberFloor.cpuUsPerFiber, 2)
+      })`
   })
   goals.push({
     goal: "overload: every job runs at least once every 5 s (longest gap of any job in the window)",
     figure: overload === undefined
       ? "-"
       : `${fmt(overload.maxGapMs / 1000, 2)} s, ${overload.outOfOrder} runs out of fire-time order`,
-    met: overload === undefined ? undefined : overload.maxGapMs <= 5000
+    met: overload === undefined ? undefined : overload.maxGapMs <= 5000,
+    limit: "-"
   })
   goals.push({
     goal: "overload: heap growth <= 300 MB over the window",
     figure: overload === undefined ? "-" : `${fmt(overload.heapAfterMB - overload.heapBeforeMB, 1)} MB`,
-    met: overload === undefined ? undefined : overload.heapAfterMB - overload.heapBeforeMB <= 300
+    met: overload === undefined ? undefined : overload.heapAfterMB - overload.heapBeforeMB <= 300,
+    limit: "-"
   })
   const figures = redis === undefined ? undefined : redisFigures(redis)
   goals.push({
@@ -336,14 +604,18 @@ const goalsOf = (
           : `${fmt(figures.pipelines, 1)} pipelines, ${fmt(figures.roundTrips, 1)} round trips per batch, ${
             fmt(figures.commandsPerFire, 2)
           } commands per fire`),
-    met: redis === undefined ? undefined : redis.missed === 0 && redis.double === 0 && redis.early === 0
+    met: redis === undefined ? undefined : redis.missed === 0 && redis.double === 0 && redis.early === 0,
+    limit: redisCalls
   })
   return goals
 }
 
 /** Prints the goals table. */
 const printGoals = (goals: ReadonlyArray<Goal>): void => {
-  console.log(table(["throughput goal", "figure", "verdict"], goals.map((g) => [g.goal, g.figure, verdict(g.met)])))
+  console.log(table(
+    ["throughput goal", "figure", "verdict", "limit measured in this run"],
+    goals.map((g) => [g.goal, g.figure, verdict(g.met), g.limit])
+  ))
 }
 
 const parent = async () => {
@@ -356,6 +628,8 @@ const parent = async () => {
   console.log(`${await machine()}; one fresh process per (scheduler, N); times in ms`)
   const all = new Map<number, Array<LatenessResult>>()
   const floors = new Map<number, FloorResult>()
+  let jsonFloor: ChildOutcome<JsonFloorResult> | undefined
+  let redisFloor: ChildOutcome<RedisFloorResult> | undefined
   const plan: Array<{ n: number; ids: ReadonlyArray<string> }> = [
     ...sizes.filter((n) => n > 0).map((n) => ({ n, ids: contenders.filter((c) => keep(c.id)).map((c) => c.id) })),
     ...oursOnly.filter((n) => n > 0).map((n) => ({
@@ -377,6 +651,43 @@ const parent = async () => {
         floor = outcome.value
         floors.set(n, floor)
       }
+    }
+    // The limits of the CPU goals at 10,000 jobs/s, each in a child of its own, when their contender runs there.
+    const limitLines: Array<string> = []
+    if (n === 10000 && jsonFloor === undefined && ids.includes("ours-json")) {
+      process.stderr.write(`lateness: JSON line floor ...\n`)
+      jsonFloor = await runChild<JsonFloorResult>(
+        [...selfCommand(import.meta.url, ["--expose-gc"]), "json-floor"],
+        {},
+        120_000
+      )
+      limitLines.push(
+        jsonFloor._tag === "Ok"
+          ? `JSON line floor: ${jsonFloor.value.lines.toLocaleString("en-US")} lines of our \`job finished\` fields (${
+            fmt(jsonFloor.value.chars, 0)
+          } chars) built and serialised cost ${fmt(jsonFloor.value.cpuUsPerLine, 2)} us CPU each`
+          : `JSON line floor: not measured: ${jsonFloor.reason}`
+      )
+    }
+    if (n === 10000 && redisFloor === undefined && ids.includes("ours-redis")) {
+      process.stderr.write(`lateness: Redis client floor ...\n`)
+      redisFloor = Exit.isFailure(Effect.runSyncExit(findExecutable("redis-server", "")))
+        ? { _tag: "Failed", reason: "redis-server not found" }
+        : await runChild<RedisFloorResult>([...selfCommand(import.meta.url, []), "redis-floor"], {}, 120_000)
+      limitLines.push(
+        redisFloor._tag === "Ok"
+          ? `Redis client floor: a pipeline of ${
+            redisFloor.value.calls.toLocaleString("en-US")
+          } EVALSHA (\`return 1\`)` +
+            ` costs ${fmt(redisFloor.value.cpuUsPerCall, 2)} us client CPU per call, round trip ${
+              fmt(redisFloor.value.roundTripMs, 1)
+            } ms; ${redisFloor.value.batchCalls} EVALSHA (\`return #ARGV\`) of ${
+              redisFloor.value.itemsPerCall.toLocaleString("en-US")
+            } items (4 args each): ${fmt(redisFloor.value.cpuUsPerItem, 2)} us per item, round trip ${
+              fmt(redisFloor.value.batchRoundTripMs, 1)
+            } ms (medians of ${REDIS_ROUNDS})`
+          : `Redis client floor: not measured: ${redisFloor.reason}`
+      )
     }
     const results: Array<{ id: string; outcome: Awaited<ReturnType<typeof runChild<LatenessResult>>> }> = []
     for (const id of ids) {
@@ -422,8 +733,9 @@ const parent = async () => {
           ? ""
           : `; bare-fiber floor: ${n.toLocaleString("en-US")} fibers forked at once have all run after ${
             fmt(floor.lastStartMs, 2)
-          } ms (median of 10, max ${fmt(floor.maxMs, 2)})`)
+          } ms (median of 10, max ${fmt(floor.maxMs, 2)}), ${fmt(floor.cpuUsPerFiber, 2)} us CPU per fiber`)
     )
+    for (const line of limitLines) console.log(line)
     console.log(table(
       [
         "scheduler",
@@ -452,11 +764,24 @@ const parent = async () => {
   )
   console.log("")
   console.log(`### Throughput goals, ${await machine()}`)
-  printGoals(goalsOf(all, floors))
+  printGoals(goalsOf(all, { floors, json: jsonFloor, redis: redisFloor }))
+  console.log("")
+  console.log(
+    "limit measured in this run: what the figure is up against, each measured by this run in a child of its own." +
+      " a bare fiber = process CPU per fiber of the bare-fiber floor. a JSON line = a plain object with the fields of" +
+      " our `job finished` line, JSON.stringify, discarded: the least a JSON line at info costs in JS. Redis client" +
+      " floor = ioredis with our client's options against a redis-server of its own: client CPU per EVALSHA of a script that does" +
+      " nothing in one pipeline of 10,000, and per item of 10 EVALSHA carrying 1,000 items each (a batched script" +
+      " call); round trip = exec() until every reply. runs/s per core is derived from the fiber's CPU (1e6 / us)."
+  )
 }
 
 if (process.argv[2] === "floor") {
   await floorChild(Number(process.argv[3]))
+} else if (process.argv[2] === "json-floor") {
+  jsonFloorChild()
+} else if (process.argv[2] === "redis-floor") {
+  await redisFloorChild()
 } else if (process.argv[2] === "child") {
   await child(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]))
 } else {
