@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { type FieldLine, withFieldLogger } from "./internal/fieldLines.js"
+import { IsoTime } from "./internal/isoTime.js"
 
 /**
  * The log format: `json` (one JSON object per line) or `pretty` (one readable line per event).
@@ -54,8 +55,9 @@ const messageText = (message: unknown): string => {
  * @since 0.1.0
  * @category loggers
  */
-export const makeJsonLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
-  withFieldLogger(
+export const makeJsonLogger = (write: (line: string) => void): Logger.Logger<unknown, void> => {
+  const heads = new JsonHeads()
+  return withFieldLogger(
     Logger.make(({ annotations, cause, date, logLevel, message }) => {
       const line = jsonHead(date, logLevel, message)
       for (const [key, value] of annotations) line[key] = value
@@ -63,15 +65,51 @@ export const makeJsonLogger = (write: (line: string) => void): Logger.Logger<unk
     }),
     // The scheduler's own lines, with their fields as a record (the same object as above, without a map).
     ({ base, cause, date, fields, logLevel, message }: FieldLine) => {
+      // Most of the scheduler's lines have no annotations and no cause: their fields are serialised on their own and
+      // put after the head, which the lines of one batch share (the same text as the object below would give).
+      if (
+        HashMap.size(base) === 0 && Cause.isEmpty(cause) && !("timestamp" in fields) && !("level" in fields) &&
+        !("message" in fields)
+      ) {
+        const body = JSON.stringify(fields)
+        const head = heads.of(date.getTime(), logLevel, message)
+        write(body === "{}" ? head + "}" : head + "," + body.slice(1))
+        return
+      }
       const line = jsonHead(date, logLevel, message)
       if (HashMap.size(base) > 0) { for (const [key, value] of base) line[key] = value }
       for (const key in fields) line[key] = fields[key]
       write(jsonEnd(line, cause))
     }
   )
+}
+
+/** The text of a line's first three fields (`{"timestamp":...,"level":...,"message":...`), remembering the last. */
+class JsonHeads {
+  private ms = Number.NaN
+  private level: LogLevel.LogLevel | undefined = undefined
+  private message: unknown = undefined
+  private text = ""
+
+  of(ms: number, level: LogLevel.LogLevel, message: unknown): string {
+    if (ms !== this.ms || level !== this.level || message !== this.message) {
+      const head = jsonHead(new Date(ms), level, message)
+      this.text = `{"timestamp":${JSON.stringify(head.timestamp)},"level":${JSON.stringify(head.level)},"message":${
+        JSON.stringify(head.message)
+      }`
+      this.ms = ms
+      this.level = level
+      this.message = message
+    }
+    return this.text
+  }
+}
+
+/** Lines come in bursts (a bookkeeping batch writes thousands within a few milliseconds): their time's text is shared. */
+const lineTimes = new IsoTime()
 
 const jsonHead = (date: Date, logLevel: LogLevel.LogLevel, message: unknown): Record<string, unknown> => ({
-  timestamp: date.toISOString(),
+  timestamp: lineTimes.of(date.getTime()),
   level: logLevel.label,
   message: messageText(message)
 })

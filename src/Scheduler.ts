@@ -318,7 +318,7 @@ export const make = <R>(
     // shutdown stop them), until they are over. Written by `register` / `unregister`, pruned by `allStates`.
     const retired = new Set<JobState>()
     const allStates = (): Array<JobState> => {
-      for (const state of retired) if (state.running.size === 0) retired.delete(state)
+      for (const state of retired) if (state.runningCount === 0) retired.delete(state)
       return [...states.values(), ...retired]
     }
     /** Every run in progress, asked to stop for `reason` (the first reason a run is given wins); their fibers. */
@@ -370,7 +370,7 @@ export const make = <R>(
       Effect.gen(function*() {
         flags.shuttingDown = true
         yield* stopFiring
-        const pending = allStates().flatMap((state) => Array.from(state.running))
+        const pending = allStates().flatMap((state) => state.running)
         if (pending.length === 0) return
         yield* Effect.logInfo("shutting down: waiting for running jobs").pipe(
           Effect.annotateLogs({ node: nodeId, running: pending.length, grace_ms: DurationM.toMillis(shutdownGrace) })
@@ -414,7 +414,7 @@ export const make = <R>(
         enabled: state.job.enabled,
         paused,
         nextFire: state.nextFire === undefined ? Option.none() : Option.some(new Date(state.nextFire)),
-        running: state.running.size,
+        running: state.runningCount,
         lastRun: state.lastRun,
         counters: { runs: state.runs, success: state.success, failures: state.failures, skips: state.skips }
       }))
@@ -442,7 +442,7 @@ export const make = <R>(
 
     const retire = (old: JobState) => {
       planner.retire(old)
-      if (old.running.size > 0) retired.add(old)
+      if (old.runningCount > 0) retired.add(old)
     }
     const registerAll: Scheduler["Type"]["registerAll"] = (entries) =>
       Effect.suspend(() => {
@@ -468,7 +468,7 @@ export const make = <R>(
             toAdd.push({ state, from: "now" })
           } else if (planned !== undefined && flags.leading && job.enabled) {
             planner.plan(state, planned)
-          } else if (old.running.size === 0) {
+          } else if (old.runningCount === 0) {
             // Nothing planned to keep (a job that was disabled or not planned); a fixed-delay job whose run is in
             // progress is planned when that run ends.
             toAdd.push({ state, from: "now" })

@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as HashMap from "effect/HashMap"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as TestClock from "effect/TestClock"
 import { fieldLoggerOf } from "../src/internal/fieldLines.js"
 import * as Logging from "../src/Logging.js"
 
@@ -115,6 +116,46 @@ describe("Logging", () => {
         expect(line).toMatchObject({ level: "WARN", message: "job finished", job: "sync_user", service: "billing" })
         expect("cause" in line).toBe(!Cause.isEmpty(cause))
       }
+    }))
+
+  it.effect("json: lines handed as fields with no annotations write the objects the lines as annotations write, in field order", () =>
+    Effect.gen(function*() {
+      // One logger for all lines: the head it shares between lines must follow each line's time, level and message.
+      const viaFields: Array<string> = []
+      const logger = Logging.makeJsonLogger((line) => viaFields.push(line))
+      const lines: Array<[LogLevel.LogLevel, string, number, Record<string, unknown>]> = [
+        [LogLevel.Info, "job finished", 0, fields],
+        [LogLevel.Info, "job finished", 0, { ...fields, fence: 4 }],
+        [LogLevel.Warning, "job finished", 0, fields],
+        [LogLevel.Warning, "job skipped \"quoted\"", 0, { job: "a" }],
+        [LogLevel.Warning, "job skipped \"quoted\"", 1_000, {}],
+        [LogLevel.Info, "job finished", 1_000, { job: "b", message: "a field named message" }]
+      ]
+      const viaMap: Array<string> = []
+      for (const [level, message, at, lineFields] of lines) {
+        fieldLoggerOf(logger)!({
+          logLevel: level,
+          message: [message],
+          date: new Date(at),
+          base: HashMap.empty(),
+          fields: lineFields,
+          cause: Cause.empty
+        })
+        yield* TestClock.setTime(at)
+        yield* Effect.logWithLevel(level, message).pipe(
+          Effect.annotateLogs(lineFields),
+          Effect.provide(Logger.replace(Logger.defaultLogger, Logging.makeJsonLogger((line) => viaMap.push(line))))
+        )
+      }
+      // The same objects (an annotation map has its own key order); the fields in the order the record gave them.
+      expect(viaFields.map((line) => JSON.parse(line))).toEqual(viaMap.map((line) => JSON.parse(line)))
+      expect(Object.keys(JSON.parse(viaFields[0]!))).toEqual(["timestamp", "level", "message", ...Object.keys(fields)])
+      expect(JSON.parse(viaFields[4]!)).toEqual({
+        timestamp: "1970-01-01T00:00:01.000Z",
+        level: "WARN",
+        message: "job skipped \"quoted\""
+      })
+      expect(JSON.parse(viaFields[5]!).message).toBe("a field named message")
     }))
 
   it.effect("pretty: a line handed as fields writes the same key=value pairs and cause as the line as annotations", () =>

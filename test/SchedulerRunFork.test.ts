@@ -137,4 +137,35 @@ describe("RunForker", () => {
       expect(ends.length).toBe(1)
       expect(Exit.isSuccess(yield* Fiber.await(fiber))).toBe(true)
     }))
+
+  it.effect("each run starts from the scope's fiber refs: a ref with a fork is forked per run, a run's sets stay its own", () =>
+    Effect.gen(function*() {
+      // `forks` counts the runs forked from a scope value of 10; `plain` has no fork and is set by each run.
+      const forks = FiberRef.unsafeMake(0, { fork: (n) => n + 1 })
+      const plain = FiberRef.unsafeMake("initial")
+      const forker = yield* RunForker.make(Context.empty()).pipe(
+        Effect.locally(forks, 10),
+        Effect.locally(plain, "scope")
+      )
+      const seen: Array<unknown> = []
+      for (const runId of ["run-a", "run-b"]) {
+        const handler = Effect.gen(function*() {
+          const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+          seen.push(
+            yield* FiberRef.get(forks),
+            yield* FiberRef.get(plain),
+            HashMap.get(annotations, "run_id"),
+            (yield* RunContext).runId
+          )
+          yield* FiberRef.set(plain, runId)
+        })
+        const done = yield* Deferred.make<void>()
+        forker.fork({ ...runContext, runId }, handler, () => Deferred.unsafeDone(done, Exit.void), undefined)
+        yield* Deferred.await(done)
+      }
+      // Each run saw the scope's values (forked once from 10), its own run id, and not the other run's set.
+      expect(seen).toEqual([11, "scope", Option.some("run-a"), "run-a", 11, "scope", Option.some("run-b"), "run-b"])
+      // The scope's own values are untouched.
+      expect([yield* FiberRef.get(forks), yield* FiberRef.get(plain)]).toEqual([0, "initial"])
+    }))
 })

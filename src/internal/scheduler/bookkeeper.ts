@@ -31,6 +31,7 @@ import { type JobStore } from "../../JobStore.js"
 import * as JobStoreM from "../../JobStore.js"
 import { type Outcome, type RunErrorInfo, RunRecord, type SkipReason } from "../../Run.js"
 import { type FieldLogger, fieldLoggerOf } from "../fieldLines.js"
+import { IsoTime } from "../isoTime.js"
 import type { JobState } from "./jobState.js"
 import type { Run } from "./run.js"
 
@@ -248,10 +249,13 @@ export class Bookkeeper {
   }
 }
 
+const fireTimes = new IsoTime()
+const sentTimes = new IsoTime()
+
 /** The fields of a `job finished` line, in the order the pretty format prints them. */
 const finishedFields = (run: Run, nodeId: string, record: RunRecord, lateness: number): Record<string, unknown> => ({
   job: run.state.job.name,
-  fire_time: new Date(run.fireTime).toISOString(),
+  fire_time: fireTimes.of(run.fireTime),
   run_id: run.runId,
   node: nodeId,
   fence: run.fence,
@@ -260,7 +264,7 @@ const finishedFields = (run: Run, nodeId: string, record: RunRecord, lateness: n
   lateness_ms: lateness,
   attempt: record.attempt,
   kind: run.kind,
-  begin_sent_at: new Date(run.beginSentAt).toISOString()
+  begin_sent_at: sentTimes.of(run.beginSentAt)
 })
 
 // Messages as `Effect.log` hands them to loggers (the list of its arguments), made once.

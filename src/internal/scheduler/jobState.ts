@@ -27,15 +27,13 @@ export type AnyJob = Job.Job<never>
  */
 const SLOT_TTL_MARGIN_MS = 10 * 60_000
 
-/** The runs of a job that has never run. */
-const noRuns: ReadonlySet<Run> = new Set()
-
 /**
  * The parts of a job's state that only a job that ran, was skipped or fires on a `Schedule` needs: made on the first
  * write, so that an idle job (most stored schedules, most of the time) keeps none of them.
  */
 class Activity {
-  runningSet: Set<Run> | undefined = undefined
+  /** Its runs in progress: none, the one (nearly always), or a set of two or more (overlap `allow`). */
+  running: Run | Set<Run> | undefined = undefined
   lastRun: RunRecord | undefined = undefined
   runs = 0
   success = 0
@@ -73,11 +71,18 @@ export class JobState implements TimerSlot {
 
   /**
    * Its runs from creation until over (`Run`'s constructor adds, its `over` transition deletes: `addRun`,
-   * `deleteRun`). Run. The set is made on the first run: an idle job keeps none, and a leader loading 100,000
-   * schedules makes none.
+   * `deleteRun`). Run. A copy, in the order they were added. One run is kept as itself and a set is made only for
+   * two at once, so that a job keeps nothing between its runs.
    */
-  get running(): ReadonlySet<Run> {
-    return this.activity?.runningSet ?? noRuns
+  get running(): ReadonlyArray<Run> {
+    const running = this.activity?.running
+    return running === undefined ? [] : running instanceof Set ? Array.from(running) : [running]
+  }
+
+  /** How many of its runs are in progress (`running`'s length, without the copy). */
+  get runningCount(): number {
+    const running = this.activity?.running
+    return running === undefined ? 0 : running instanceof Set ? running.size : 1
   }
 
   /** Its newest record written on this node. Bookkeeper (`recordRun`). */
@@ -139,11 +144,19 @@ export class JobState implements TimerSlot {
   }
 
   addRun(run: Run): void {
-    ;(this.active.runningSet ??= new Set()).add(run)
+    const active = this.active
+    const running = active.running
+    if (running === undefined) active.running = run
+    else if (running instanceof Set) running.add(run)
+    else if (running !== run) active.running = new Set([running, run])
   }
 
   deleteRun(run: Run): void {
-    this.activity?.runningSet?.delete(run)
+    const active = this.activity
+    if (active === undefined) return
+    const running = active.running
+    if (running === run) active.running = undefined
+    else if (running instanceof Set && running.delete(run) && running.size === 0) active.running = undefined
   }
 
   private get metricsCache(): JobMetrics | undefined {

@@ -183,7 +183,7 @@ export class Planner {
     const current = this.states.get(state.job.name)
     if (current === undefined || (current !== state && current.nextFire !== undefined)) return
     const trigger = current.job.trigger
-    if (trigger._tag === "FixedDelay" && this.flags.leading && current.running.size === 0 && !this.flags.shuttingDown) {
+    if (trigger._tag === "FixedDelay" && this.flags.leading && current.runningCount === 0 && !this.flags.shuttingDown) {
       this.plan(current, now + Duration.toMillis(trigger.every))
     }
   }
@@ -371,14 +371,14 @@ export class Planner {
       this.afterRun(state, now)
       return undefined
     }
-    switch (Fire.overlap(state.running.size, job.overlap)) {
+    switch (Fire.overlap(state.runningCount, job.overlap)) {
       case "skip": {
         this.bookkeeper.skip(state, newest, "overlap")
         this.afterRun(state, now)
         return undefined
       }
       case "replace": {
-        const replaced = Array.from(state.running)
+        const replaced = state.running
         const fibers: Array<Fiber.RuntimeFiber<void, never>> = []
         for (const running of replaced) {
           const fiber = running.interrupt("replaced")

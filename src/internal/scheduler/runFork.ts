@@ -27,6 +27,7 @@ import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Tracer from "effect/Tracer"
 import { RunContext } from "../../Run.js"
+import { IsoTime } from "../isoTime.js"
 import { RunSpan } from "../runSpan.js"
 
 export class RunForker {
@@ -49,9 +50,18 @@ export class RunForker {
   private readonly runFlags: RuntimeFlags.RuntimeFlags
   /** The scope's log annotations, to which each run adds its own. */
   private readonly baseAnnotations: HashMap.HashMap<string, unknown>
+  /**
+   * The scope's fiber refs as every run's root fiber starts with them, forked once here: each ref whose fork keeps
+   * its value (nearly all), with the scope's own stack of values.
+   */
+  private readonly templateRefs: ReadonlyMap<FiberRef.FiberRef<unknown>, FiberRefStack>
+  /** The refs whose fork changes their value, forked again for each run's fiber (as effect forks every ref). */
+  private readonly reforkRefs: FiberRefs.FiberRefs | undefined
+  /** The runs of a fire batch share their fire time: its text is made once. */
+  private readonly fireTimes = new IsoTime()
 
   private constructor(
-    private readonly baseRuntime: Runtime.Runtime<never>,
+    baseRuntime: Runtime.Runtime<never>,
     private readonly baseContext: Context.Context<never>,
     readonly clock: Clock.Clock,
     private readonly tracer: Tracer.Tracer,
@@ -62,6 +72,30 @@ export class RunForker {
     // that arrives before the handler's first step still ends the run through `onEnd`.
     this.runFlags = RuntimeFlags.enable(baseRuntime.runtimeFlags, RuntimeFlags.Interruption)
     this.baseAnnotations = FiberRefs.getOrDefault(baseRuntime.fiberRefs, FiberRef.currentLogAnnotations)
+    // What `Runtime.runFork` does for every fiber (copy the ref map, apply every ref's fork patch, compare the
+    // values), done once: a run then copies this map and sets its own context and annotations in the copy.
+    const base = baseRuntime.fiberRefs.locals
+    const forked = FiberRefs.forkAs(baseRuntime.fiberRefs, FiberId.unsafeMake()).locals
+    const template = new Map<FiberRef.FiberRef<unknown>, FiberRefStack>()
+    const refork = new Map<FiberRef.FiberRef<unknown>, FiberRefStack>()
+    for (const [ref, stack] of base) (forked.get(ref) === stack ? template : refork).set(ref, stack)
+    this.templateRefs = template
+    this.reforkRefs = refork.size === 0 ? undefined : FiberRefs.unsafeMake(refork)
+  }
+
+  /** A run's root fiber refs: the template's, the refs whose fork changes them forked for `fiberId`, and its own. */
+  private refsOf(
+    fiberId: FiberId.Runtime,
+    context: Context.Context<never>,
+    annotations: HashMap.HashMap<string, unknown>
+  ): FiberRefs.FiberRefs {
+    const locals = new Map(this.templateRefs)
+    if (this.reforkRefs !== undefined) {
+      for (const [ref, stack] of FiberRefs.forkAs(this.reforkRefs, fiberId).locals) locals.set(ref, stack)
+    }
+    pushValue(locals, FiberRef.currentContext, fiberId, context)
+    pushValue(locals, FiberRef.currentLogAnnotations, fiberId, annotations)
+    return FiberRefs.unsafeMake(locals)
   }
 
   /**
@@ -102,34 +136,19 @@ export class RunForker {
       }
       services.set(Tracer.ParentSpan.key, span)
     }
-    const runtime = Runtime.make({
-      context: Context.unsafeMake<RunContext>(services),
-      runtimeFlags: this.runFlags,
-      fiberRefs: this.baseRuntime.fiberRefs
-    })
+    const context = Context.unsafeMake<RunContext>(services)
     // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set in the run's root fiber refs
     // as the fiber is made (a mutable pass over a copy of the scope's annotations): not per line, no extra step.
     const annotations = HashMap.mutate(this.baseAnnotations, (map) => {
       HashMap.set(map, "job", runContext.job)
       HashMap.set(map, "run_id", runContext.runId)
-      HashMap.set(map, "fire_time", runContext.fireTime.toISOString())
+      HashMap.set(map, "fire_time", this.fireTimes.of(runContext.fireTime.getTime()))
     })
+    // The runtime's own refs are empty, so the fork's copy of them is a one-entry map; `updateRefs` then hands the
+    // fiber the refs made for it from the template (the same values and stacks the fork would have made).
+    const runtime = Runtime.make({ context, runtimeFlags: this.runFlags, fiberRefs: FiberRefs.empty() })
     const fiber = Runtime.runFork(runtime)(handler as Effect.Effect<void, unknown>, {
-      // `refs` was made for this fiber by the fork and is not shared yet: set in place, as `FiberRefs.updateAs` would
-      // on a copy (one map copy per run less).
-      updateRefs: (refs, fiberId) => {
-        const stack = refs.locals.get(FiberRef.currentLogAnnotations)
-        const entry = [fiberId, annotations] as const
-        refs.locals.set(
-          FiberRef.currentLogAnnotations,
-          stack === undefined
-            ? [entry]
-            : Equal.equals(stack[0][0], fiberId)
-            ? [entry, ...stack.slice(1)]
-            : [entry, ...stack]
-        )
-        return refs
-      }
+      updateRefs: (_refs, fiberId) => this.refsOf(fiberId, context as Context.Context<never>, annotations)
     })
     // The handler's failure is the run's outcome, never the fiber's concern: the exit is handed on, not reported.
     fiber.addObserver((exit) => {
@@ -143,6 +162,25 @@ export class RunForker {
   interrupt(fiber: Fiber.RuntimeFiber<void, never>): void {
     fiber.unsafeInterruptAsFork(FiberId.none)
   }
+}
+
+/** One fiber ref's stack of values, newest first, each with the fiber that set it. */
+type FiberRefStack = readonly [readonly [FiberId.Single, unknown], ...Array<readonly [FiberId.Single, unknown]>]
+
+/** Set `ref` to `value` as fiber `fiberId` would: the head replaced when that fiber set it, else a new head. */
+const pushValue = <A>(
+  locals: Map<FiberRef.FiberRef<unknown>, FiberRefStack>,
+  ref: FiberRef.FiberRef<A>,
+  fiberId: FiberId.Single,
+  value: A
+): void => {
+  const key = ref as FiberRef.FiberRef<unknown>
+  const stack = locals.get(key)
+  const entry = [fiberId, value] as const
+  locals.set(
+    key,
+    stack === undefined ? [entry] : Equal.equals(stack[0][0], fiberId) ? [entry, ...stack.slice(1)] : [entry, ...stack]
+  )
 }
 
 /**
