@@ -730,6 +730,41 @@ layer(TestRedis.layer, { excludeTestServices: true, timeout: Duration.seconds(30
         expect(yield* Effect.promise(() => client.keys(`${prefix}:job:status:*`))).toHaveLength(4)
       }))
 
+    it.scoped("rows keep values with ':', digits, empty parts and characters of several bytes, in begin and finish", () =>
+      Effect.gen(function*() {
+        const prefix = uniquePrefix()
+        const { client, store } = yield* redisFixture(prefix)
+        // Names and node ids that look like the packed rows' own syntax, and text of several UTF-8 bytes a character.
+        const jobs = ["12:a", "a:3:b", "ü-job", "日本:1"]
+        const nodes = ["nøde:1", "2:", "node-1", "💥"]
+        const results = yield* store.beginMany!(jobs.map((job, i) => request(T0, { job, nodeId: nodes[i]! })))
+        const runs = results.map((result) => started(Either.getOrThrow(result)))
+        for (const [i, job] of jobs.entries()) {
+          expect(yield* Effect.promise(() => client.get(`${prefix}:job:tick:${job}:${T0}`))).toBe(nodes[i])
+          expect(yield* Effect.promise(() => client.get(`${prefix}:job:lock:${job}`))).toBe(runs[i]!.lock.pipe(
+            Option.map((lock) => lock.token),
+            Option.getOrNull
+          ))
+        }
+        const failed = (job: string, message: string) =>
+          new RunRecord({ ...record(job, T0, "system_error"), error: { tag: "SystemError", message } })
+        const records = [
+          failed(jobs[0]!, "¡falló! 💥 3:x"),
+          record(jobs[1]!, T0),
+          failed(jobs[2]!, ""),
+          failed(jobs[3]!, "=")
+        ]
+        const finished = yield* store.finishMany!(
+          records.map((r, i) => ({ record: r, lock: runs[i]!.lock, statusTtl: LONG, maxRecords: 5 }))
+        )
+        expect(finished.map(Either.isRight)).toEqual([true, true, true, true])
+        for (const [i, job] of jobs.entries()) {
+          expect(yield* store.recentRuns(job, 5)).toEqual([records[i]])
+          expect(yield* Effect.promise(() => client.exists(`${prefix}:job:lock:${job}`))).toBe(0)
+          expect(yield* Effect.promise(() => client.get(`${prefix}:job:status:${job}`))).toBe(records[i]!.outcome)
+        }
+      }))
+
     it.scoped("beginMany on a stopped connection answers every request with a StoreError", () =>
       Effect.gen(function*() {
         const { client, store } = yield* redisFixture(uniquePrefix())

@@ -25,6 +25,7 @@ import * as Runtime from "effect/Runtime"
 import type { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
+import { BatchArgs } from "../../src/internal/jobStoreScripts.js"
 import * as Redis from "../../src/Redis.js"
 import { findExecutable, startRedis } from "../../test/harness/redis.js"
 import {
@@ -115,7 +116,10 @@ export interface RedisFloorResult {
   readonly cpuUsPerCall: number
   /** Median over the measured rounds, from `exec()` until every reply is in, ms. */
   readonly roundTripMs: number
-  /** One pipeline of `batchCalls` EVALSHA of `return #ARGV`, each with `itemsPerCall` items of 4 arguments. */
+  /**
+   * One pipeline of `batchCalls` EVALSHA of a script that returns the length of its last argument, each with
+   * `itemsPerCall` items of 4 fields packed into that argument as the Redis store packs its rows.
+   */
   readonly batchCalls: number
   readonly itemsPerCall: number
   readonly cpuUsPerItem: number
@@ -340,7 +344,7 @@ const jsonFloorChild = () => {
   process.exit(0)
 }
 
-/** Calls in the Redis client floor's pipeline; batched variant: calls of items (4 arguments an item). */
+/** Calls in the Redis client floor's pipeline; batched variant: calls of items (4 fields an item, packed). */
 const REDIS_CALLS = 10_000
 const REDIS_BATCH_CALLS = 10
 const REDIS_ITEMS_PER_CALL = 1_000
@@ -352,7 +356,8 @@ const REDIS_ROUNDS = 8
  * as the Redis contender starts it), over the ioredis client our `Redis.make` builds (the Redis store's options: a
  * `commandTimeout` per command, no offline queue, no retries): one pipeline of 10,000 `EVALSHA` of a script
  * that does nothing (`return 1`), one key and three arguments each of the length of ours; and one of 10 `EVALSHA` of
- * `return #ARGV`, each carrying 1,000 items of 4 arguments (the floor of a batched script call). Client process CPU
+ * a script that returns its last argument's length, each carrying 1,000 items of 4 fields packed into that argument
+ * as the Redis store packs its rows (`BatchArgs`): the floor of a batched script call. Client process CPU
  * from building the pipeline until its last reply, per call or item, over the measured rounds (3 of warm-up first);
  * round trip = from `exec()` until every reply is in, median.
  */
@@ -367,7 +372,7 @@ const redisFloorChild = async () => {
   }
   const measure = async (client: IORedis): Promise<RedisFloorResult> => {
     const sha = String(await client.script("LOAD", "return 1"))
-    const batchSha = String(await client.script("LOAD", "return #ARGV"))
+    const batchSha = String(await client.script("LOAD", "return string.len(ARGV[#ARGV])"))
     const fence = String(Date.now())
     let cpuUs = 0
     const trips: Array<number> = []
@@ -393,19 +398,23 @@ const redisFloorChild = async () => {
     for (let round = 0; round < REDIS_WARMUP_ROUNDS + REDIS_ROUNDS; round++) {
       const cpu0 = process.cpuUsage()
       const pipeline = client.pipeline()
+      const sizes: Array<number> = []
       for (let call = 0; call < REDIS_BATCH_CALLS; call++) {
-        const args: Array<string> = []
+        // Packed as the Redis store packs its rows: every item in one argument.
+        const batch = new BatchArgs("bench", 4, [])
         for (let item = 0; item < REDIS_ITEMS_PER_CALL; item++) {
           const i = call * REDIS_ITEMS_PER_CALL + item
-          args.push(`bench:job:lock:job-${i}`, runIds[i % runIds.length]!, "30000", fence)
+          batch.push([`bench:job:lock:job-${i}`, runIds[i % runIds.length]!, "30000", fence])
         }
+        const args = batch.args
+        sizes.push(args[args.length - 1]!.length)
         pipeline.evalsha(batchSha, 0, ...args)
       }
       const t0 = performance.now()
       const replies = await pipeline.exec()
       const trip = performance.now() - t0
       const used = cpuSince(cpu0)
-      expectAll(replies, () => 4 * REDIS_ITEMS_PER_CALL, "EVALSHA return #ARGV")
+      expectAll(replies, (i) => sizes[i], "EVALSHA return the packed rows' length")
       if (round >= REDIS_WARMUP_ROUNDS) {
         batchCpuUs += used
         batchTrips.push(trip)
@@ -498,7 +507,7 @@ const goalsOf = (
       fmt(redisFloor.value.roundTripMs, 1)
     } ms; batched, ${redisFloor.value.batchCalls} EVALSHA x ${
       redisFloor.value.itemsPerCall.toLocaleString("en-US")
-    } items of 4 args: ${fmt(redisFloor.value.cpuUsPerItem, 2)} us per item, round trip ${
+    } packed items of 4 fields: ${fmt(redisFloor.value.cpuUsPerItem, 2)} us per item, round trip ${
       fmt(redisFloor.value.batchRoundTripMs, 1)
     } ms`
   const find = (n: number, id: string) => results.get(n)?.find((r) => r.id === id)
@@ -681,11 +690,11 @@ const parent = async () => {
           } EVALSHA (\`return 1\`)` +
             ` costs ${fmt(redisFloor.value.cpuUsPerCall, 2)} us client CPU per call, round trip ${
               fmt(redisFloor.value.roundTripMs, 1)
-            } ms; ${redisFloor.value.batchCalls} EVALSHA (\`return #ARGV\`) of ${
+            } ms; ${redisFloor.value.batchCalls} EVALSHA of ${
               redisFloor.value.itemsPerCall.toLocaleString("en-US")
-            } items (4 args each): ${fmt(redisFloor.value.cpuUsPerItem, 2)} us per item, round trip ${
-              fmt(redisFloor.value.batchRoundTripMs, 1)
-            } ms (medians of ${REDIS_ROUNDS})`
+            } items (4 fields each, packed as the store packs rows): ${
+              fmt(redisFloor.value.cpuUsPerItem, 2)
+            } us per item, round trip ${fmt(redisFloor.value.batchRoundTripMs, 1)} ms (medians of ${REDIS_ROUNDS})`
           : `Redis client floor: not measured: ${redisFloor.reason}`
       )
     }
@@ -771,7 +780,7 @@ const parent = async () => {
       " a bare fiber = process CPU per fiber of the bare-fiber floor. a JSON line = a plain object with the fields of" +
       " our `job finished` line, JSON.stringify, discarded: the least a JSON line at info costs in JS. Redis client" +
       " floor = ioredis with our client's options against a redis-server of its own: client CPU per EVALSHA of a script that does" +
-      " nothing in one pipeline of 10,000, and per item of 10 EVALSHA carrying 1,000 items each (a batched script" +
+      " nothing in one pipeline of 10,000, and per item of 10 EVALSHA carrying 1,000 items each packed into one argument as the store packs its rows (a batched script" +
       " call); round trip = exec() until every reply. runs/s per core is derived from the fiber's CPU (1e6 / us)."
   )
 }

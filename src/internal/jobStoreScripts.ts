@@ -11,25 +11,34 @@ export const maxFence = Number.MAX_SAFE_INTEGER
 
 /**
  * A field of a batch script's row that equals the same field of the row before (most fields do: fire time, TTLs,
- * node id, term), sent as one character instead of the value. A value that itself starts with `=` is sent with one
- * more `=` in front.
+ * node id, term), sent as this one character instead of the value.
  */
 const SAME = "="
 
-/** Lua: the batch's rows, one after the other, with `SAME` fields filled in from the row before. */
+/**
+ * Lua: the batch's rows, read one after the other from the packed rows (the last argument), with `SAME` fields
+ * filled in from the row before. A field is `SAME` or `{length in bytes}:{value}`.
+ */
 const readRows = `local prefix = ARGV[1] .. ":job:"
 local width = tonumber(ARGV[2])
+local packed = ARGV[#ARGV]
+local at = 1
 local previous = {}
-local function row(base)
+local function more()
+  return at <= #packed
+end
+local function row()
   local fields = {}
   for j = 1, width do
-    local value = ARGV[base + j]
-    if value == "${SAME}" then
-      value = previous[j]
-    elseif string.byte(value, 1) == 61 then
-      value = string.sub(value, 2)
+    if string.byte(packed, at) == ${SAME.charCodeAt(0)} then
+      fields[j] = previous[j]
+      at = at + 1
+    else
+      local colon = string.find(packed, ":", at, true)
+      local length = tonumber(string.sub(packed, at, colon - 1))
+      fields[j] = string.sub(packed, colon + 1, colon + length)
+      at = colon + length + 1
     end
-    fields[j] = value
   end
   previous = fields
   return fields
@@ -40,28 +49,44 @@ local function failure(reason)
 end`
 
 /**
- * The arguments of one batch script call: the header, then one row of fields per call, each field equal to the same
- * field of the row before sent as `SAME`. The script reads the keys' prefix as `ARGV[1]` and the row width as
- * `ARGV[2]`; the rows start after `header` more arguments.
+ * The arguments of one batch script call: the header, then every row packed into one argument, each field either
+ * `SAME` (equal to the same field of the row before) or its length in bytes, `:` and the value. One argument per
+ * call instead of one per field: the client's work per argument (its length in bytes, its own piece of the command)
+ * was most of what a batched run cost it. The script reads the keys' prefix as `ARGV[1]`, the row width as `ARGV[2]`
+ * and the rows from the last argument.
  */
 export class BatchArgs {
-  readonly args: Array<string>
+  private readonly header: ReadonlyArray<string>
+  private readonly parts: Array<string> = []
   private previous: ReadonlyArray<string> | undefined = undefined
   constructor(prefix: string, readonly width: number, header: ReadonlyArray<string>) {
-    this.args = [prefix, String(width), ...header]
+    this.header = [prefix, String(width), ...header]
   }
   /** Append one row (`width` fields). */
   push(fields: ReadonlyArray<string>): void {
     const previous = this.previous
     for (let j = 0; j < this.width; j++) {
       const value = fields[j]!
-      this.args.push(
-        previous !== undefined && previous[j] === value ? SAME : value.charCodeAt(0) === 61 ? SAME + value : value
-      )
+      this.parts.push(previous !== undefined && previous[j] === value ? SAME : `${value.length}:${value}`)
     }
     this.previous = fields
   }
+  /** The call's arguments: the header, then the packed rows. */
+  get args(): Array<string> {
+    const packed = this.parts.join("")
+    // Lengths were taken in UTF-16 units, which are bytes while every character is ASCII (nearly always: names and
+    // ids are); else each field is measured again in UTF-8 bytes.
+    return [...this.header, Buffer.byteLength(packed) === packed.length ? packed : inBytes(this.parts)]
+  }
 }
+
+/** The packed rows with each field's length in UTF-8 bytes (`parts` as `BatchArgs` made them). */
+const inBytes = (parts: ReadonlyArray<string>): string =>
+  parts.map((part) => {
+    if (part === SAME) return part
+    const value = part.slice(part.indexOf(":") + 1)
+    return `${Buffer.byteLength(value)}:${value}`
+  }).join("")
 
 /** The most calls one batch script call carries: Redis runs a script to its end before anything else. */
 export const maxBatch = 1000
@@ -85,11 +110,11 @@ export const maxBatch = 1000
  * covers a server clock that steps back, and the previous fence + 1 makes fences strictly grow whatever the clocks do.
  *
  * The keys are made from the prefix as `Redis.keys` makes them; only the epoch marker is declared (`KEYS[1]`).
- * `ARGV`: 1 key prefix, 2 row width (10), 3 epoch candidate, then per row: job, fire time (ms), slot TTL in ms or
- * "" for no slot, slot value (node id), lock key, lock token, lock TTL in ms or "" for no lock, status TTL in ms,
- * term or "" for none, fence floor (see `BatchArgs` for repeated fields). Returns `{epoch, reply, ...}`, one reply
- * per row: `{"paused"}`, `{"slot_taken"}`, `{"lock_held"}`, `{"fence_exhausted"}`,
- * `{"started", fence, previous fence or -1}` or `{"error", message}`.
+ * `ARGV`: 1 key prefix, 2 row width (10), 3 epoch candidate, 4 the rows (see `BatchArgs`), each: job, fire time
+ * (ms), slot TTL in ms or "" for no slot, slot value (node id), lock key, lock token, lock TTL in ms or "" for no
+ * lock, status TTL in ms, term or "" for none, fence floor. Returns `{epoch, reply, ...}`, one reply per row:
+ * `{"paused"}`, `{"slot_taken"}`, `{"lock_held"}`, `{"fence_exhausted"}`, `{"started", fence, previous fence or -1}`
+ * or `{"error", message}`.
  */
 export const beginScript = RedisScript.script(
   "begin",
@@ -146,8 +171,8 @@ local function begin(r)
   return {"started", fence, previousFence or -1}
 end
 local replies = {epoch}
-for base = 3, #ARGV - 1, width do
-  local ok, reply = pcall(begin, row(base))
+while more() do
+  local ok, reply = pcall(begin, row())
   replies[#replies + 1] = ok and reply or failure(reply)
 end
 return replies`
@@ -181,8 +206,8 @@ export const epochKey = (prefix: string): string => `${prefix}:job:epoch`
  * alone), set the status to the outcome, push the record and cap the list. A row that fails answers its error and
  * the others go on.
  *
- * No key is declared. `ARGV`: 1 key prefix, 2 row width (7), then per row: job, lock key or "" for no lock, lock
- * token, outcome, status TTL in ms, record JSON, records kept. Returns one reply per row: 1 or `{"error", message}`.
+ * No key is declared. `ARGV`: 1 key prefix, 2 row width (7), 3 the rows (see `BatchArgs`), each: job, lock key or
+ * "" for no lock, lock token, outcome, status TTL in ms, record JSON, records kept. Returns one reply per row: 1 or `{"error", message}`.
  */
 export const finishScript = RedisScript.script(
   "finish",
@@ -206,8 +231,8 @@ local function finish(r)
   return 1
 end
 local replies = {}
-for base = 2, #ARGV - 1, width do
-  local ok, reply = pcall(finish, row(base))
+while more() do
+  local ok, reply = pcall(finish, row())
   replies[#replies + 1] = ok and reply or failure(reply)
 end
 return replies`
