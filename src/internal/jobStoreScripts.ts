@@ -57,7 +57,8 @@ end`
  */
 export class BatchArgs {
   private readonly header: ReadonlyArray<string>
-  private readonly parts: Array<string> = []
+  /** The packed rows so far (appended to in place: cheaper than joining a part per field). */
+  private packed = ""
   private previous: ReadonlyArray<string> | undefined = undefined
   constructor(prefix: string, readonly width: number, header: ReadonlyArray<string>) {
     this.header = [prefix, String(width), ...header]
@@ -67,26 +68,37 @@ export class BatchArgs {
     const previous = this.previous
     for (let j = 0; j < this.width; j++) {
       const value = fields[j]!
-      this.parts.push(previous !== undefined && previous[j] === value ? SAME : `${value.length}:${value}`)
+      this.packed += previous !== undefined && previous[j] === value ? SAME : value.length + ":" + value
     }
     this.previous = fields
   }
   /** The call's arguments: the header, then the packed rows. */
   get args(): Array<string> {
-    const packed = this.parts.join("")
+    const packed = this.packed
     // Lengths were taken in UTF-16 units, which are bytes while every character is ASCII (nearly always: names and
     // ids are); else each field is measured again in UTF-8 bytes.
-    return [...this.header, Buffer.byteLength(packed) === packed.length ? packed : inBytes(this.parts)]
+    return [...this.header, Buffer.byteLength(packed) === packed.length ? packed : inBytes(packed)]
   }
 }
 
-/** The packed rows with each field's length in UTF-8 bytes (`parts` as `BatchArgs` made them). */
-const inBytes = (parts: ReadonlyArray<string>): string =>
-  parts.map((part) => {
-    if (part === SAME) return part
-    const value = part.slice(part.indexOf(":") + 1)
-    return `${Buffer.byteLength(value)}:${value}`
-  }).join("")
+/** Packed rows as `BatchArgs` made them (lengths in UTF-16 units), with each field's length in UTF-8 bytes. */
+const inBytes = (packed: string): string => {
+  let out = ""
+  let at = 0
+  while (at < packed.length) {
+    if (packed[at] === SAME) {
+      out += SAME
+      at++
+    } else {
+      const colon = packed.indexOf(":", at)
+      const length = Number(packed.slice(at, colon))
+      const value = packed.slice(colon + 1, colon + 1 + length)
+      out += Buffer.byteLength(value) + ":" + value
+      at = colon + 1 + length
+    }
+  }
+  return out
+}
 
 /** The most calls one batch script call carries: Redis runs a script to its end before anything else. */
 export const maxBatch = 1000
