@@ -15,7 +15,6 @@
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Equal from "effect/Equal"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
@@ -167,7 +166,11 @@ export class RunForker {
 /** One fiber ref's stack of values, newest first, each with the fiber that set it. */
 type FiberRefStack = readonly [readonly [FiberId.Single, unknown], ...Array<readonly [FiberId.Single, unknown]>]
 
-/** Set `ref` to `value` as fiber `fiberId` would: the head replaced when that fiber set it, else a new head. */
+/**
+ * Set `ref` to `value` as fiber `fiberId` would: the head replaced when that fiber set it, else a new head. The run's
+ * fiber id is new, so only a head this fork just pushed (a ref forked for it) carries it, as the same object: compared
+ * by reference (effect's `Equal` would hash both ids first).
+ */
 const pushValue = <A>(
   locals: Map<FiberRef.FiberRef<unknown>, FiberRefStack>,
   ref: FiberRef.FiberRef<A>,
@@ -179,7 +182,7 @@ const pushValue = <A>(
   const entry = [fiberId, value] as const
   locals.set(
     key,
-    stack === undefined ? [entry] : Equal.equals(stack[0][0], fiberId) ? [entry, ...stack.slice(1)] : [entry, ...stack]
+    stack === undefined ? [entry] : stack[0][0] === fiberId ? [entry, ...stack.slice(1)] : [entry, ...stack]
   )
 }
 
