@@ -7,8 +7,9 @@
  * its outcome, release its lock) through `onEnd`.
  *
  * Unsafe on purpose, to keep a run's start cheap: the context is copied as a plain map (`Context.unsafeMap`), the
- * runtime is made by hand, a fiber known only after it was forked is interrupted with `unsafeInterruptAsFork`, and
- * effect's built-in tracer is recognised by identity, to stand in a lighter span for its spans.
+ * runtime is made by hand, a run's fiber refs are a copy of a map forked once from the scope's (handed to the fork
+ * through its `updateRefs` hook), a fiber known only after it was forked is interrupted with `unsafeInterruptAsFork`,
+ * and effect's built-in tracer is recognised by identity, to stand in a lighter span for its spans.
  *
  * @internal
  */
