@@ -219,7 +219,8 @@ export const epochKey = (prefix: string): string => `${prefix}:job:epoch`
  * the others go on.
  *
  * No key is declared. `ARGV`: 1 key prefix, 2 row width (7), 3 the rows (see `BatchArgs`), each: job, lock key or
- * "" for no lock, lock token, outcome, status TTL in ms, record JSON, records kept. Returns one reply per row: 1 or `{"error", message}`.
+ * "" for no lock, lock token, outcome, status TTL in ms, record JSON, records kept. Returns one reply per row: 1 or
+ * `{"error", message}`.
  */
 export const finishScript = RedisScript.script(
   "finish",

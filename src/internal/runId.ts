@@ -35,7 +35,7 @@ export const newRunId = (): string => {
   }
   const at = next
   next += 16
-  // RFC 9562 version 4: the version nibble is 4, the variant bits are 10.
+  // Version 4: the version nibble is 4, the variant bits are 10.
   random[at + 6] = (random[at + 6]! & 0x0f) | 0x40
   random[at + 8] = (random[at + 8]! & 0x3f) | 0x80
   let o = 0
