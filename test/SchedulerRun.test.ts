@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Equal, Exit, Fiber, Option, Schema } from "effect"
-import { unsafeRecord } from "../src/internal/scheduler/bookkeeper.js"
+import { recordOf } from "../src/internal/scheduler/bookkeeper.js"
 import { type AnyJob, JobState } from "../src/internal/scheduler/jobState.js"
 import { Run } from "../src/internal/scheduler/run.js"
 import * as Job from "../src/Job.js"
@@ -163,30 +163,41 @@ describe("Run: interrupt reasons", () => {
 })
 
 describe("Run: its record", () => {
-  it("a record made by the bookkeeper's fast path is the record the class constructor makes", () => {
-    const fields = {
-      runId: "r-1",
-      job: "job",
-      kind: "scheduled" as const,
-      fireTime: new Date(1_000),
-      startedAt: new Date(1_005),
-      finishedAt: new Date(1_020),
-      durationMs: 15,
-      node: "node-a",
-      attempt: 1,
-      fence: 3,
-      outcome: "system_error" as const,
-      error: { tag: "SystemError", code: "DB", message: "down" }
+  it("the bookkeeper's record of a run is the record the class constructor makes from the same fields", () => {
+    for (const failed of [true, false]) {
+      const job = state()
+      const run = new Run(job, 1_000, "scheduled")
+      run.start(3, lock, 1_005)
+      const error = { _tag: "SystemError", code: "DB", message: "down" }
+      run.end(failed ? Exit.fail(error) : Exit.void, 1_020)
+      const fields = {
+        runId: run.runId,
+        job: "job",
+        kind: "scheduled" as const,
+        fireTime: new Date(1_000),
+        startedAt: new Date(1_005),
+        finishedAt: new Date(1_020),
+        durationMs: 15,
+        node: "node-a",
+        attempt: 1,
+        fence: 3,
+        ...(failed
+          ? { outcome: "system_error" as const, error: { tag: "SystemError", code: "DB", message: "down" } }
+          : { outcome: "success" as const })
+      }
+      const fast = recordOf(run, "node-a")
+      const made = new RunRecord(fields)
+      expect(fast).toBeInstanceOf(RunRecord)
+      // Before any Equal.equals, which caches a hash on each object as a symbol key.
+      expect(Reflect.ownKeys(fast)).toEqual(Reflect.ownKeys(made))
+      // Equal by field (a nested error object is compared by reference: the record's own is given to the other).
+      expect(fast.error).toEqual(made.error)
+      expect(Equal.equals(fast, new RunRecord({ ...fields, ...(failed ? { error: fast.error } : {}) }, true))).toBe(
+        true
+      )
+      expect(Schema.is(RunRecord)(fast)).toBe(true)
+      expect(Schema.encodeSync(RunRecord)(fast)).toEqual(Schema.encodeSync(RunRecord)(made))
+      expect(Equal.equals(fast, new RunRecord({ ...fields, fence: 4 }, true))).toBe(false)
     }
-    const fast = unsafeRecord(fields)
-    const made = new RunRecord(fields)
-    expect(fast).toBeInstanceOf(RunRecord)
-    // Before any Equal.equals, which caches a hash on each object as a symbol key.
-    expect(Reflect.ownKeys(fast)).toEqual(Reflect.ownKeys(made))
-    // Equal by field: the validating constructor copies the error object, so compare with the unvalidated one.
-    expect(Equal.equals(fast, new RunRecord(fields, true))).toBe(true)
-    expect(Schema.is(RunRecord)(fast)).toBe(true)
-    expect(Schema.encodeSync(RunRecord)(fast)).toEqual(Schema.encodeSync(RunRecord)(made))
-    expect(Equal.equals(fast, unsafeRecord({ ...fields, fence: 4 }))).toBe(false)
   })
 })

@@ -26,6 +26,7 @@ import * as LogLevel from "effect/LogLevel"
 import type * as LogSpan from "effect/LogSpan"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
+import type { Mutable } from "effect/Types"
 import { defaultIsExpected } from "../../Job.js"
 import { type JobStore } from "../../JobStore.js"
 import * as JobStoreM from "../../JobStore.js"
@@ -365,32 +366,29 @@ class LineWriter {
   }
 }
 
-/** The record of a run whose handler ended. Built from values this scheduler computed: not validated again. */
-const recordOf = (run: Run, nodeId: string): RunRecord => {
-  const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run, run.state.job.isExpected)
-  return unsafeRecord({
-    runId: run.runId,
-    job: run.state.job.name,
-    kind: run.kind,
-    fireTime: new Date(run.fireTime),
-    startedAt: new Date(run.startedAt),
-    finishedAt: new Date(run.finishedAt),
-    durationMs: run.finishedAt - run.startedAt,
-    node: nodeId,
-    attempt: run.attempt,
-    fence: run.fence,
-    outcome,
-    ...(error === undefined ? {} : { error })
-  })
-}
-
 /**
- * A `RunRecord` from fields known to be valid, made as `new RunRecord(fields, true)` makes it (the same own fields on
- * the same prototype: equal, `Schema.is`, the same encoding) without the class constructor's two copies of the
- * fields and its walk over the schema's fields for defaults (it has none): one per run.
+ * The record of a run whose handler ended. Built from values this scheduler computed: not validated again. Made as
+ * `new RunRecord(fields, true)` makes it (the same own fields, in the same order, on the same prototype: equal,
+ * `Schema.is`, the same encoding), without the class constructor's two copies of the fields and its walk over the
+ * schema's fields for defaults (it has none), and with no fields object to copy from: one per run.
  */
-export const unsafeRecord = (fields: typeof RunRecord.Type): RunRecord =>
-  Object.assign(Object.create(RunRecord.prototype) as RunRecord, fields)
+export const recordOf = (run: Run, nodeId: string): RunRecord => {
+  const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run, run.state.job.isExpected)
+  const record = Object.create(RunRecord.prototype) as Mutable<RunRecord>
+  record.runId = run.runId
+  record.job = run.state.job.name
+  record.kind = run.kind
+  record.fireTime = new Date(run.fireTime)
+  record.startedAt = new Date(run.startedAt)
+  record.finishedAt = new Date(run.finishedAt)
+  record.durationMs = run.finishedAt - run.startedAt
+  record.node = nodeId
+  record.attempt = run.attempt
+  record.fence = run.fence
+  record.outcome = outcome
+  if (error !== undefined) record.error = error
+  return record
+}
 
 /** The structured form of whatever a handler failed or died with. */
 const infoOf = (value: unknown, fallbackTag: string): RunErrorInfo => {

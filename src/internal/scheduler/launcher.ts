@@ -167,6 +167,7 @@ export class Launcher {
   private requestOf(run: Run): BeginRequest {
     const state = run.state
     const begin = state.begin
+    const backfillTtl = run.kind === "scheduled" ? this.slotTtls.get(run) : undefined
     return {
       job: state.job.name,
       fireTime: run.fireTime,
@@ -174,10 +175,9 @@ export class Launcher {
       nodeId: this.nodeId,
       slot: run.kind !== "scheduled"
         ? Option.none()
-        : Option.match(Option.fromNullable(this.slotTtls.get(run)), {
-          onNone: () => begin.slot,
-          onSome: (ttl) => Option.some({ ttl })
-        }),
+        : backfillTtl === undefined
+        ? begin.slot
+        : Option.some({ ttl: backfillTtl }),
       lock: begin.lock,
       // A begin made while leading carries the term: its lock then takes over one left by an older term.
       term: this.flags.leading ? this.flags.term : undefined,

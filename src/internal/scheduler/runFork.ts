@@ -21,13 +21,14 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
-import * as HashMap from "effect/HashMap"
+import type * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Tracer from "effect/Tracer"
 import { RunContext } from "../../Run.js"
 import { IsoTime } from "../isoTime.js"
+import { runAnnotations } from "../runAnnotations.js"
 import { RunSpan } from "../runSpan.js"
 
 export class RunForker {
@@ -138,12 +139,13 @@ export class RunForker {
     }
     const context = Context.unsafeMake<RunContext>(services)
     // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set in the run's root fiber refs
-    // as the fiber is made (a mutable pass over a copy of the scope's annotations): not per line, no extra step.
-    const annotations = HashMap.mutate(this.baseAnnotations, (map) => {
-      HashMap.set(map, "job", runContext.job)
-      HashMap.set(map, "run_id", runContext.runId)
-      HashMap.set(map, "fire_time", this.fireTimes.of(runContext.fireTime.getTime()))
-    })
+    // as the fiber is made: not per line, no extra step; the map itself is built when first read.
+    const annotations = runAnnotations(
+      this.baseAnnotations,
+      runContext.job,
+      runContext.runId,
+      this.fireTimes.of(runContext.fireTime.getTime())
+    )
     // The runtime's own refs are empty, so the fork's copy of them is a one-entry map; `updateRefs` then hands the
     // fiber the refs made for it from the template (the same values and stacks the fork would have made).
     const runtime = Runtime.make({ context, runtimeFlags: this.runFlags, fiberRefs: FiberRefs.empty() })
