@@ -13,30 +13,31 @@ import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type { JobLockModel, LockHandle } from "../JobLockModel.js"
 import type { BeginRequest, BeginResult, FinishRequest, JobStore, ScheduleChange, ScheduleStore } from "../JobStore.js"
+import { toMillis } from "./duration.js"
 import type { MemoryState } from "./memoryState.js"
 import { withNow } from "./now.js"
 
 const beginMemory = (state: MemoryState, request: BeginRequest, now: number): BeginResult => {
   if (state.paused.has(request.job)) return { _tag: "Skipped", reason: "paused" }
   if (Option.isSome(request.slot)) {
-    if (!state.claimSlot(request.job, request.fireTime, Duration.toMillis(request.slot.value.ttl), now)) {
+    if (!state.claimSlot(request.job, request.fireTime, toMillis(request.slot.value.ttl), now)) {
       return { _tag: "Skipped", reason: "slot_taken" }
     }
     state.noteFire(request.job, request.fireTime)
   }
   let lock = Option.none<LockHandle>()
   if (Option.isSome(request.lock)) {
-    const held = state.tryLock(request.lock.value.key, Duration.toMillis(request.lock.value.ttl), now, request.term)
+    const held = state.tryLock(request.lock.value.key, toMillis(request.lock.value.ttl), now, request.term)
     if (held === undefined) return { _tag: "Skipped", reason: "lock_held" }
     lock = held
   }
-  state.setStatus(request.job, "running", Duration.toMillis(request.statusTtl), now)
+  state.setStatus(request.job, "running", toMillis(request.statusTtl), now)
   return { _tag: "Started", fence: state.nextFence(request.job), lock }
 }
 
 const finishMemory = (state: MemoryState, request: FinishRequest, now: number): void => {
   if (Option.isSome(request.lock)) state.release(request.lock.value, now)
-  state.setStatus(request.record.job, request.record.outcome, Duration.toMillis(request.statusTtl), now)
+  state.setStatus(request.record.job, request.record.outcome, toMillis(request.statusTtl), now)
   state.addRecord(request.record, request.maxRecords)
 }
 

@@ -7,6 +7,7 @@
 import * as Duration from "effect/Duration"
 import { createHash } from "node:crypto"
 import type { Client } from "../Redis.js"
+import { toMillis } from "./duration.js"
 
 const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
@@ -23,7 +24,7 @@ const MAX_TTL_MILLIS = 100 * 365 * 24 * 60 * 60 * 1000
 export const ttlMillis = (ttl: Duration.DurationInput): number => {
   const duration = Duration.decode(ttl)
   if (!Duration.isFinite(duration)) return MAX_TTL_MILLIS
-  return Math.min(MAX_TTL_MILLIS, Math.max(1, Math.ceil(Duration.toMillis(duration))))
+  return Math.min(MAX_TTL_MILLIS, Math.max(1, Math.ceil(toMillis(duration))))
 }
 
 /**
