@@ -3,8 +3,8 @@
  * statuses and pause flags, all under the key prefix (see `Redis.keys`). A run costs two round trips: `begin`
  * (one Lua script: pause check, slot claim, lock, fence, status) and `finish` (one Lua script: release, status,
  * record). The runs of one fire batch share them: `beginMany` and `finishMany` send one script call per 1,000 runs,
- * all in one pipeline, each call a row per run with the fields equal to the row before sent as one character. Lock
- * renewals run in the background and are not on the run's path.
+ * all in one pipeline, each call a row per run, all rows packed into one argument (a field equal to the row before
+ * sent as one character). Lock renewals run in the background and are not on the run's path.
  *
  * The scripts touch several keys, and make the keys of their rows from the prefix themselves, so this backend
  * targets a single Redis (or a primary with replicas), not Redis Cluster, where keys of one script must be declared
@@ -89,6 +89,10 @@ const unexpectedReply = (operation: string, reply: unknown) =>
 const replyError = (operation: string, error: Error) =>
   new StoreError({ backend: "redis", operation, reason: error.message, cause: error })
 
+/** A batch script's `{"error", message}` reply for one row. */
+const rowError = (operation: string, reply: ReadonlyArray<unknown>) =>
+  new StoreError({ backend: "redis", operation, reason: String(reply[1]) })
+
 const encodeError = (error: ParseResult.ParseError) =>
   new StoreError({
     backend: "redis",
@@ -135,7 +139,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
       }
     case "error":
       return {
-        result: Either.left(new StoreError({ backend: "redis", operation: "begin", reason: String(reply[1]) })),
+        result: Either.left(rowError("begin", reply)),
         previous: undefined
       }
     default:
@@ -147,7 +151,7 @@ const parseBegin = (request: BeginRequest, token: string, reply: unknown): Begin
 const parseFinish = (reply: unknown): Either.Either<void, StoreError> =>
   reply === 1 ? Either.void : Either.left(
     Array.isArray(reply) && reply[0] === "error"
-      ? new StoreError({ backend: "redis", operation: "finish", reason: String(reply[1]) })
+      ? rowError("finish", reply)
       : unexpectedReply("finish", reply)
   )
 

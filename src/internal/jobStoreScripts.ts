@@ -17,16 +17,14 @@ const SAME = "="
 
 /**
  * Lua: the batch's rows, read one after the other from the packed rows (the last argument), with `SAME` fields
- * filled in from the row before. A field is `SAME` or `{length in bytes}:{value}`.
+ * filled in from the row before (a field is `SAME` or `{length in bytes}:{value}`), and `eachRow(handle, replies)`:
+ * each row handled under `pcall`, its reply (or `{"error", message}`) appended to `replies`.
  */
 const readRows = `local prefix = ARGV[1] .. ":job:"
 local width = tonumber(ARGV[2])
 local packed = ARGV[#ARGV]
 local at = 1
 local previous = {}
-local function more()
-  return at <= #packed
-end
 local function row()
   local fields = {}
   for j = 1, width do
@@ -46,6 +44,13 @@ end
 local function failure(reason)
   if type(reason) == "table" and reason.err then return {"error", reason.err} end
   return {"error", tostring(reason)}
+end
+local function eachRow(handle, replies)
+  while at <= #packed do
+    local ok, reply = pcall(handle, row())
+    replies[#replies + 1] = ok and reply or failure(reply)
+  end
+  return replies
 end`
 
 /**
@@ -182,12 +187,7 @@ local function begin(r)
   redis.call("SET", prefix .. "status:" .. job, "running", "PX", r[8])
   return {"started", fence, previousFence or -1}
 end
-local replies = {epoch}
-while more() do
-  local ok, reply = pcall(begin, row())
-  replies[#replies + 1] = ok and reply or failure(reply)
-end
-return replies`
+return eachRow(begin, {epoch})`
 )
 
 /** The width of a `beginScript` row. */
@@ -243,12 +243,7 @@ local function finish(r)
   end
   return 1
 end
-local replies = {}
-while more() do
-  local ok, reply = pcall(finish, row())
-  replies[#replies + 1] = ok and reply or failure(reply)
-end
-return replies`
+return eachRow(finish, {})`
 )
 
 /** The width of a `finishScript` row. */
