@@ -1,5 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Exit, Fiber, FiberRef, HashMap, Option, TestClock, Tracer } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  FiberRef,
+  HashMap,
+  Option,
+  Supervisor,
+  TestClock,
+  Tracer
+} from "effect"
 import type { JobError } from "../src/Errors.js"
 import { RunForker } from "../src/internal/scheduler/runFork.js"
 import { RunContext } from "../src/Run.js"
@@ -8,6 +21,25 @@ import { RunContext } from "../src/Run.js"
 // tracer), the span it runs under, and that its end is reported once however it ends.
 
 class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+class Extra extends Context.Tag("test/Extra")<Extra, number>() {}
+
+/** Records the fibers it is told of: started (with the context it was given) and ended (with the exit). */
+class Recorder extends Supervisor.AbstractSupervisor<void> {
+  readonly events: Array<string> = []
+  readonly value = Effect.void
+  override onStart<A, E, R>(
+    context: Context.Context<R>,
+    _effect: Effect.Effect<A, E, R>,
+    parent: Option.Option<Fiber.RuntimeFiber<unknown, unknown>>,
+    fiber: Fiber.RuntimeFiber<A, E>
+  ): void {
+    const run = Context.unsafeGet(context as Context.Context<RunContext>, RunContext)
+    this.events.push(`start ${fiber.id().id} ${run.runId} root=${Option.isNone(parent)}`)
+  }
+  override onEnd<A, E>(exit: Exit.Exit<A, E>, fiber: Fiber.RuntimeFiber<A, E>): void {
+    this.events.push(`end ${fiber.id().id} ${exit._tag}`)
+  }
+}
 
 const runContext: RunContext["Type"] = {
   job: "forked",
@@ -167,5 +199,40 @@ describe("RunForker", () => {
       expect(seen).toEqual([11, "scope", Option.some("run-a"), "run-a", 11, "scope", Option.some("run-b"), "run-b"])
       // The scope's own values are untouched.
       expect([yield* FiberRef.get(forks), yield* FiberRef.get(plain)]).toEqual([0, "initial"])
+    }))
+
+  it.effect("a run's services are the scope's with its RunContext over them: read, iterated, counted and added to", () =>
+    Effect.gen(function*() {
+      const forker = yield* RunForker.make(Context.make(Greeting, "hello")).pipe(Effect.withTracerEnabled(false))
+      const seen: Array<unknown> = []
+      const handler = Effect.gen(function*() {
+        const context = yield* Effect.context<RunContext | Greeting>()
+        seen.push(
+          Context.get(context, Greeting),
+          Context.get(context, RunContext).runId,
+          context.unsafeMap.size,
+          [...context.unsafeMap.keys()].sort(),
+          Option.isNone(Context.getOption(context as Context.Context<unknown>, Extra))
+        )
+        // Adding a service copies the run's map: the copy has all three, the run's own is unchanged.
+        const added = yield* Effect.provideService(Effect.context<RunContext | Greeting | Extra>(), Extra, 7)
+        seen.push(Context.get(added, Extra), Context.get(added, Greeting), Context.get(added, RunContext).fence)
+        seen.push(context.unsafeMap.size)
+      })
+      const { done } = yield* forkAndEnd(forker, handler as Effect.Effect<void, never, RunContext>)
+      yield* Deferred.await(done)
+      expect(seen).toEqual(["hello", "run-1", 2, [Greeting.key, RunContext.key].sort(), true, 7, "hello", 42, 2])
+    }))
+
+  it.effect("a supervisor in the scope is told of each run's fiber: its start, as a root fiber, and its end", () =>
+    Effect.gen(function*() {
+      const recorder = new Recorder()
+      const forker = yield* RunForker.make(Context.empty()).pipe(Effect.supervised(recorder))
+      const { done, fiber } = yield* forkAndEnd(forker, Effect.orDie(Effect.fail("nope")))
+      yield* Deferred.await(done)
+      yield* Fiber.await(fiber)
+      const id = fiber.id().id
+      expect(recorder.events.filter((e) => e.startsWith("start") ? e.includes(" run-1 ") : e.startsWith(`end ${id} `)))
+        .toEqual([`start ${id} run-1 root=true`, `end ${id} Failure`])
     }))
 })

@@ -6,10 +6,14 @@
  * (`addObserver`), so an interruption that arrives before the handler's first step still lets the run end (record
  * its outcome, release its lock) through `onEnd`.
  *
- * Unsafe on purpose, to keep a run's start cheap: the context is copied as a plain map (`Context.unsafeMap`), the
- * runtime is made by hand, a run's fiber refs are a copy of a map forked once from the scope's (handed to the fork
- * through its `updateRefs` hook), a fiber known only after it was forked is interrupted with `unsafeInterruptAsFork`,
- * and effect's built-in tracer is recognised by identity, to stand in a lighter span for its spans.
+ * Unsafe on purpose, to keep a run's start cheap:
+ * - the run's services are the layer's map (`Context.unsafeMap`) read through, with the run's own two entries over it;
+ * - a run's fiber refs are a copy of a map forked once from the scope's;
+ * - the fiber is made by hand, as `Runtime.runFork` makes one (the same class, refs, flags and supervisor calls), but
+ *   without the map of refs that call makes only for it to be replaced, and without entering effect's global set of
+ *   root fibers (`Fiber.roots` does not list runs: the scheduler keeps its own, and interrupts them itself);
+ * - a fiber known only after it was forked is interrupted with `unsafeInterruptAsFork`;
+ * - effect's built-in tracer is recognised by identity, to stand in a lighter span for its spans.
  *
  * @internal
  */
@@ -25,6 +29,7 @@ import type * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as Supervisor from "effect/Supervisor"
 import * as Tracer from "effect/Tracer"
 import { RunContext } from "../../Run.js"
 import { IsoTime } from "../isoTime.js"
@@ -37,7 +42,10 @@ export class RunForker {
     Effect.gen(function*() {
       const runtime = yield* Effect.runtime<never>()
       const tracer = yield* Effect.tracer
+      // The class of effect's fibers, taken from one: the runs' fibers are made with it directly.
+      const probe = Runtime.runFork(Runtime.defaultRuntime)(Effect.void)
       return new RunForker(
+        probe.constructor as FiberClass,
         runtime,
         context as Context.Context<never>,
         yield* Effect.clock,
@@ -62,6 +70,7 @@ export class RunForker {
   private readonly fireTimes = new IsoTime()
 
   private constructor(
+    private readonly FiberRuntime: FiberClass,
     baseRuntime: Runtime.Runtime<never>,
     private readonly baseContext: Context.Context<never>,
     readonly clock: Clock.Clock,
@@ -113,8 +122,7 @@ export class RunForker {
   ): Fiber.RuntimeFiber<void, never> {
     const clock = this.clock
     // The layer's context with the run's own services over it (not a copy of the layer's map per run).
-    const services = new RunServices(this.baseContext.unsafeMap)
-    services.set(RunContext.key, runContext)
+    const services = new RunServices(this.baseContext.unsafeMap, RunContext.key, runContext)
     let span: Tracer.Span | undefined = undefined
     if (this.tracing) {
       const startTime = clock.unsafeCurrentTimeNanos()
@@ -135,9 +143,9 @@ export class RunForker {
         span.attribute("node", fields.node)
         span.attribute("fence", fields.fence)
       }
-      services.set(Tracer.ParentSpan.key, span)
+      services.second(Tracer.ParentSpan.key, span)
     }
-    const context = Context.unsafeMake<RunContext>(services)
+    const context = Context.unsafeMake<never>(services)
     // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set in the run's root fiber refs
     // as the fiber is made: not per line, no extra step; the map itself is built when first read.
     const annotations = runAnnotations(
@@ -146,17 +154,23 @@ export class RunForker {
       runContext.runId,
       this.fireTimes.of(runContext.fireTime.getTime())
     )
-    // The runtime's own refs are empty, so the fork's copy of them is a one-entry map; `updateRefs` then hands the
-    // fiber the refs made for it from the template (the same values and stacks the fork would have made).
-    const runtime = Runtime.make({ context, runtimeFlags: this.runFlags, fiberRefs: FiberRefs.empty() })
-    const fiber = Runtime.runFork(runtime)(handler as Effect.Effect<void, unknown>, {
-      updateRefs: (_refs, fiberId) => this.refsOf(fiberId, context as Context.Context<never>, annotations)
-    })
+    // What `Runtime.runFork` does, with the refs made for this fiber from the template: a new id, the fiber, the
+    // supervisor told of its start and end (when the scope has one), then its first steps.
+    // The context above provides the handler's `RunContext`: from here on it needs nothing.
+    const effect = handler as Effect.Effect<void, unknown>
+    const fiberId = FiberId.unsafeMake()
+    const fiber = new this.FiberRuntime(fiberId, this.refsOf(fiberId, context, annotations), this.runFlags)
+    const supervisor = fiber.currentSupervisor
+    if (supervisor !== Supervisor.none) {
+      supervisor.onStart(context, effect, Option.none(), fiber)
+      fiber.addObserver((exit) => supervisor.onEnd(exit, fiber))
+    }
     // The handler's failure is the run's outcome, never the fiber's concern: the exit is handed on, not reported.
     fiber.addObserver((exit) => {
       span?.end(clock.unsafeCurrentTimeNanos(), exit)
       onEnd(exit, clock.unsafeCurrentTimeMillis(), target)
     })
+    fiber.start(effect)
     return fiber as unknown as Fiber.RuntimeFiber<void, never>
   }
 
@@ -189,40 +203,79 @@ const pushValue = <A>(
   )
 }
 
+/** effect's fiber class, as the runs' fibers are made with it (the constructor and the members used here). */
+type FiberClass = new(
+  fiberId: FiberId.Runtime,
+  fiberRefs: FiberRefs.FiberRefs,
+  runtimeFlags: RuntimeFlags.RuntimeFlags
+) => Fiber.RuntimeFiber<void, unknown> & {
+  readonly currentSupervisor: Supervisor.Supervisor<unknown>
+  start(effect: Effect.Effect<void, unknown>): void
+}
+
 /**
- * The services of a run: the layer's map (shared by every run, never changed) with the run's own few entries over it.
- * A `Context`'s map is never changed once made (effect copies it to add to it), so reads and iteration are all that
- * must see the union; the run's entries are set before the map is handed to a `Context`.
+ * The services of a run: the layer's map (shared by every run, never changed) with the run's own entries over it (its
+ * `RunContext`, and its span when tracing), held in fields: no map of its own. A `Context`'s map is never changed once
+ * made (effect copies it to add to it), so reads and iteration are all it answers; its entries are given before it is
+ * handed to a `Context`.
  */
-class RunServices extends Map<string, unknown> {
-  constructor(private readonly base: ReadonlyMap<string, unknown>) {
-    super()
+class RunServices implements Map<string, unknown> {
+  private key2: string | undefined = undefined
+  private value2: unknown = undefined
+
+  constructor(
+    private readonly base: ReadonlyMap<string, unknown>,
+    private readonly key1: string,
+    private readonly value1: unknown
+  ) {}
+
+  /** The run's second entry (its span), before the map is handed to a `Context`. */
+  second(key: string, value: unknown): void {
+    this.key2 = key
+    this.value2 = value
   }
-  override get(key: string): unknown {
-    return super.has(key) ? super.get(key) : this.base.get(key)
+
+  get(key: string): unknown {
+    return key === this.key1 ? this.value1 : key === this.key2 ? this.value2 : this.base.get(key)
   }
-  override has(key: string): boolean {
-    return super.has(key) || this.base.has(key)
+  has(key: string): boolean {
+    return key === this.key1 || key === this.key2 || this.base.has(key)
   }
-  override get size(): number {
+  get size(): number {
     let size = this.base.size
-    for (const key of super.keys()) if (!this.base.has(key)) size++
+    if (!this.base.has(this.key1)) size++
+    if (this.key2 !== undefined && !this.base.has(this.key2)) size++
     return size
   }
-  override forEach(f: (value: unknown, key: string, map: Map<string, unknown>) => void, self?: unknown): void {
+  forEach(f: (value: unknown, key: string, map: Map<string, unknown>) => void, self?: unknown): void {
     for (const [key, value] of this.entries()) f.call(self, value, key, this)
   }
-  override *entries(): MapIterator<[string, unknown]> {
-    for (const [key, value] of this.base) yield [key, super.has(key) ? super.get(key) : value]
-    for (const [key, value] of super.entries()) if (!this.base.has(key)) yield [key, value]
+  *entries(): MapIterator<[string, unknown]> {
+    for (const [key, value] of this.base) {
+      yield [key, key === this.key1 ? this.value1 : key === this.key2 ? this.value2 : value]
+    }
+    if (!this.base.has(this.key1)) yield [this.key1, this.value1]
+    if (this.key2 !== undefined && !this.base.has(this.key2)) yield [this.key2, this.value2]
   }
-  override *keys(): MapIterator<string> {
+  *keys(): MapIterator<string> {
     for (const [key] of this.entries()) yield key
   }
-  override *values(): MapIterator<unknown> {
+  *values(): MapIterator<unknown> {
     for (const [, value] of this.entries()) yield value
   }
-  override [Symbol.iterator](): MapIterator<[string, unknown]> {
+  [Symbol.iterator](): MapIterator<[string, unknown]> {
     return this.entries()
+  }
+  get [Symbol.toStringTag](): string {
+    return "Map"
+  }
+  set(): this {
+    throw new TypeError("a run's services are not changed once made")
+  }
+  delete(): boolean {
+    throw new TypeError("a run's services are not changed once made")
+  }
+  clear(): void {
+    throw new TypeError("a run's services are not changed once made")
   }
 }
