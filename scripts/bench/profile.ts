@@ -5,6 +5,7 @@
  *     N jobs every second in this process; after a 2 s warm-up, a CPU profile and an allocation sample (objects
  *     collected since included) over the window. Prints self time and allocated bytes by function (mapped to the
  *     TypeScript sources through the bundle's source map) and by file, and writes the .cpuprofile to .tmp/bench/.
+ *     With PROFILE_SURVIVORS=1 the allocation tables count only objects that outlived a scavenge.
  *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts breakdown [iterations=20000]
  *     The run path piece by piece: each step our scheduler takes per run, timed alone (us and bytes per op).
  *   node --expose-gc scripts/run.mjs scripts/bench/profile.ts heap [N=100000]
@@ -144,10 +145,12 @@ const run = async (n: number, seconds: number, id: string) => {
   await post("Profiler.enable")
   await post("Profiler.setSamplingInterval", { interval: 100 })
   await post("Profiler.start")
+  // PROFILE_SURVIVORS=1: only what outlived a scavenge (what each scavenge copies, and promotes to the old space).
+  const survivorsOnly = process.env.PROFILE_SURVIVORS === "1"
   await post("HeapProfiler.startSampling", {
     samplingInterval: 8192,
     includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true
+    includeObjectsCollectedByMinorGC: !survivorsOnly
   })
   const fires0 = fires
   lateness.length = 0

@@ -297,6 +297,9 @@ class LineWriter {
     )
   }
 
+  private dateMs = Number.NaN
+  private date = new Date(Number.NaN)
+
   /** The loggers that take a line's fields as a record (this package's), and the others. */
   private readonly fieldLoggers: Array<FieldLogger> = []
   private readonly mapLoggers: Array<Logger.Logger<unknown, unknown>> = []
@@ -340,7 +343,13 @@ class LineWriter {
     fields: Record<string, unknown>,
     cause: Cause.Cause<unknown> = Cause.empty
   ): void {
-    const date = new Date(this.clock.unsafeCurrentTimeMillis())
+    // The lines of a batch are written within a few milliseconds: those of one millisecond share their `Date`.
+    const ms = this.clock.unsafeCurrentTimeMillis()
+    if (ms !== this.dateMs) {
+      this.date = new Date(ms)
+      this.dateMs = ms
+    }
+    const date = this.date
     const fieldLoggers = this.fieldLoggers
     if (fieldLoggers.length > 0) {
       const line = { logLevel, message, date, base: this.baseAnnotations, fields, cause }
@@ -401,6 +410,8 @@ const infoOf = (value: unknown, fallbackTag: string): RunErrorInfo => {
   return { tag: fallbackTag, message: String(value) }
 }
 
+const SUCCESS: { readonly outcome: Outcome; readonly error?: RunErrorInfo } = { outcome: "success" }
+
 /**
  * A run's outcome: from its exit (a failure classified by the job's `isExpected`), and for a bare interruption from
  * the reason the scheduler interrupted it.
@@ -409,8 +420,8 @@ export const outcomeOf = (
   exit: Exit.Exit<void, unknown>,
   run: { readonly reason: Run["reason"] },
   isExpected: (error: unknown) => boolean = defaultIsExpected
-): { outcome: Outcome; error?: RunErrorInfo } => {
-  if (Exit.isSuccess(exit)) return { outcome: "success" }
+): { readonly outcome: Outcome; readonly error?: RunErrorInfo } => {
+  if (Exit.isSuccess(exit)) return SUCCESS
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {

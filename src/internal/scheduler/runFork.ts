@@ -61,9 +61,11 @@ export class RunForker {
   private readonly baseAnnotations: HashMap.HashMap<string, unknown>
   /**
    * The scope's fiber refs as every run's root fiber starts with them, forked once here: each ref whose fork keeps
-   * its value (nearly all), with the scope's own stack of values.
+   * its value (nearly all), with the scope's own stack of values. Held as two arrays, copied into each run's map one
+   * `set` at a time: `new Map(map)` walks the iterator, an entry array and a result object per ref.
    */
-  private readonly templateRefs: ReadonlyMap<FiberRef.FiberRef<unknown>, FiberRefStack>
+  private readonly templateRefs: ReadonlyArray<FiberRef.FiberRef<unknown>>
+  private readonly templateStacks: ReadonlyArray<FiberRefStack>
   /** The refs whose fork changes their value, forked again for each run's fiber (as effect forks every ref). */
   private readonly reforkRefs: FiberRefs.FiberRefs | undefined
   /** The runs of a fire batch share their fire time: its text is made once. */
@@ -89,7 +91,8 @@ export class RunForker {
     const template = new Map<FiberRef.FiberRef<unknown>, FiberRefStack>()
     const refork = new Map<FiberRef.FiberRef<unknown>, FiberRefStack>()
     for (const [ref, stack] of base) (forked.get(ref) === stack ? template : refork).set(ref, stack)
-    this.templateRefs = template
+    this.templateRefs = [...template.keys()]
+    this.templateStacks = [...template.values()]
     this.reforkRefs = refork.size === 0 ? undefined : FiberRefs.unsafeMake(refork)
   }
 
@@ -99,7 +102,10 @@ export class RunForker {
     context: Context.Context<never>,
     annotations: HashMap.HashMap<string, unknown>
   ): FiberRefs.FiberRefs {
-    const locals = new Map(this.templateRefs)
+    const locals = new Map<FiberRef.FiberRef<unknown>, FiberRefStack>()
+    const refs = this.templateRefs
+    const stacks = this.templateStacks
+    for (let i = 0; i < refs.length; i++) locals.set(refs[i]!, stacks[i]!)
     if (this.reforkRefs !== undefined) {
       for (const [ref, stack] of FiberRefs.forkAs(this.reforkRefs, fiberId).locals) locals.set(ref, stack)
     }
