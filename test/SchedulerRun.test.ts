@@ -43,6 +43,20 @@ describe("Run: phases", () => {
     expect(run.fence).toBe(7)
   })
 
+  it("an ended run keeps a success as the shared Exit.void, and any other exit as it came", () => {
+    const ok = new Run(state(), 10_000, "scheduled")
+    ok.start(1, lock, 10_000)
+    const success = Exit.succeed(undefined)
+    expect(ok.end(success, 10_001)).toBe(true)
+    expect(ok.exit).toBe(Exit.void)
+    expect(ok.exit).not.toBe(success)
+    const failed = new Run(state(), 10_000, "scheduled")
+    failed.start(1, lock, 10_000)
+    const failure = Exit.fail("boom")
+    failed.end(failure, 10_001)
+    expect(failed.exit).toBe(failure)
+  })
+
   it("a job counts its runs in progress one, two at once, and back to none, keeping nothing after the last", () => {
     const job = state()
     const first = new Run(job, 10_000, "scheduled")

@@ -9,9 +9,19 @@
 
 const PREFIX = "term:"
 
-/** The token for a lock taken under `term` (see `isUsableTerm`), around a random part unique to this lock. */
-export const tokenWithTerm = (term: number, random: string): string => `${PREFIX}${term}:${random}`
+/** The last term a token was made for, and its `term:<n>:` text. */
+let lastTerm = Number.NaN
+let lastHead = ""
 
+/** The token for a lock taken under `term` (see `isUsableTerm`), around a random part unique to this lock. */
+export const tokenWithTerm = (term: number, random: string): string => {
+  // A leader's locks all carry its one term: the `term:<n>:` text is made once per term, not once per lock.
+  if (term !== lastTerm) {
+    lastTerm = term
+    lastHead = `${PREFIX}${term}:`
+  }
+  return lastHead + random
+}
 /**
  * Whether `term` can be written into a token (and so take over older terms' locks): a whole number >= 0 (etcd
  * revisions) below 2^53, where JavaScript and Redis' Lua compare numbers exactly.

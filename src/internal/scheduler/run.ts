@@ -16,7 +16,7 @@
  *
  * @internal
  */
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type { LockHandle } from "../../JobLockModel.js"
@@ -154,7 +154,9 @@ export class Run {
     if (this.phaseValue !== "running") return false
     this.phaseValue = "ended"
     this.fiberValue = undefined
-    this.exitValue = exit
+    // A success carries nothing the record uses (its value is void): the shared `Exit.void` stands in for the fiber's,
+    // so that a batch's ended runs do not each hold an exit until their bookkeeping.
+    this.exitValue = Exit.isSuccess(exit) ? Exit.void : exit
     this.finishedAtValue = now
     return true
   }
