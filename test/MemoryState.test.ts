@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Option } from "effect"
 import { MemoryState } from "../src/internal/memoryState.js"
 import { RunRecord } from "../src/Run.js"
 
@@ -50,6 +51,61 @@ const recordOf = (job: string, i: number): RunRecord =>
     fence: i,
     outcome: "success"
   }, true)
+
+describe("MemoryState locks", () => {
+  const handleOf = (lock: ReturnType<MemoryState["acquire"]>) => {
+    if (lock._tag === "None") throw new Error("expected the lock to be taken")
+    return lock.value
+  }
+
+  it("a released lock's key is taken again in place; the old handle then neither releases nor renews it", () => {
+    const state = new MemoryState()
+    const first = handleOf(state.acquire("job", 1_000, 0))
+    const entry = state.locks.get("job")
+    expect(state.acquire("job", 1_000, 10)._tag).toBe("None") // held
+    expect(state.release(first, 20)).toBe(true)
+    expect(state.release(first, 21)).toBe(false) // released already
+    const second = handleOf(state.acquire("job", 1_000, 30))
+    expect(second.token).not.toBe(first.token)
+    expect(state.locks.get("job")).toBe(entry) // the same entry, taken again
+    expect(state.locks.size).toBe(1)
+    expect(state.release(first, 40)).toBe(false)
+    expect(state.renew(first, 5_000, 40)).toBe(false)
+    expect(state.renew(second, 5_000, 40)).toBe(true)
+    expect(state.acquire("job", 1_000, 5_039)._tag).toBe("None") // renewed until 5,040
+    // Expired: free to take, and its handle can no longer renew or release it.
+    expect(state.renew(second, 5_000, 5_040)).toBe(false)
+    expect(state.release(second, 5_040)).toBe(false)
+    const third = handleOf(state.acquire("job", 1_000, 5_040))
+    expect(state.release(third, 5_041)).toBe(true)
+  })
+
+  it("a lock held under an older term is taken over; a released one is free whatever its term was", () => {
+    const state = new MemoryState()
+    const old = handleOf(state.tryLock("job", 60_000, 0, 1) ?? Option.none())
+    expect(state.tryLock("job", 60_000, 1, 1)).toBeUndefined() // same term: held
+    const newer = handleOf(state.tryLock("job", 60_000, 2, 2) ?? Option.none())
+    expect(state.release(old, 3)).toBe(false)
+    expect(state.release(newer, 3)).toBe(true)
+    expect(state.tryLock("job", 60_000, 4, 1)?._tag).toBe("Some")
+  })
+
+  it("released entries of keys never locked again are dropped within two minutes; a key locked every second keeps its entry", () => {
+    const state = new MemoryState()
+    for (let i = 0; i < 10; i++) handleOf(state.acquire(`held-${i}`, 600_000, 0))
+    for (let i = 0; i < 5_000; i++) expect(state.release(handleOf(state.acquire(`user-${i}`, 60_000, 1)), 2)).toBe(true)
+    const entry = state.locks.get("job")
+    let kept = entry
+    for (let second = 3; second <= 130; second++) {
+      expect(state.release(handleOf(state.acquire("job", 60_000, second * 1000)), second * 1000 + 1)).toBe(true)
+      kept ??= state.locks.get("job")
+      expect(state.locks.get("job")).toBe(kept)
+    }
+    expect(state.locks.size).toBe(11) // the held locks and "job"
+    for (let i = 0; i < 10; i++) expect(state.acquire(`held-${i}`, 60_000, 131_000)._tag).toBe("None")
+    expect(entry).toBeUndefined()
+  })
+})
 
 describe("MemoryState run records", () => {
   it("keeps at most maxRecordsTotal over all jobs: the newest of any job, the oldest of all go first", () => {

@@ -26,6 +26,11 @@ interface Expiring<A> {
   expiresAt: number
 }
 
+/** The value of a kept lock entry whose lock was released (tokens are never empty). */
+const RELEASED = ""
+/** How often released lock entries are swept, at most (on a release). */
+const LOCK_SWEEP_MS = 60_000
+
 let tokenCounter = 0
 /** The process and the time this module was loaded: with the counter, unique in this process and across restarts. */
 const tokenPrefix = `${process.pid.toString(36)}.${Date.now().toString(36)}.`
@@ -37,7 +42,10 @@ export const newToken = (): string => tokenPrefix + (++tokenCounter).toString(36
 export const DEFAULT_MAX_RECORDS_TOTAL = 10_000
 
 export class MemoryState {
+  /** Lock entries by key: held, expired, or released (kept for the key's next lock; see `tryLock`). */
   readonly locks = new Map<string, Expiring<string>>()
+  /** When released lock entries were last swept (see `sweepLocks`). */
+  private lockSweepAt = Number.NEGATIVE_INFINITY
   /**
    * What is kept per job name (status, fence, last fire, slot claims, records) in one entry: a run's `begin` and
    * `finish` touch five of them, one map lookup instead of five (and the same job's entry is remembered between
@@ -77,14 +85,10 @@ export class MemoryState {
     return entry
   }
 
-  private live<A>(map: Map<string, Expiring<A>>, key: string, now: number): Expiring<A> | undefined {
-    const entry = map.get(key)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt <= now) {
-      map.delete(key)
-      return undefined
-    }
-    return entry
+  /** The lock entry of `key` if it is held at `now` (taken, not released, not expired). */
+  private heldLock(key: string, now: number): Expiring<string> | undefined {
+    const entry = this.locks.get(key)
+    return entry !== undefined && entry.value !== RELEASED && entry.expiresAt > now ? entry : undefined
   }
 
   acquire(key: string, ttlMs: number, now: number): Option.Option<LockHandle> {
@@ -93,29 +97,48 @@ export class MemoryState {
 
   /**
    * Take the lock if free; the handle wrapped in `Some`, or undefined when held. With a `term`, the token carries it
-   * and a lock held under an older term is taken over (see `internal/lockTerm.ts`).
+   * and a lock held under an older term is taken over (see `internal/lockTerm.ts`). A key's entry is kept when its
+   * lock is released or expires, and taken again in place by its next lock: a job locks the same key every fire, and
+   * a map entry deleted and added again per run churns the map's table.
    */
   tryLock(key: string, ttlMs: number, now: number, term?: number): Option.Option<LockHandle> | undefined {
-    const held = this.live(this.locks, key, now)
+    const entry = this.locks.get(key)
     const usable = isUsableTerm(term)
-    if (held !== undefined) {
-      const heldTerm = termOfToken(held.value)
+    if (entry !== undefined && entry.value !== RELEASED && entry.expiresAt > now) {
+      const heldTerm = termOfToken(entry.value)
       if (!usable || heldTerm === undefined || heldTerm >= term) return undefined
     }
     const token = usable ? tokenWithTerm(term, newToken()) : newToken()
-    this.locks.set(key, { value: token, expiresAt: now + ttlMs })
+    if (entry === undefined) {
+      this.locks.set(key, { value: token, expiresAt: now + ttlMs })
+    } else {
+      entry.value = token
+      entry.expiresAt = now + ttlMs
+    }
     return Option.some({ key, token })
   }
 
   release(lock: LockHandle, now: number): boolean {
-    const entry = this.live(this.locks, lock.key, now)
+    const entry = this.heldLock(lock.key, now)
     if (entry === undefined || entry.value !== lock.token) return false
-    this.locks.delete(lock.key)
+    entry.value = RELEASED
+    entry.expiresAt = now // when it was released, read only by the sweep
+    if (now - this.lockSweepAt >= LOCK_SWEEP_MS) this.sweepLocks(now)
     return true
   }
 
+  /**
+   * Drop the entries released before the last sweep and not taken since: keys never locked again (a lock per user
+   * id, say) go within two sweep periods, while a key locked again every fire keeps its entry.
+   */
+  private sweepLocks(now: number): void {
+    const before = this.lockSweepAt
+    for (const [key, kept] of this.locks) if (kept.value === RELEASED && kept.expiresAt < before) this.locks.delete(key)
+    this.lockSweepAt = now
+  }
+
   renew(lock: LockHandle, ttlMs: number, now: number): boolean {
-    const entry = this.live(this.locks, lock.key, now)
+    const entry = this.heldLock(lock.key, now)
     if (entry === undefined || entry.value !== lock.token) return false
     entry.expiresAt = now + ttlMs
     return true
