@@ -84,6 +84,15 @@ export interface LatenessResult {
   readonly outOfOrder: number
   /** Fire batches (distinct fire seconds) seen after setup. */
   readonly batches: number
+  /**
+   * Per fire second of the window: how late its first run started (the timer's wake, before any of the batch's
+   * work), and the spread from its first to its last run start (the batch's own work); median and max over the
+   * window's seconds, ms.
+   */
+  readonly wakeP50: number
+  readonly wakeMax: number
+  readonly spreadP50: number
+  readonly spreadMax: number
   /** What the contender counted itself (Redis: pipelines, commands), over the fires after setup. */
   readonly stats: Record<string, number> | undefined
 }
@@ -149,6 +158,9 @@ const child = async (id: string, n: number, seconds: number) => {
   let newestStarted = -Infinity
   let outOfOrder = 0
   const seconds0 = new Set<number>()
+  // Per fire second of the window: the lateness of its first and its last run start.
+  const firstLate = new Float64Array(seconds).fill(Infinity)
+  const lastLate = new Float64Array(seconds).fill(-Infinity)
   const fired = (job: number, fireTime: number) => {
     const at = now()
     fires++
@@ -162,8 +174,12 @@ const child = async (id: string, n: number, seconds: number) => {
       if (gap > maxGap) maxGap = gap
       lastStart[job] = at
     }
-    const slot = job * seconds + Math.floor((fireTime - windowStart) / 1000)
+    const second = Math.floor((fireTime - windowStart) / 1000)
+    const slot = job * seconds + second
     if (counts[slot]! < 255) counts[slot]!++
+    const late = at - fireTime
+    if (late < firstLate[second]!) firstLate[second] = late
+    if (late > lastLate[second]!) lastLate[second] = late
     if (kept < lateness.length) lateness[kept++] = at - fireTime
   }
 
@@ -216,6 +232,16 @@ const child = async (id: string, n: number, seconds: number) => {
     }
   }
   const sorted = lateness.subarray(0, kept).sort()
+  const wakes: Array<number> = []
+  const spreads: Array<number> = []
+  for (let second = 0; second < seconds; second++) {
+    if (firstLate[second] === Infinity) continue
+    wakes.push(firstLate[second]!)
+    spreads.push(lastLate[second]! - firstLate[second]!)
+  }
+  const median = (xs: Array<number>) =>
+    xs.length === 0 ? NaN : xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+  const largest = (xs: Array<number>) => xs.length === 0 ? NaN : Math.max(...xs)
   const at = (
     p: number
   ) => (kept === 0 ? NaN : sorted[Math.min(kept - 1, Math.max(0, Math.ceil((p / 100) * kept) - 1))]!)
@@ -241,6 +267,10 @@ const child = async (id: string, n: number, seconds: number) => {
       maxGapMs: maxGap,
       outOfOrder,
       batches,
+      wakeP50: median(wakes),
+      wakeMax: largest(wakes),
+      spreadP50: median(spreads),
+      spreadMax: largest(spreads),
       stats: stats0 === undefined || stats1 === undefined
         ? undefined
         : Object.fromEntries(Object.keys(stats1).map((key) => [key, stats1[key]! - (stats0[key] ?? 0)]))
@@ -555,7 +585,12 @@ const goalsOf = (
         `bare-fiber floor at 1,000: ${fmt(floor1k.lastStartMs, 2)} ms`,
       best1k === undefined
         ? "best peer: none clean"
-        : `best peer ${contender(best1k.id).name}: p99 ${fmt(best1k.p99, 2)} ms`
+        : `best peer ${contender(best1k.id).name}: p99 ${fmt(best1k.p99, 2)} ms`,
+      ...[oursAt1k, best1k].filter((r) => r !== undefined).map((r) =>
+        `${contender(r.id).name}: first start of each second late ${fmt(r.wakeP50, 2)} ms median, ${
+          fmt(r.wakeMax, 2)
+        } max; first to last start ${fmt(r.spreadP50, 2)} ms median, ${fmt(r.spreadMax, 2)} max`
+      )
     ].join("; ")
   })
   const oursAt10k = find(10000, "ours-lock")
@@ -785,7 +820,10 @@ const parent = async () => {
       " our `job finished` line, JSON.stringify, discarded: the least a JSON line at info costs in JS. Redis client" +
       " floor = ioredis with our client's options against a redis-server of its own: client CPU per EVALSHA of a script that does" +
       " nothing in one pipeline of 10,000, and per item of 10 EVALSHA carrying 1,000 items each packed into one argument as the store packs its rows (a batched script" +
-      " call); round trip = exec() until every reply. runs/s per core is derived from the fiber's CPU (1e6 / us)."
+      " call); round trip = exec() until every reply. runs/s per core is derived from the fiber's CPU (1e6 / us)." +
+      " first start of each second = how late the first run of each fire second started (the timer's wake and" +
+      " anything before the batch's first run); first to last start = that second's spread (the batch's own work and" +
+      " any GC pause inside it); median and max over the window's seconds."
   )
 }
 
