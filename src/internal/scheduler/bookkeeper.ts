@@ -379,25 +379,41 @@ class LineWriter {
  * The record of a run whose handler ended. Built from values this scheduler computed: not validated again. Made as
  * `new RunRecord(fields, true)` makes it (the same own fields, in the same order, on the same prototype: equal,
  * `Schema.is`, the same encoding), without the class constructor's two copies of the fields and its walk over the
- * schema's fields for defaults (it has none), and with no fields object to copy from: one per run.
+ * schema's fields for defaults (it has none), and with no fields object to copy from: one per run. Made by a
+ * constructor of its own, so that its fields sit in the object itself (fields added to an `Object.create` object past
+ * its first few go to a separate array).
  */
 export const recordOf = (run: Run, nodeId: string): RunRecord => {
   const { error, outcome } = outcomeOf(run.exit ?? Exit.void, run, run.state.job.isExpected)
-  const record = Object.create(RunRecord.prototype) as Mutable<RunRecord>
-  record.runId = run.runId
-  record.job = run.state.job.name
-  record.kind = run.kind
-  record.fireTime = new Date(run.fireTime)
-  record.startedAt = new Date(run.startedAt)
-  record.finishedAt = new Date(run.finishedAt)
-  record.durationMs = run.finishedAt - run.startedAt
-  record.node = nodeId
-  record.attempt = run.attempt
-  record.fence = run.fence
-  record.outcome = outcome
-  if (error !== undefined) record.error = error
-  return record
+  return new MadeRecord(run, nodeId, outcome, error)
 }
+
+interface MadeRecordClass {
+  new(run: Run, nodeId: string, outcome: Outcome, error: RunErrorInfo | undefined): RunRecord
+}
+
+/** `RunRecord`'s fields, in its constructor's order, on its prototype (see `recordOf`). */
+const MadeRecord = function(
+  this: Mutable<RunRecord>,
+  run: Run,
+  nodeId: string,
+  outcome: Outcome,
+  error: RunErrorInfo | undefined
+) {
+  this.runId = run.runId
+  this.job = run.state.job.name
+  this.kind = run.kind
+  this.fireTime = new Date(run.fireTime)
+  this.startedAt = new Date(run.startedAt)
+  this.finishedAt = new Date(run.finishedAt)
+  this.durationMs = run.finishedAt - run.startedAt
+  this.node = nodeId
+  this.attempt = run.attempt
+  this.fence = run.fence
+  this.outcome = outcome
+  if (error !== undefined) this.error = error
+} as unknown as MadeRecordClass
+MadeRecord.prototype = RunRecord.prototype
 
 /** The structured form of whatever a handler failed or died with. */
 const infoOf = (value: unknown, fallbackTag: string): RunErrorInfo => {

@@ -161,8 +161,8 @@ export class RunForker {
       this.fireTimes.of(runContext.fireTime.getTime())
     )
     // What `Runtime.runFork` does, with the refs made for this fiber from the template: a new id, the fiber, the
-    // supervisor told of its start and end (when the scope has one), then its first steps.
-    // The context above provides the handler's `RunContext`: from here on it needs nothing.
+    // supervisor told of its start and end (when the scope has one), then its first steps. The context above
+    // provides the handler's `RunContext`, so the effect run needs nothing more.
     const effect = handler as Effect.Effect<void, unknown>
     const fiberId = FiberId.unsafeMake()
     const fiber = new this.FiberRuntime(fiberId, this.refsOf(fiberId, context, annotations), this.runFlags)
