@@ -239,8 +239,6 @@ const child = async (id: string, n: number, seconds: number) => {
     wakes.push(firstLate[second]!)
     spreads.push(lastLate[second]! - firstLate[second]!)
   }
-  const median = (xs: Array<number>) =>
-    xs.length === 0 ? NaN : xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
   const largest = (xs: Array<number>) => xs.length === 0 ? NaN : Math.max(...xs)
   const at = (
     p: number

@@ -31,6 +31,10 @@ const RELEASED = ""
 /** How often released lock entries are swept, at most (on a release). */
 const LOCK_SWEEP_MS = 60_000
 
+/** Whether a lock entry is held at `now`: taken, not released, not expired. */
+const isHeld = (entry: Expiring<string> | undefined, now: number): entry is Expiring<string> =>
+  entry !== undefined && entry.value !== RELEASED && entry.expiresAt > now
+
 let tokenCounter = 0
 /** The process and the time this module was loaded: with the counter, unique in this process and across restarts. */
 const tokenPrefix = `${process.pid.toString(36)}.${Date.now().toString(36)}.`
@@ -85,10 +89,10 @@ export class MemoryState {
     return entry
   }
 
-  /** The lock entry of `key` if it is held at `now` (taken, not released, not expired). */
+  /** The lock entry of `key` if it is held at `now`. */
   private heldLock(key: string, now: number): Expiring<string> | undefined {
     const entry = this.locks.get(key)
-    return entry !== undefined && entry.value !== RELEASED && entry.expiresAt > now ? entry : undefined
+    return isHeld(entry, now) ? entry : undefined
   }
 
   acquire(key: string, ttlMs: number, now: number): Option.Option<LockHandle> {
@@ -104,7 +108,7 @@ export class MemoryState {
   tryLock(key: string, ttlMs: number, now: number, term?: number): Option.Option<LockHandle> | undefined {
     const entry = this.locks.get(key)
     const usable = isUsableTerm(term)
-    if (entry !== undefined && entry.value !== RELEASED && entry.expiresAt > now) {
+    if (isHeld(entry, now)) {
       const heldTerm = termOfToken(entry.value)
       if (!usable || heldTerm === undefined || heldTerm >= term) return undefined
     }

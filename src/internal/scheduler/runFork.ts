@@ -42,10 +42,8 @@ export class RunForker {
     Effect.gen(function*() {
       const runtime = yield* Effect.runtime<never>()
       const tracer = yield* Effect.tracer
-      // The class of effect's fibers, taken from one: the runs' fibers are made with it directly.
-      const probe = Runtime.runFork(Runtime.defaultRuntime)(Effect.void)
       return new RunForker(
-        probe.constructor as FiberClass,
+        fiberClass(),
         runtime,
         context as Context.Context<never>,
         yield* Effect.clock,
@@ -127,8 +125,6 @@ export class RunForker {
     target: A
   ): Fiber.RuntimeFiber<void, never> {
     const clock = this.clock
-    // The layer's context with the run's own services over it (not a copy of the layer's map per run).
-    const services = new RunServices(this.baseContext.unsafeMap, RunContext.key, runContext)
     let span: Tracer.Span | undefined = undefined
     if (this.tracing) {
       const startTime = clock.unsafeCurrentTimeNanos()
@@ -149,8 +145,15 @@ export class RunForker {
         span.attribute("node", fields.node)
         span.attribute("fence", fields.fence)
       }
-      services.second(Tracer.ParentSpan.key, span)
     }
+    // The layer's context with the run's own services over it (not a copy of the layer's map per run).
+    const services = new RunServices(
+      this.baseContext.unsafeMap,
+      RunContext.key,
+      runContext,
+      span === undefined ? undefined : Tracer.ParentSpan.key,
+      span
+    )
     const context = Context.unsafeMake<never>(services)
     // Every log line of the handler carries its run: `job`, `run_id`, `fire_time`. Set in the run's root fiber refs
     // as the fiber is made: not per line, no extra step; the map itself is built when first read.
@@ -209,6 +212,11 @@ const pushValue = <A>(
   )
 }
 
+/** effect's fiber class, taken once from a fiber of its own: the runs' fibers are made with it directly. */
+let fiberClassValue: FiberClass | undefined = undefined
+const fiberClass = (): FiberClass =>
+  fiberClassValue ??= Runtime.runFork(Runtime.defaultRuntime)(Effect.void).constructor as FiberClass
+
 /** effect's fiber class, as the runs' fibers are made with it (the constructor and the members used here). */
 type FiberClass = new(
   fiberId: FiberId.Runtime,
@@ -222,24 +230,17 @@ type FiberClass = new(
 /**
  * The services of a run: the layer's map (shared by every run, never changed) with the run's own entries over it (its
  * `RunContext`, and its span when tracing), held in fields: no map of its own. A `Context`'s map is never changed once
- * made (effect copies it to add to it), so reads and iteration are all it answers; its entries are given before it is
- * handed to a `Context`.
+ * made (effect copies it to add to it), so reads and iteration are all it answers.
  */
 class RunServices implements Map<string, unknown> {
-  private key2: string | undefined = undefined
-  private value2: unknown = undefined
-
   constructor(
     private readonly base: ReadonlyMap<string, unknown>,
     private readonly key1: string,
-    private readonly value1: unknown
+    private readonly value1: unknown,
+    /** The run's span, when tracing. */
+    private readonly key2: string | undefined,
+    private readonly value2: unknown
   ) {}
-
-  /** The run's second entry (its span), before the map is handed to a `Context`. */
-  second(key: string, value: unknown): void {
-    this.key2 = key
-    this.value2 = value
-  }
 
   get(key: string): unknown {
     return key === this.key1 ? this.value1 : key === this.key2 ? this.value2 : this.base.get(key)
