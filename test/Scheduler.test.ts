@@ -221,6 +221,38 @@ describe("Scheduler: cron triggers on TestClock", () => {
       }).pipe(Effect.provide(TestLayers)),
     120_000
   )
+  it.scoped("a job's next fire is shown while its run starts, and the job fires again then", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
+      // The runs of a fire batch start before its jobs are put back on the timer; status reads meanwhile (here from
+      // the handler's first step, inside the batch) still show each job's next fire.
+      const holder: { scheduler?: Scheduler.Scheduler["Type"] } = {}
+      const seen: Array<[string, string]> = []
+      const job = Job.unsafeMake({
+        name: "tick",
+        cron: "*/10 * * * * *",
+        handler: Effect.flatMap(
+          Effect.suspend(() => holder.scheduler!.jobStatus("tick")),
+          (status) =>
+            Effect.flatMap(RunContext, (run) =>
+              Effect.sync(() => {
+                seen.push([
+                  iso(run.fireTime.getTime()),
+                  Option.match(status.nextFire, {
+                    onNone: () => "none",
+                    onSome: (d) => d.toISOString()
+                  })
+                ])
+              }))
+        )
+      })
+      holder.scheduler = yield* start([job])
+      yield* advance("20 seconds")
+      expect(seen).toEqual([
+        ["2026-05-01T00:00:10.000Z", "2026-05-01T00:00:20.000Z"],
+        ["2026-05-01T00:00:20.000Z", "2026-05-01T00:00:30.000Z"]
+      ])
+    }).pipe(Effect.provide(TestLayers)))
 })
 
 describe("Scheduler: interval triggers", () => {
