@@ -224,8 +224,7 @@ describe("Scheduler: cron triggers on TestClock", () => {
   it.scoped("a job's next fire is shown while its run starts, and the job fires again then", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-05-01T00:00:00Z"))
-      // The runs of a fire batch start before its jobs are put back on the timer; status reads meanwhile (here from
-      // the handler's first step, inside the batch) still show each job's next fire.
+      // A status read from the handler's first step (inside the fire batch, before it ends) shows the job's next fire.
       const holder: { scheduler?: Scheduler.Scheduler["Type"] } = {}
       const seen: Array<[string, string]> = []
       const job = Job.unsafeMake({
