@@ -39,6 +39,7 @@ import {
   machine,
   median,
   now,
+  percentile,
   ratio,
   report,
   runChild,
@@ -240,9 +241,6 @@ const child = async (id: string, n: number, seconds: number) => {
     spreads.push(lastLate[second]! - firstLate[second]!)
   }
   const largest = (xs: Array<number>) => xs.length === 0 ? NaN : Math.max(...xs)
-  const at = (
-    p: number
-  ) => (kept === 0 ? NaN : sorted[Math.min(kept - 1, Math.max(0, Math.ceil((p / 100) * kept) - 1))]!)
   report(
     {
       id,
@@ -254,8 +252,8 @@ const child = async (id: string, n: number, seconds: number) => {
       missed,
       double,
       early,
-      p50: at(50),
-      p99: at(99),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
       max: kept === 0 ? NaN : sorted[kept - 1]!,
       cpuUsPerFire: windowFires === 0 ? NaN : (cpu.user + cpu.system) / windowFires,
       firesPerSecond: (windowFires * 1000) / wallMs,
